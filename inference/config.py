@@ -1,0 +1,73 @@
+"""Frozen configuration built once at start-up from CLI flags and the environment.
+
+Names follow TGI's launcher (``--max-batch-prefill-tokens`` -> ``max_batch_prefill_tokens``).
+The CLI parser lives in ``inference.cli``; nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Limits the scheduler and validation enforce (TGI router names)."""
+
+    max_concurrent_requests: int = 128
+    max_best_of: int = 2
+    max_stop_sequences: int = 4
+    max_top_n_tokens: int = 5
+    max_input_tokens: int = 4095
+    max_total_tokens: int = 4096
+    max_batch_prefill_tokens: int = 4096
+    max_batch_total_tokens: int = 65536
+    max_batch_size: int = 64
+    waiting_served_ratio: float = 0.3
+    max_waiting_tokens: int = 20
+    enable_prefix_caching: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_input_tokens >= self.max_total_tokens:
+            raise ValueError(
+                f"`max_input_tokens` ({self.max_input_tokens}) must be < "
+                f"`max_total_tokens` ({self.max_total_tokens})"
+            )
+        if self.max_batch_prefill_tokens < 1:
+            raise ValueError("`max_batch_prefill_tokens` must be >= 1")
+        if self.max_batch_total_tokens < self.max_total_tokens:
+            raise ValueError(
+                f"`max_batch_total_tokens` ({self.max_batch_total_tokens}) must be >= "
+                f"`max_total_tokens` ({self.max_total_tokens})"
+            )
+        if self.max_concurrent_requests < 1:
+            raise ValueError("`max_concurrent_requests` must be >= 1")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which weights to load and where to run them."""
+
+    model_id: str = "bundled"  # "bundled", a local HF dir, a .gguf file, or a hub id
+    revision: str | None = None
+    dtype: str = "auto"  # auto: bf16 where the device supports it, else fp32 (fp16 on CUDA w/o bf16)
+    device: str = "auto"  # auto: cuda when available
+    compile: bool = False  # torch.compile the decode step
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"`dtype` must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"`device` must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `python -m inference` was started with."""
+
+    hostname: str = "127.0.0.1"
+    port: int = 8080
+    model: ModelConfig = field(default_factory=ModelConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)

@@ -1,0 +1,114 @@
+"""The engine's vocabulary: what a request asks for and what the engine answers.
+
+Every other module (scheduler, sampler, engine, API) imports these shapes instead of
+inventing its own. Must not import torch, Django or the web framework.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+
+class FinishReason(str, enum.Enum):
+    """Why a sequence stopped, spelled as TGI spells it on the wire."""
+
+    LENGTH = "length"
+    EOS_TOKEN = "eos_token"
+    STOP_SEQUENCE = "stop_sequence"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to pick the next tokens of one request (TGI's parameter names).
+
+    Greedy when ``do_sample`` is false or ``temperature`` is 0. Values are already
+    validated by the API layer; ``__post_init__`` only guards internal callers.
+    """
+
+    max_new_tokens: int = 100
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0  # 0: disabled
+    top_p: float = 1.0  # 1.0: disabled
+    typical_p: float = 1.0  # 1.0: disabled
+    repetition_penalty: float = 1.0  # 1.0: disabled (multiplicative, CTRL-style)
+    frequency_penalty: float = 0.0  # 0.0: disabled (additive, per occurrence)
+    presence_penalty: float = 0.0  # 0.0: disabled (additive, once per seen token)
+    seed: int | None = None  # engine picks one when sampling without a seed
+    stop: tuple[str, ...] = ()
+    top_n_tokens: int = 0  # alternatives reported per generated token
+    decoder_input_details: bool = False  # report prompt tokens with logprobs
+    ignore_eos: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+
+    @property
+    def is_greedy(self) -> bool:
+        return not self.do_sample or self.temperature == 0.0
+
+
+@dataclass
+class Request:
+    """One generation asked of the engine: already-tokenised prompt plus sampling params."""
+
+    request_id: str
+    prompt_token_ids: list[int]
+    params: SamplingParams
+    arrival_time: float = field(default_factory=time.monotonic)
+
+    @property
+    def num_prompt_tokens(self) -> int:
+        return len(self.prompt_token_ids)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """One token as reported to clients (TGI's `Token` / `PrefillToken`)."""
+
+    id: int
+    text: str
+    logprob: float | None
+    special: bool = False
+
+
+@dataclass
+class GenerationEvent:
+    """One step of one request, streamed by ``AsyncEngine.generate``.
+
+    ``text`` is the UTF-8-safe text this token added (may be "" while a multi-byte
+    character is incomplete). The last event has ``finish_reason`` set and carries the
+    request's totals.
+    """
+
+    request_id: str
+    index: int  # 1-based position of this generated token
+    token: TokenInfo
+    text: str
+    top_tokens: list[TokenInfo] = field(default_factory=list)
+    prefill: list[TokenInfo] | None = None  # only on the first event, when asked
+    finish_reason: FinishReason | None = None
+    # Totals, set on the final event only.
+    num_prompt_tokens: int = 0
+    num_generated_tokens: int = 0
+    seed: int | None = None
+    queued_at: float = 0.0  # time.monotonic() stamps
+    first_scheduled_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def is_final(self) -> bool:
+        return self.finish_reason is not None
+
+
+class EngineOverloadedError(RuntimeError):
+    """The engine cannot accept another request right now (maps to HTTP 429)."""
+
+
+class GenerationError(RuntimeError):
+    """A request failed while generating (maps to HTTP 424)."""
