@@ -1,0 +1,109 @@
+"""Start and stop the servers under test as subprocesses, and watch their memory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerSpec:
+    """How to start one server and which `model` name its API expects."""
+
+    label: str
+    argv: list[str]
+    port: int
+    model_name: str
+    health_path: str = "/health"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def our_server(
+    model_dir: Path, dtype: str = "auto", device: str = "auto", **flags: object
+) -> ServerSpec:
+    port = free_port()
+    argv = [str(VENV_BIN / "python"), "-m", "inference", "--model-id", str(model_dir)]
+    argv += ["--port", str(port), "--dtype", dtype, "--device", device]
+    for name, value in flags.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    return ServerSpec(f"ours ({dtype})", argv, port, model_name="tgi")
+
+
+def transformers_serve(model_dir: Path, dtype: str) -> ServerSpec:
+    port = free_port()
+    argv = [str(VENV_BIN / "transformers"), "serve", "--continuous-batching", "--dtype", dtype]
+    argv += ["--port", str(port), "--host", "127.0.0.1", str(model_dir)]
+    return ServerSpec(f"transformers serve CB ({dtype})", argv, port, model_name=str(model_dir))
+
+
+class RunningServer:
+    """A server subprocess with a background sampler of its process tree's RSS."""
+
+    def __init__(self, spec: ServerSpec, log_path: Path) -> None:
+        self.spec = spec
+        self.base_url = f"http://127.0.0.1:{spec.port}"
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", **spec.env}
+        self.proc = subprocess.Popen(
+            spec.argv, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
+        self._sampler.start()
+
+    def _sample_rss(self) -> None:
+        try:
+            root = psutil.Process(self.proc.pid)
+        except psutil.Error:
+            return
+        while not self._stop.wait(0.2):
+            try:
+                procs = [root, *root.children(recursive=True)]
+                self.peak_rss = max(self.peak_rss, sum(p.memory_info().rss for p in procs))
+            except psutil.Error:
+                continue
+
+    def wait_ready(self, timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.spec.label} exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.base_url + self.spec.health_path, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.spec.label} not ready after {timeout_s} s")
+
+    def reset_peak(self) -> None:
+        self.peak_rss = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
