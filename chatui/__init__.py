@@ -1,0 +1,1 @@
+"""The chat web app: conversations, streaming answers over websockets, sharing, admin."""

@@ -1,0 +1,119 @@
+"""Django admin: conversations (with their message tree inline), messages, shares, settings,
+and a "Models" page: configured models, each endpoint's live health, and usage per day."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.contrib import admin
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from chatui.apps import get_chat_config
+from chatui.models import Conversation, Message, SharedConversation, UserSettings
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fk_name = "conversation"
+    extra = 0
+    ordering = ("created_at",)
+    fields = ("role", "parent", "content", "model", "finish_reason", "interrupted", "error")
+    readonly_fields = ("parent",)
+    show_change_link = True
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("title", "model", "user", "anon_key", "created_at", "updated_at")
+    list_filter = ("model", ("user", admin.RelatedOnlyFieldListFilter), "created_at")
+    search_fields = ("title", "messages__content")
+    date_hierarchy = "created_at"
+    readonly_fields = ("id", "created_at", "updated_at")
+    raw_id_fields = ("user",)
+    inlines = (MessageInline,)
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> Any:
+        queryset, _ = super().get_search_results(request, queryset, search_term)
+        return queryset.distinct(), False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "conversation", "role", "model", "is_generating", "created_at")
+    list_filter = ("role", "model", "is_generating", "interrupted", "created_at")
+    search_fields = ("content",)
+    raw_id_fields = ("conversation", "parent")
+    readonly_fields = ("id", "created_at", "updated_at", "heartbeat_at")
+
+
+@admin.register(SharedConversation)
+class SharedConversationAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "model", "user", "created_at")
+    list_filter = ("model", "created_at")
+    search_fields = ("id", "title")
+    raw_id_fields = ("conversation", "user")
+    readonly_fields = ("id", "created_at")
+
+
+@admin.register(UserSettings)
+class UserSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "active_model", "theme", "updated_at")
+    raw_id_fields = ("user",)
+
+
+def _endpoint_health(endpoint: Any) -> dict[str, Any]:
+    from chatui.endpoints import endpoint_status
+
+    try:
+        if inspect.iscoroutinefunction(endpoint_status):
+            return dict(async_to_sync(endpoint_status)(endpoint))
+        return dict(endpoint_status(endpoint))
+    except Exception as exc:
+        return {"ok": False, "error": str(exc)}
+
+
+def usage_per_day() -> list[dict[str, Any]]:
+    """Conversations answered and tokens generated, per model per day (newest first)."""
+    return list(
+        Message.objects.filter(role=Message.Role.ASSISTANT)
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "model")
+        .annotate(
+            conversations=Count("conversation", distinct=True),
+            answers=Count("id"),
+            generated_tokens=Sum("generated_tokens"),
+        )
+        .order_by("-day", "model")
+    )
+
+
+def models_status(request: HttpRequest) -> HttpResponse:
+    """The admin "Models" page (wrapped in `admin_view` by config/urls.py)."""
+    config = get_chat_config()
+    models = [
+        {
+            "id": model.id,
+            "name": model.display_name or model.name,
+            "unlisted": model.unlisted,
+            "endpoints": [
+                {
+                    "endpoint": getattr(endpoint, "key", endpoint),
+                    "status": _endpoint_health(endpoint),
+                }
+                for endpoint in model.endpoints
+            ],
+        }
+        for model in config.models
+    ]
+    context = admin.site.each_context(request) | {
+        "title": "Models",
+        "models": models,
+        "usage": usage_per_day(),
+        "task_model": getattr(config, "task_model", None),
+    }
+    return TemplateResponse(request, "admin/chatui/models_status.html", context)

@@ -1,0 +1,116 @@
+"""The websocket of one open conversation (docs/chat-protocol.md): a thin shell.
+
+It checks that the session's identity owns the conversation (else closes with 4403), joins
+the group `conversation_<id>`, sends a `snapshot`, and hands each client message to a service
+(the DB write) and to `chatui.generation` (the answer's task, which does not belong to the
+socket). Every protocol event arrives as a `chat.event` group message and is forwarded as is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from chatui import generation, services
+from chatui.errors import ChatError
+from chatui.identity import Identity, identity_from_scope
+from chatui.models import Conversation
+from chatui.selectors import conversation_get
+
+CLOSE_FORBIDDEN = 4403
+UNKNOWN_TYPE = "Unknown message type: {type}."
+
+
+def _owned_conversation(
+    scope: dict[str, Any], conversation_id: Any
+) -> tuple[Identity, Conversation] | None:
+    identity = identity_from_scope(scope)
+    if identity is None:
+        return None
+    try:
+        return identity, conversation_get(identity=identity, conversation_id=conversation_id)
+    except ChatError:
+        return None
+
+
+class ConversationConsumer(AsyncJsonWebsocketConsumer):
+    identity: Identity
+    conversation: Conversation
+    group: str = ""
+
+    async def connect(self) -> None:
+        conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        owned = await database_sync_to_async(_owned_conversation)(self.scope, conversation_id)
+        # Accept first so that the page sees the 4403 code (a refused handshake shows 1006).
+        await self.accept()
+        if owned is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.identity, self.conversation = owned
+        self.group = generation.conversation_group(self.conversation.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        generation.ensure_reaper()
+        snapshot = await generation.conversation_snapshot(conversation=self.conversation)
+        await self.send_json({"type": "snapshot", "conversation": snapshot})
+        if snapshot["is_generating"]:
+            await generation.request_sync(
+                conversation_id=self.conversation.pk, reply_channel=self.channel_name
+            )
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not self.group:
+            return
+        kind = content.get("type") if isinstance(content, dict) else None
+        handler = {
+            "send": self._send,
+            "edit": self._edit,
+            "regenerate": self._regenerate,
+            "continue": self._continue,
+            "stop": self._stop,
+        }.get(kind)
+        try:
+            if handler is None:
+                raise ChatError(UNKNOWN_TYPE.format(type=kind))
+            await handler(content)
+        except ChatError as exc:
+            await self.send_json({"type": "error", "message": exc.message, "message_id": None})
+
+    async def _start(self, service: Any, **kwargs: Any) -> None:
+        request = await database_sync_to_async(service)(
+            identity=self.identity, conversation_id=self.conversation.pk, **kwargs
+        )
+        await generation.generation_start(request)
+
+    async def _send(self, content: dict[str, Any]) -> None:
+        await self._start(
+            services.message_send,
+            content=content.get("content"),
+            parent_id=content.get("parent_id"),
+            model=content.get("model"),
+        )
+
+    async def _edit(self, content: dict[str, Any]) -> None:
+        await self._start(
+            services.message_edit,
+            message_id=content.get("message_id"),
+            content=content.get("content"),
+        )
+
+    async def _regenerate(self, content: dict[str, Any]) -> None:
+        await self._start(services.message_regenerate, message_id=content.get("message_id"))
+
+    async def _continue(self, content: dict[str, Any]) -> None:
+        await self._start(services.message_continue, message_id=content.get("message_id"))
+
+    async def _stop(self, content: dict[str, Any]) -> None:
+        await generation.generation_stop(conversation_id=self.conversation.pk)
+
+    async def chat_event(self, event: dict[str, Any]) -> None:
+        """A protocol event for every socket of the conversation (see chatui.generation)."""
+        await self.send_json(event["event"])

@@ -1,0 +1,406 @@
+"""Running answers: one asyncio task per generating conversation, owned by the server process.
+
+A generation outlives the websocket that asked for it (closing the tab does not stop it).
+It streams from `chatui.endpoints.stream_generation`, fans every token out to the Channels
+group `conversation_<id>` (handler `chat.event`), saves the text in batches (every
+`CHATUI_SAVE_INTERVAL_S` or `CHATUI_SAVE_EVERY_TOKENS` tokens, whichever comes first) and
+once complete, and keeps a heartbeat on the message so that a reaper in any process can mark
+answers of a dead process as interrupted.
+
+Stop reaches the task directly through this process's registry, or through the channel layer
+group `generation_<id>` that each task listens on (another process, e.g. behind Redis).
+
+Tokens carry `offset`, the message's length in UTF-16 code units (JavaScript's
+`string.length`) before the token, so a page can merge a snapshot and live tokens without
+duplicates or holes. Must not import consumers or views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chatui import services
+from chatui.apps import get_chat_config
+from chatui.endpoints import EndpointError, StreamResult, stream_generation
+from chatui.models import DEFAULT_TITLE, Conversation, Message
+from chatui.prompting import ChatMessage
+from chatui.selectors import conversation_detail, message_path
+from chatui.serializers import message_to_dict
+from chatui.titles import generate_title
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPE = "chat.event"  # consumers handle it in `chat_event`
+GENERATION_FAILED = "The answer could not be generated. Try again."
+
+
+def conversation_group(conversation_id: Any) -> str:
+    return f"conversation_{conversation_id}"
+
+
+def generation_group(conversation_id: Any) -> str:
+    return f"generation_{conversation_id}"
+
+
+def utf16_len(text: str) -> int:
+    """Length as JavaScript counts it (surrogate pairs count 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+async def fan_out(conversation_id: Any, payload: dict[str, Any]) -> None:
+    """One protocol event to every socket open on the conversation, in any process."""
+    layer = get_channel_layer()
+    await layer.group_send(
+        conversation_group(conversation_id), {"type": EVENT_TYPE, "event": payload}
+    )
+
+
+@dataclass
+class Generation:
+    """A running answer: the text so far lives here between batched saves."""
+
+    conversation_id: str
+    message_id: str
+    text: str
+    num_tokens: int = 0
+    num_unsaved: int = 0
+    last_save: float = 0.0
+    is_stop_requested: bool = False
+    task: asyncio.Task[None] | None = None
+    stream_task: asyncio.Task[StreamResult | None] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def prefix(self) -> str:
+        """The text the message had before this run (continue extends it)."""
+        return self._prefix
+
+    def __post_init__(self) -> None:
+        self._prefix = self.text
+
+    def request_stop(self) -> None:
+        self.is_stop_requested = True
+        if self.stream_task is not None:
+            self.stream_task.cancel()
+
+
+# This process's running generations, by conversation id (one at a time per conversation).
+registry: dict[str, Generation] = {}
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    model: Any
+    preprompt: str
+    messages: list[ChatMessage]
+    question: str
+    previous_tokens: int
+    needs_title: bool
+
+
+def _build_prompt(message_id: str, continue_message: bool) -> _Prompt:
+    """The path root -> answer as chat messages (the answer itself only when continuing)."""
+    answer = Message.objects.select_related("conversation").get(pk=message_id)
+    conversation = answer.conversation
+    path = message_path(message=answer)
+    if not continue_message:
+        path = path[:-1]
+    messages = [
+        ChatMessage(role=m.role, content=m.content)
+        for m in path
+        if m.role == Message.Role.USER or (m.role == Message.Role.ASSISTANT and m.content)
+    ]
+    question = next((m.content for m in reversed(path) if m.role == Message.Role.USER), "")
+    return _Prompt(
+        model=get_chat_config().model(conversation.model),
+        preprompt=conversation.system_prompt,
+        messages=messages,
+        question=question,
+        previous_tokens=answer.generated_tokens if continue_message else 0,
+        needs_title=conversation.title == DEFAULT_TITLE,
+    )
+
+
+async def generation_start(request: services.GenerationRequest) -> Generation:
+    """Announce the new messages and start the answer's task (not tied to any socket)."""
+    conversation_id = str(request.conversation_id)
+    answer = request.assistant_message
+    for message in request.new_messages:
+        await fan_out(conversation_id, {"type": "message", "message": message_to_dict(message)})
+    generation = Generation(conversation_id, str(answer.id), text=answer.content)
+    registry[conversation_id] = generation
+    await fan_out(
+        conversation_id, {"type": "status", "message_id": str(answer.id), "status": "queued"}
+    )
+    # A fresh context: the task must not inherit (and outlive) the caller's sync executor.
+    generation.task = asyncio.get_running_loop().create_task(
+        _run(generation, continue_message=request.continue_message),
+        context=contextvars.Context(),
+    )
+    ensure_reaper()
+    return generation
+
+
+async def generation_stop(*, conversation_id: Any) -> bool:
+    """Stop the conversation's answer wherever it runs; True when this process runs it."""
+    generation = registry.get(str(conversation_id))
+    if generation is not None:
+        generation.request_stop()
+        return True
+    await get_channel_layer().group_send(
+        generation_group(conversation_id), {"type": "generation.stop"}
+    )
+    return False
+
+
+async def conversation_snapshot(*, conversation: Conversation) -> dict[str, Any]:
+    """The conversation with the text generated so far (this process's buffer beats the DB)."""
+    stale = await database_sync_to_async(services.message_reap_stale)(
+        max_age_s=settings.CHATUI_STALE_AFTER_S, conversation_id=conversation.pk
+    )
+    if stale:
+        logger.info("Marked %d stale answers as interrupted", len(stale))
+    data = await database_sync_to_async(conversation_detail)(conversation=conversation)
+    generation = registry.get(str(conversation.pk))
+    if generation is not None:
+        for message in data["messages"]:
+            if message["id"] == generation.message_id:
+                message["content"], message["is_generating"] = generation.text, True
+        data["is_generating"] = True
+    return data
+
+
+async def request_sync(*, conversation_id: Any, reply_channel: str) -> None:
+    """Ask another process's running task to resend its text to one socket (after a DB
+    snapshot, which may lag the live text by one save interval)."""
+    if str(conversation_id) in registry:
+        return
+    await get_channel_layer().group_send(
+        generation_group(conversation_id),
+        {"type": "generation.sync", "reply_channel": reply_channel},
+    )
+
+
+# --- the task --------------------------------------------------------------------------------
+
+
+async def _run(generation: Generation, *, continue_message: bool) -> None:
+    loop = asyncio.get_running_loop()
+    generation.last_save = loop.time()
+    listener = asyncio.create_task(_listen(generation))
+    heartbeat = asyncio.create_task(_heartbeat(generation))
+    result: StreamResult | None = None
+    error = ""
+    prompt: _Prompt | None = None
+    try:
+        prompt = await database_sync_to_async(_build_prompt)(
+            generation.message_id, continue_message
+        )
+        await fan_out(
+            generation.conversation_id,
+            {"type": "status", "message_id": generation.message_id, "status": "generating"},
+        )
+        generation.stream_task = asyncio.create_task(_stream(generation, prompt, continue_message))
+        result = await generation.stream_task
+    except asyncio.CancelledError:
+        if not generation.is_stop_requested:
+            raise  # the process is going away: the reaper will mark the answer
+    except EndpointError as exc:
+        error = getattr(exc, "message", None) or str(exc) or GENERATION_FAILED
+    except Exception:
+        logger.exception("Generation of message %s failed", generation.message_id)
+        error = GENERATION_FAILED
+    finally:
+        listener.cancel()
+        heartbeat.cancel()
+        registry.pop(generation.conversation_id, None)
+        generation.done.set()
+    await _finish(generation, prompt, result, error)
+
+
+async def _stream(
+    generation: Generation, prompt: _Prompt, continue_message: bool
+) -> StreamResult | None:
+    loop = asyncio.get_running_loop()
+    result: StreamResult | None = None
+    stream = stream_generation(
+        prompt.model,
+        messages=prompt.messages,
+        preprompt=prompt.preprompt,
+        continue_message=continue_message,
+    )
+    async with contextlib.aclosing(stream):
+        async for item in stream:
+            if isinstance(item, StreamResult):
+                result = item
+                continue
+            if item.special or not item.text:
+                continue
+            offset = utf16_len(generation.text)
+            generation.text += item.text
+            generation.num_tokens += 1
+            generation.num_unsaved += 1
+            await fan_out(
+                generation.conversation_id,
+                {
+                    "type": "token",
+                    "message_id": generation.message_id,
+                    "token": item.text,
+                    "offset": offset,
+                },
+            )
+            due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
+            if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
+                await _save_partial(generation, prompt.previous_tokens)
+            await asyncio.sleep(0)  # let sockets drain between tokens
+    return result
+
+
+async def _save_partial(generation: Generation, previous_tokens: int = 0) -> None:
+    generation.num_unsaved = 0
+    generation.last_save = asyncio.get_running_loop().time()
+    await database_sync_to_async(services.message_save_partial)(
+        message_id=generation.message_id,
+        content=generation.text,
+        generated_tokens=previous_tokens + generation.num_tokens,
+    )
+
+
+async def _heartbeat(generation: Generation) -> None:
+    """Keeps a slow answer (long prefill, a busy server) from looking dead to the reaper."""
+    loop = asyncio.get_running_loop()
+    interval = settings.CHATUI_HEARTBEAT_INTERVAL_S
+    while True:
+        await asyncio.sleep(interval)
+        if loop.time() - generation.last_save >= interval:
+            await _save_partial(generation)
+
+
+async def _listen(generation: Generation) -> None:
+    """Stop and resync requests sent by other processes to `generation_<id>`."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = generation_group(generation.conversation_id)
+    await layer.group_add(group, channel)
+    try:
+        while True:
+            event = await layer.receive(channel)
+            if event.get("type") == "generation.stop":
+                generation.request_stop()
+            elif event.get("type") == "generation.sync" and event.get("reply_channel"):
+                payload = {
+                    "type": "token",
+                    "message_id": generation.message_id,
+                    "token": generation.text,
+                    "offset": 0,
+                }
+                await layer.send(event["reply_channel"], {"type": EVENT_TYPE, "event": payload})
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(layer.group_discard(group, channel))
+
+
+async def _finish(
+    generation: Generation, prompt: _Prompt | None, result: StreamResult | None, error: str
+) -> None:
+    """Store the answer as it ended and tell every socket; then the title, if still default."""
+    is_stopped = generation.is_stop_requested and not error
+    text, finish_reason, generated = generation.text, "", generation.num_tokens
+    interrupted = is_stopped or bool(error)
+    if result is not None and not is_stopped and not error:
+        # The endpoint's final text (a trailing stop string stripped) replaces the streamed one.
+        if result.text is not None:
+            text = generation.prefix + result.text
+        finish_reason = result.finish_reason or ""
+        interrupted = bool(result.interrupted)
+        generated = result.generated_tokens or generated
+    elif result is None and not is_stopped and not error:
+        interrupted = True  # the stream ended without its final event
+    message = await database_sync_to_async(services.message_finish)(
+        message_id=generation.message_id,
+        content=text,
+        finish_reason=finish_reason,
+        interrupted=interrupted,
+        error=error,
+        generated_tokens=(prompt.previous_tokens if prompt else 0) + generated,
+    )
+    await fan_out(
+        generation.conversation_id, {"type": "final", "message": message_to_dict(message)}
+    )
+    await fan_out(
+        generation.conversation_id,
+        {
+            "type": "status",
+            "message_id": generation.message_id,
+            "status": "stopped" if is_stopped else "done",
+        },
+    )
+    if error:
+        await fan_out(
+            generation.conversation_id,
+            {"type": "error", "message": error, "message_id": generation.message_id},
+        )
+        return
+    if prompt is not None and prompt.needs_title and message.content.strip():
+        await _title(generation.conversation_id, prompt.question, message.content)
+
+
+async def _title(conversation_id: str, question: str, answer: str) -> None:
+    try:
+        title = await generate_title(get_chat_config(), user_message=question, answer=answer)
+    except Exception:
+        logger.exception("Title generation failed for conversation %s", conversation_id)
+        return
+    stored = await database_sync_to_async(services.conversation_set_title)(
+        conversation_id=conversation_id, title=title
+    )
+    if stored:
+        await fan_out(
+            conversation_id,
+            {"type": "title", "conversation_id": conversation_id, "title": stored},
+        )
+
+
+# --- the reaper ------------------------------------------------------------------------------
+
+_reapers: dict[int, asyncio.Task[None]] = {}
+
+
+def ensure_reaper() -> None:
+    """Start this event loop's reaper once (at the first socket or generation)."""
+    loop = asyncio.get_running_loop()
+    task = _reapers.get(id(loop))
+    if task is None or task.done() or task.get_loop() is not loop:
+        _reapers[id(loop)] = loop.create_task(_reap_forever(), context=contextvars.Context())
+
+
+async def reap_stale() -> list[Message]:
+    """Answers whose process stopped sending heartbeats become interrupted (and pages hear)."""
+    reaped = await database_sync_to_async(services.message_reap_stale)(
+        max_age_s=settings.CHATUI_STALE_AFTER_S
+    )
+    for message in reaped:
+        await fan_out(
+            message.conversation_id, {"type": "final", "message": message_to_dict(message)}
+        )
+    return reaped
+
+
+async def _reap_forever() -> None:
+    while True:
+        try:
+            reaped = await reap_stale()
+            if reaped:
+                logger.info("Marked %d stale answers as interrupted", len(reaped))
+        except Exception:
+            logger.exception("Reaping stale answers failed")
+        await asyncio.sleep(settings.CHATUI_STALE_AFTER_S / 2)

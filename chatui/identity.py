@@ -1,0 +1,80 @@
+"""Who is asking: a logged-in user, or an anonymous visitor known by a key in their session.
+
+The anonymous key lives in the session *data* (not the session key), so it survives the key
+rotation Django performs at login; the `user_logged_in` handler then moves that visitor's
+conversations and settings to the account. Must not import views or consumers.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in
+from django.db.models import Q
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+ANON_SESSION_KEY = "chatui_anon_key"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The owner of rows: exactly one of `user_id` / `anon_key` is set."""
+
+    user_id: int | None = None
+    anon_key: str = ""
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user_id is None
+
+    def owner_q(self, prefix: str = "") -> Q:
+        """Filter matching rows this identity owns (`prefix` e.g. "conversation__")."""
+        if self.user_id is not None:
+            return Q(**{f"{prefix}user_id": self.user_id})
+        return Q(**{f"{prefix}user__isnull": True, f"{prefix}anon_key": self.anon_key})
+
+    def owner_fields(self) -> dict[str, Any]:
+        """Field values that make a new row belong to this identity."""
+        if self.user_id is not None:
+            return {"user_id": self.user_id, "anon_key": ""}
+        return {"user_id": None, "anon_key": self.anon_key}
+
+
+def identity_from_request(request: HttpRequest) -> Identity:
+    """The request's identity; gives an anonymous visitor a key (and a session) on first use."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return Identity(user_id=user.pk)
+    anon_key = request.session.get(ANON_SESSION_KEY)
+    if not anon_key:
+        anon_key = secrets.token_urlsafe(24)
+        request.session[ANON_SESSION_KEY] = anon_key
+    return Identity(anon_key=anon_key)
+
+
+def identity_from_scope(scope: dict[str, Any]) -> Identity | None:
+    """A websocket scope's identity, or None when the visitor never got one (sync: reads
+    the session)."""
+    user = scope.get("user")
+    if user is not None and user.is_authenticated:
+        return Identity(user_id=user.pk)
+    session = scope.get("session")
+    anon_key = session.get(ANON_SESSION_KEY) if session is not None else None
+    return Identity(anon_key=anon_key) if anon_key else None
+
+
+@receiver(user_logged_in, dispatch_uid="chatui_move_anonymous_data")
+def _move_anonymous_data(
+    sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any
+) -> None:
+    """Logging in keeps what the visitor did anonymously (the key survived `cycle_key`)."""
+    if request is None or not hasattr(request, "session"):
+        return
+    anon_key = request.session.pop(ANON_SESSION_KEY, None)
+    if anon_key:
+        from chatui.services import owner_transfer
+
+        owner_transfer(anon_key=anon_key, user=user)

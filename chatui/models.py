@@ -1,0 +1,145 @@
+"""Stored data: conversations (a message tree), user settings and shared snapshots.
+
+Ownership: a row belongs either to a user (`user`) or, for an anonymous visitor, to the
+random key kept in their session (`anon_key`, see `chatui.identity`). Models hold data and
+validation only; writes go through `chatui.services`, reads through `chatui.selectors`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+DEFAULT_TITLE = "New Chat"
+TITLE_MAX_LENGTH = 100
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="conversations",
+    )
+    anon_key = models.CharField(max_length=64, blank=True, default="")
+    model = models.CharField(max_length=255)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, default=DEFAULT_TITLE)
+    system_prompt = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [
+            models.Index(fields=["user", "-updated_at"], name="conv_user_updated"),
+            models.Index(fields=["anon_key", "-updated_at"], name="conv_anon_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        SYSTEM = "system"
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True, default="")
+    model = models.CharField(max_length=255, blank=True, default="")
+    finish_reason = models.CharField(max_length=32, blank=True, default="")
+    interrupted = models.BooleanField(default=False)
+    error = models.TextField(blank=True, default="")
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    generated_tokens = models.PositiveIntegerField(default=0)
+    is_generating = models.BooleanField(default=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="msg_conv_created"),
+            models.Index(
+                fields=["heartbeat_at"], name="msg_generating", condition=Q(is_generating=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:50]}"
+
+
+class UserSettings(models.Model):
+    class Theme(models.TextChoices):
+        LIGHT = "light"
+        DARK = "dark"
+        SYSTEM = "system"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="chat_settings",
+    )
+    anon_key = models.CharField(max_length=64, blank=True, default="")
+    active_model = models.CharField(max_length=255, blank=True, default="")
+    custom_prompts = models.JSONField(default=dict, blank=True)
+    theme = models.CharField(max_length=8, choices=Theme.choices, default=Theme.SYSTEM)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "user settings"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["anon_key"], condition=Q(user__isnull=True), name="settings_one_per_anon"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"settings of {self.user or self.anon_key[:8]}"
+
+
+def new_share_id() -> str:
+    """8 URL-safe characters (48 random bits)."""
+    return secrets.token_urlsafe(6)
+
+
+class SharedConversation(models.Model):
+    id = models.CharField(primary_key=True, max_length=16, default=new_share_id, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="shares"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="shared_conversations",
+    )
+    anon_key = models.CharField(max_length=64, blank=True, default="")
+    title = models.CharField(max_length=TITLE_MAX_LENGTH)
+    model = models.CharField(max_length=255)
+    snapshot = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.id}: {self.title}"

@@ -1,0 +1,116 @@
+"""Reads: conversations, messages and settings as the owner may see them.
+
+Every lookup of a conversation goes through `conversation_get`, which only finds the
+identity's own rows (someone else's conversation is "not found"). Must not write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from chatui.apps import get_chat_config
+from chatui.errors import ChatError
+from chatui.identity import Identity
+from chatui.models import Conversation, Message, SharedConversation, UserSettings
+from chatui.serializers import conversation_summary, conversation_to_dict, settings_to_dict
+
+CONVERSATION_NOT_FOUND = "Conversation not found."
+MESSAGE_NOT_FOUND = "Message not found."
+SHARE_NOT_FOUND = "Shared conversation not found."
+
+
+def conversation_get(*, identity: Identity, conversation_id: Any) -> Conversation:
+    try:
+        return Conversation.objects.filter(identity.owner_q()).get(pk=conversation_id)
+    except (Conversation.DoesNotExist, ValueError):
+        raise ChatError(CONVERSATION_NOT_FOUND, status=404) from None
+
+
+def conversation_list(*, identity: Identity, query: str = "") -> QuerySet[Conversation]:
+    """The sidebar: newest first; `query` matches titles and message contents."""
+    generating = Message.objects.filter(conversation=OuterRef("pk"), is_generating=True)
+    conversations = Conversation.objects.filter(identity.owner_q()).annotate(
+        is_generating=Exists(generating)
+    )
+    query = query.strip()
+    if query:
+        matching = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
+        conversations = conversations.filter(Q(title__icontains=query) | Exists(matching))
+    return conversations.order_by("-updated_at")
+
+
+def conversation_list_data(*, identity: Identity, query: str = "") -> list[dict[str, Any]]:
+    return [
+        conversation_summary(c, is_generating=c.is_generating)
+        for c in conversation_list(identity=identity, query=query)
+    ]
+
+
+def message_list(*, conversation: Conversation) -> list[Message]:
+    """Every message of the tree, in creation order."""
+    return list(conversation.messages.order_by("created_at", "id"))
+
+
+def conversation_detail(*, conversation: Conversation) -> dict[str, Any]:
+    return conversation_to_dict(conversation, message_list(conversation=conversation))
+
+
+def conversation_export(*, identity: Identity) -> dict[str, Any]:
+    conversations = Conversation.objects.filter(identity.owner_q()).order_by("-updated_at")
+    messages: dict[Any, list[Message]] = {}
+    for message in Message.objects.filter(conversation__in=conversations).order_by(
+        "created_at", "id"
+    ):
+        messages.setdefault(message.conversation_id, []).append(message)
+    return {
+        "conversations": [conversation_to_dict(c, messages.get(c.id, [])) for c in conversations]
+    }
+
+
+def message_get(*, conversation: Conversation, message_id: Any) -> Message:
+    try:
+        return conversation.messages.get(pk=message_id)
+    except (Message.DoesNotExist, ValueError, TypeError):
+        raise ChatError(MESSAGE_NOT_FOUND, status=404) from None
+
+
+def message_path(*, message: Message) -> list[Message]:
+    """Root -> `message` (inclusive), following parents; one query."""
+    by_id = {m.id: m for m in message.conversation.messages.all()}
+    path: list[Message] = []
+    current: Message | None = by_id.get(message.id, message)
+    while current is not None:
+        path.append(current)
+        current = by_id.get(current.parent_id) if current.parent_id else None
+    path.reverse()
+    return path
+
+
+def shared_get(*, share_id: str) -> SharedConversation:
+    try:
+        return SharedConversation.objects.get(pk=share_id)
+    except SharedConversation.DoesNotExist:
+        raise ChatError(SHARE_NOT_FOUND, status=404) from None
+
+
+def settings_find(*, identity: Identity) -> UserSettings | None:
+    return UserSettings.objects.filter(identity.owner_q()).first()
+
+
+def active_model_id(*, identity: Identity, settings: UserSettings | None = None) -> str:
+    """The user's active model if it is still listed, else the first listed model."""
+    config = get_chat_config()
+    listed = [m.id for m in config.models if not m.unlisted]
+    settings = settings if settings is not None else settings_find(identity=identity)
+    if settings is not None and settings.active_model in listed:
+        return settings.active_model
+    return listed[0] if listed else config.models[0].id
+
+
+def settings_detail(*, identity: Identity) -> dict[str, Any]:
+    settings = settings_find(identity=identity) or UserSettings()
+    return settings_to_dict(
+        settings, active_model=active_model_id(identity=identity, settings=settings)
+    )

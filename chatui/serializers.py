@@ -1,0 +1,59 @@
+"""Model rows -> the JSON shapes of docs/chat-protocol.md (`Conversation`, `Message`, Settings).
+
+Pure functions over already-loaded rows: no queries of their own, no writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from chatui.models import Conversation, Message, UserSettings
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    return {
+        "id": str(message.id),
+        "parent_id": str(message.parent_id) if message.parent_id else None,
+        "role": message.role,
+        "content": message.content,
+        "model": message.model,
+        "finish_reason": message.finish_reason or None,
+        "interrupted": message.interrupted,
+        "error": message.error or None,
+        "is_generating": message.is_generating,
+        "created_at": message.created_at.isoformat(),
+        "updated_at": message.updated_at.isoformat(),
+    }
+
+
+def conversation_summary(conversation: Conversation, *, is_generating: bool) -> dict[str, Any]:
+    return {
+        "id": str(conversation.id),
+        "title": conversation.title,
+        "model": conversation.model,
+        "updated_at": conversation.updated_at.isoformat(),
+        "is_generating": is_generating,
+    }
+
+
+def conversation_to_dict(conversation: Conversation, messages: Iterable[Message]) -> dict[str, Any]:
+    message_dicts = [message_to_dict(m) for m in messages]
+    return {
+        "id": str(conversation.id),
+        "title": conversation.title,
+        "model": conversation.model,
+        "system_prompt": conversation.system_prompt,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+        "is_generating": any(m["is_generating"] for m in message_dicts),
+        "messages": message_dicts,
+    }
+
+
+def settings_to_dict(settings: UserSettings, *, active_model: str) -> dict[str, Any]:
+    return {
+        "active_model": active_model,
+        "custom_prompts": dict(settings.custom_prompts or {}),
+        "theme": settings.theme,
+    }

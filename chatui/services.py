@@ -1,0 +1,415 @@
+"""Writes: conversations, messages, settings, shares, and the generation bookkeeping.
+
+Named `<entity>_<action>(*, ...)`. Each function validates (raising `ChatError` with one of
+the messages below), checks usage limits, and writes in one transaction. Synchronous: async
+callers wrap them in `database_sync_to_async`. Must not import consumers, views or endpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from chatui import limits
+from chatui.apps import get_chat_config
+from chatui.errors import ChatError
+from chatui.identity import Identity
+from chatui.models import (
+    DEFAULT_TITLE,
+    TITLE_MAX_LENGTH,
+    Conversation,
+    Message,
+    SharedConversation,
+    UserSettings,
+)
+from chatui.selectors import (
+    CONVERSATION_NOT_FOUND,
+    conversation_detail,
+    message_get,
+    settings_find,
+)
+
+UNKNOWN_MODEL = "Unknown model: {model}."
+TITLE_INVALID = f"The title must be 1 to {TITLE_MAX_LENGTH} characters."
+THEME_INVALID = "The theme must be one of: light, dark, system."
+CUSTOM_PROMPTS_INVALID = "custom_prompts must map model ids to strings."
+SYSTEM_PROMPT_INVALID = "The system prompt must be a string."
+ALREADY_GENERATING = "An answer is already being generated in this conversation."
+INVALID_PARENT = "A new message must follow an answer (or start the conversation)."
+NOT_A_USER_MESSAGE = "Only your own messages can be edited."
+NOT_AN_ANSWER = "Only answers can be continued."
+NOT_REGENERABLE = "Only answers (or your own messages) can be regenerated."
+EMPTY_SHARE = "There is nothing to share yet."
+
+
+def _listed_model_id(model: Any) -> str:
+    config = get_chat_config()
+    listed = {m.id for m in config.models if not m.unlisted}
+    if not isinstance(model, str) or model not in listed:
+        raise ChatError(UNKNOWN_MODEL.format(model=model))
+    return model
+
+
+def _default_system_prompt(*, identity: Identity, model_id: str) -> str:
+    settings = settings_find(identity=identity)
+    custom = (settings.custom_prompts or {}).get(model_id) if settings else None
+    if custom:
+        return custom
+    return get_chat_config().model(model_id).preprompt or ""
+
+
+# --- conversations ---------------------------------------------------------------------------
+
+
+def conversation_create(
+    *, identity: Identity, model: str | None = None, system_prompt: str | None = None
+) -> Conversation:
+    from chatui.selectors import active_model_id
+
+    config = get_chat_config()
+    model_id = _listed_model_id(model) if model is not None else active_model_id(identity=identity)
+    if system_prompt is not None and not isinstance(system_prompt, str):
+        raise ChatError(SYSTEM_PROMPT_INVALID)
+    limits.check_new_conversation(identity=identity, config=config)
+    if system_prompt is None:
+        system_prompt = _default_system_prompt(identity=identity, model_id=model_id)
+    return Conversation.objects.create(
+        model=model_id, system_prompt=system_prompt, **identity.owner_fields()
+    )
+
+
+def conversation_update(
+    *,
+    conversation: Conversation,
+    title: Any = None,
+    model: Any = None,
+    system_prompt: Any = None,
+) -> Conversation:
+    if title is not None:
+        if not isinstance(title, str) or not 1 <= len(title.strip()) <= TITLE_MAX_LENGTH:
+            raise ChatError(TITLE_INVALID)
+        conversation.title = title.strip()
+    if model is not None:
+        conversation.model = _listed_model_id(model)
+    if system_prompt is not None:
+        if not isinstance(system_prompt, str):
+            raise ChatError(SYSTEM_PROMPT_INVALID)
+        conversation.system_prompt = system_prompt
+    conversation.save()
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    conversation.delete()
+
+
+def conversation_delete_all(*, identity: Identity) -> int:
+    deleted, _ = Conversation.objects.filter(identity.owner_q()).delete()
+    return deleted
+
+
+def conversation_set_title(*, conversation_id: Any, title: str) -> str:
+    """The generated title, unless the user renamed the conversation meanwhile ("" then)."""
+    title = " ".join(title.split())[:TITLE_MAX_LENGTH]
+    if not title:
+        return ""
+    updated = Conversation.objects.filter(pk=conversation_id, title=DEFAULT_TITLE).update(
+        title=title
+    )
+    return title if updated else ""
+
+
+def conversation_share(*, identity: Identity, conversation: Conversation) -> SharedConversation:
+    """A frozen copy: later messages or deletion do not change what the link shows."""
+    snapshot = conversation_detail(conversation=conversation)
+    if not snapshot["messages"]:
+        raise ChatError(EMPTY_SHARE)
+    for message in snapshot["messages"]:
+        message["is_generating"] = False
+    return SharedConversation.objects.create(
+        conversation=conversation,
+        title=conversation.title,
+        model=conversation.model,
+        snapshot=snapshot,
+        **identity.owner_fields(),
+    )
+
+
+def shared_continue(*, identity: Identity, share: SharedConversation) -> Conversation:
+    """The visitor's own conversation holding a copy of the shared messages."""
+    config = get_chat_config()
+    limits.check_new_conversation(identity=identity, config=config)
+    snapshot = share.snapshot or {}
+    with transaction.atomic():
+        conversation = Conversation.objects.create(
+            model=config.model(share.model).id,
+            title=share.title,
+            system_prompt=snapshot.get("system_prompt", ""),
+            **identity.owner_fields(),
+        )
+        new_ids: dict[str, Message] = {}
+        for data in snapshot.get("messages", []):
+            message = Message.objects.create(
+                conversation=conversation,
+                parent=new_ids.get(data.get("parent_id") or ""),
+                role=data["role"],
+                content=data.get("content", ""),
+                model=data.get("model") or "",
+                finish_reason=data.get("finish_reason") or "",
+                interrupted=bool(data.get("interrupted")),
+                error=data.get("error") or "",
+            )
+            new_ids[data["id"]] = message
+    return conversation
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def settings_update(
+    *,
+    identity: Identity,
+    active_model: Any = None,
+    custom_prompts: Any = None,
+    theme: Any = None,
+) -> UserSettings:
+    settings = settings_find(identity=identity) or UserSettings(**identity.owner_fields())
+    if active_model is not None:
+        settings.active_model = _listed_model_id(active_model)
+    if custom_prompts is not None:
+        if not isinstance(custom_prompts, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in custom_prompts.items()
+        ):
+            raise ChatError(CUSTOM_PROMPTS_INVALID)
+        known = {m.id for m in get_chat_config().models}
+        unknown = sorted(set(custom_prompts) - known)
+        if unknown:
+            raise ChatError(UNKNOWN_MODEL.format(model=unknown[0]))
+        merged = dict(settings.custom_prompts or {})
+        merged.update(custom_prompts)
+        settings.custom_prompts = {k: v for k, v in merged.items() if v}
+    if theme is not None:
+        if theme not in UserSettings.Theme.values:
+            raise ChatError(THEME_INVALID)
+        settings.theme = theme
+    settings.save()
+    return settings
+
+
+def owner_transfer(*, anon_key: str, user: Any) -> None:
+    """Login: the anonymous visitor's conversations, shares and settings become the user's."""
+    with transaction.atomic():
+        Conversation.objects.filter(user__isnull=True, anon_key=anon_key).update(
+            user=user, anon_key=""
+        )
+        SharedConversation.objects.filter(user__isnull=True, anon_key=anon_key).update(
+            user=user, anon_key=""
+        )
+        anonymous = UserSettings.objects.filter(user__isnull=True, anon_key=anon_key).first()
+        if anonymous is None:
+            return
+        if UserSettings.objects.filter(user=user).exists():
+            anonymous.delete()  # the account's own settings win
+        else:
+            anonymous.user, anonymous.anon_key = user, ""
+            anonymous.save()
+
+
+# --- messages and generation bookkeeping ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What the generation task needs: the answer to write and the messages that lead to it."""
+
+    conversation_id: Any
+    assistant_message: Message
+    new_messages: tuple[Message, ...]  # created by this request (user and/or assistant)
+    continue_message: bool = False
+
+
+def _locked_conversation(*, identity: Identity, conversation_id: Any) -> Conversation:
+    """The owner's conversation, row-locked; refuses while an answer is being generated."""
+    try:
+        conversation = (
+            Conversation.objects.select_for_update()
+            .filter(identity.owner_q())
+            .get(pk=conversation_id)
+        )
+    except (Conversation.DoesNotExist, ValueError):
+        raise ChatError(CONVERSATION_NOT_FOUND, status=404) from None
+    if conversation.messages.filter(is_generating=True).exists():
+        raise ChatError(ALREADY_GENERATING, status=409)
+    return conversation
+
+
+def _new_answer(*, conversation: Conversation, parent: Message) -> Message:
+    now = timezone.now()
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
+    return Message.objects.create(
+        conversation=conversation,
+        parent=parent,
+        role=Message.Role.ASSISTANT,
+        model=conversation.model,
+        is_generating=True,
+        heartbeat_at=now,
+    )
+
+
+def message_send(
+    *,
+    identity: Identity,
+    conversation_id: Any,
+    content: Any,
+    parent_id: Any = None,
+    model: Any = None,
+) -> GenerationRequest:
+    """A user message under `parent_id` (None: a new root) and the empty answer to stream."""
+    config = get_chat_config()
+    content = content if isinstance(content, str) else ""
+    limits.check_message_length(content=content, config=config)
+    with transaction.atomic():
+        conversation = _locked_conversation(identity=identity, conversation_id=conversation_id)
+        parent = None
+        if parent_id:
+            parent = message_get(conversation=conversation, message_id=parent_id)
+            if parent.role == Message.Role.USER:
+                raise ChatError(INVALID_PARENT)
+        limits.check_new_message(identity=identity, conversation=conversation, config=config)
+        if model is not None and model != conversation.model:
+            conversation.model = _listed_model_id(model)
+            conversation.save(update_fields=["model"])
+        user_message = Message.objects.create(
+            conversation=conversation, parent=parent, role=Message.Role.USER, content=content
+        )
+        answer = _new_answer(conversation=conversation, parent=user_message)
+    return GenerationRequest(conversation.pk, answer, (user_message, answer))
+
+
+def message_edit(
+    *, identity: Identity, conversation_id: Any, message_id: Any, content: Any
+) -> GenerationRequest:
+    """A sibling of user message `message_id` with new content, and its answer."""
+    config = get_chat_config()
+    content = content if isinstance(content, str) else ""
+    limits.check_message_length(content=content, config=config)
+    with transaction.atomic():
+        conversation = _locked_conversation(identity=identity, conversation_id=conversation_id)
+        original = message_get(conversation=conversation, message_id=message_id)
+        if original.role != Message.Role.USER:
+            raise ChatError(NOT_A_USER_MESSAGE)
+        limits.check_new_message(identity=identity, conversation=conversation, config=config)
+        user_message = Message.objects.create(
+            conversation=conversation,
+            parent_id=original.parent_id,
+            role=Message.Role.USER,
+            content=content,
+        )
+        answer = _new_answer(conversation=conversation, parent=user_message)
+    return GenerationRequest(conversation.pk, answer, (user_message, answer))
+
+
+def message_regenerate(
+    *, identity: Identity, conversation_id: Any, message_id: Any
+) -> GenerationRequest:
+    """A sibling of answer `message_id`, or (given a user message: Retry) a new answer to it."""
+    config = get_chat_config()
+    with transaction.atomic():
+        conversation = _locked_conversation(identity=identity, conversation_id=conversation_id)
+        target = message_get(conversation=conversation, message_id=message_id)
+        if target.role == Message.Role.USER:
+            question = target
+        elif target.role == Message.Role.ASSISTANT and target.parent_id:
+            question = message_get(conversation=conversation, message_id=target.parent_id)
+        else:
+            raise ChatError(NOT_REGENERABLE)
+        limits.check_new_message(identity=identity, conversation=conversation, config=config)
+        answer = _new_answer(conversation=conversation, parent=question)
+    return GenerationRequest(conversation.pk, answer, (answer,))
+
+
+def message_continue(
+    *, identity: Identity, conversation_id: Any, message_id: Any
+) -> GenerationRequest:
+    """Answer `message_id` goes on from where it stopped (extended in place)."""
+    with transaction.atomic():
+        conversation = _locked_conversation(identity=identity, conversation_id=conversation_id)
+        answer = message_get(conversation=conversation, message_id=message_id)
+        if answer.role != Message.Role.ASSISTANT:
+            raise ChatError(NOT_AN_ANSWER)
+        now = timezone.now()
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
+        answer.is_generating, answer.heartbeat_at = True, now
+        answer.interrupted, answer.error, answer.finish_reason = False, "", ""
+        answer.model = conversation.model
+        answer.save(
+            update_fields=[
+                "is_generating",
+                "heartbeat_at",
+                "interrupted",
+                "error",
+                "finish_reason",
+                "model",
+                "updated_at",
+            ]
+        )
+    return GenerationRequest(conversation.pk, answer, (), continue_message=True)
+
+
+def message_save_partial(*, message_id: Any, content: str, generated_tokens: int) -> None:
+    """A batched save of the text so far; also the heartbeat that proves the task is alive."""
+    now = timezone.now()
+    Message.objects.filter(pk=message_id, is_generating=True).update(
+        content=content, generated_tokens=generated_tokens, heartbeat_at=now, updated_at=now
+    )
+
+
+def message_heartbeat(*, message_id: Any) -> None:
+    now = timezone.now()
+    Message.objects.filter(pk=message_id, is_generating=True).update(heartbeat_at=now)
+
+
+def message_finish(
+    *,
+    message_id: Any,
+    content: str,
+    finish_reason: str = "",
+    interrupted: bool = False,
+    error: str = "",
+    generated_tokens: int = 0,
+    prompt_tokens: int | None = None,
+) -> Message:
+    """The answer as it ends (done, stopped or failed): one UPDATE, then the stored row."""
+    now = timezone.now()
+    Message.objects.filter(pk=message_id).update(
+        content=content,
+        finish_reason=finish_reason or "",
+        interrupted=interrupted,
+        error=error,
+        generated_tokens=generated_tokens,
+        prompt_tokens=prompt_tokens,
+        is_generating=False,
+        heartbeat_at=None,
+        updated_at=now,
+    )
+    return Message.objects.get(pk=message_id)
+
+
+def message_reap_stale(*, max_age_s: float, conversation_id: Any = None) -> list[Message]:
+    """Answers whose generating process died (no heartbeat for `max_age_s`): interrupted."""
+    stale = Message.objects.filter(
+        is_generating=True, heartbeat_at__lt=timezone.now() - timedelta(seconds=max_age_s)
+    )
+    if conversation_id is not None:
+        stale = stale.filter(conversation_id=conversation_id)
+    ids = list(stale.values_list("pk", flat=True))
+    if not ids:
+        return []
+    Message.objects.filter(pk__in=ids, is_generating=True).update(
+        is_generating=False, interrupted=True, heartbeat_at=None, updated_at=timezone.now()
+    )
+    return list(Message.objects.filter(pk__in=ids))

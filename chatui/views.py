@@ -1,0 +1,110 @@
+"""HTML pages: the chat page, shared snapshots, signup. Thin: a selector or service call and a
+template. The templates (owned by the pages) rely only on the context names documented here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import login
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.views import LoginView
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from chatui import services
+from chatui.apps import get_chat_config
+from chatui.errors import ChatError
+from chatui.identity import identity_from_request
+from chatui.selectors import active_model_id, conversation_get, shared_get
+
+
+def _base_context(request: HttpRequest) -> dict[str, Any]:
+    config = get_chat_config()
+    user = request.user
+    return {
+        "app_name": config.app_name,
+        "app_description": config.app_description,
+        "disclaimer": config.disclaimer,
+        "user_is_authenticated": user.is_authenticated,
+        "username": user.get_username() if user.is_authenticated else "",
+    }
+
+
+@require_http_methods(["GET"])
+def chat_page(request: HttpRequest, conversation_id: Any = None) -> HttpResponse:
+    """`chatui/chat.html`. Context: app_name, app_description, disclaimer, user_is_authenticated,
+    username, `models_json` (list of public Model dicts, for `json_script`), `active_model` (id),
+    `conversation_id` (str, or None on `/`). Gives an anonymous visitor a session identity."""
+    identity = identity_from_request(request)
+    if conversation_id is not None:
+        try:
+            conversation_get(identity=identity, conversation_id=conversation_id)
+        except ChatError:
+            raise Http404 from None
+    config = get_chat_config()
+    context = _base_context(request) | {
+        "models_json": [m.to_public_dict() for m in config.models if not m.unlisted],
+        "active_model": active_model_id(identity=identity),
+        "conversation_id": str(conversation_id) if conversation_id is not None else None,
+    }
+    return render(request, "chatui/chat.html", context)
+
+
+@require_http_methods(["GET"])
+def shared_page(request: HttpRequest, share_id: str) -> HttpResponse:
+    """`chatui/shared.html`. Context: the base names plus `share_id`, `shared_json`
+    (a Conversation dict, for `json_script`), `title`, `model`, `continue_url` (POST target)."""
+    try:
+        share = shared_get(share_id=share_id)
+    except ChatError:
+        raise Http404 from None
+    context = _base_context(request) | {
+        "share_id": share.id,
+        "shared_json": share.snapshot,
+        "title": share.title,
+        "model": share.model,
+        "continue_url": f"/r/{share.id}/continue",
+    }
+    return render(request, "chatui/shared.html", context)
+
+
+@require_POST
+def shared_continue(request: HttpRequest, share_id: str) -> HttpResponse:
+    """Copies the snapshot into the visitor's own conversation and opens it."""
+    try:
+        share = shared_get(share_id=share_id)
+        conversation = services.shared_continue(
+            identity=identity_from_request(request), share=share
+        )
+    except ChatError as exc:
+        if exc.status == 404:
+            raise Http404 from None
+        return HttpResponse(exc.message, status=exc.status, content_type="text/plain")
+    return redirect(f"/conversation/{conversation.pk}")
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    """`registration/signup.html`. Context: the base names plus `form` (UserCreationForm)."""
+    if request.method == "POST":
+        form = UserCreationForm(request.POST)
+        if form.is_valid():
+            user = form.save()
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("/")
+    else:
+        form = UserCreationForm()
+    return render(request, "registration/signup.html", _base_context(request) | {"form": form})
+
+
+class LoginPage(LoginView):
+    """`registration/login.html`. Context: the base names plus Django's `form` and `next`.
+    Logging in moves the anonymous visitor's conversations to the account (chatui.identity)."""
+
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return super().get_context_data(**kwargs) | _base_context(self.request)

@@ -1,0 +1,39 @@
+"""The ASGI application daphne serves: Django for HTTP, Channels for websockets.
+
+Django is set up first (`get_asgi_application`), so a bad chat configuration stops the
+process here with a readable message and no stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+
+from django.core.asgi import get_asgi_application
+
+try:
+    django_asgi_app = get_asgi_application()
+except Exception as exc:
+    from chatui.apps import AppConfigError
+
+    if not isinstance(exc, AppConfigError):
+        raise
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(1)
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+
+from chatui.routing import websocket_urlpatterns
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

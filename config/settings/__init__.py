@@ -1,0 +1,1 @@
+"""Django settings: `base` reads the environment once (through `config.env`); others override."""
