@@ -1,0 +1,132 @@
+"""`create_app(engine, server_config)`: the FastAPI application of the TGI-compatible server.
+
+The app answers at once; the engine is started (or first built by `engine_factory`, in a
+worker thread) in the background, and generation routes answer 503 until it is warmed up.
+Must not import torch; the engine is duck-typed (`inference.engine.AsyncEngine`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from inference import __version__
+from inference.api.docs import DESCRIPTION, TITLE, install_docs
+from inference.api.errors import install_error_handlers
+from inference.api.routes import generate, info, openai
+from inference.api.sse import DEFAULT_KEEPALIVE_SECONDS
+from inference.api.state import ServerState
+from inference.config import ServerConfig
+from inference.types import Request, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+WARMUP_PROMPT = "Hello"
+
+EngineFactory = Callable[[], Any]
+LoadFailureHook = Callable[[BaseException], None]
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+async def warm_up(engine: Any) -> None:
+    """Run one tiny request so the first client does not pay for lazy initialisation."""
+    ids = list(engine.tokenizer.encode(WARMUP_PROMPT))
+    request = Request(
+        request_id="warmup", prompt_token_ids=ids, params=SamplingParams(max_new_tokens=2)
+    )
+    events = engine.generate(request)
+    try:
+        async for event in events:
+            if event.is_final:
+                break
+    finally:
+        await events.aclose()
+
+
+async def bring_up(
+    state: ServerState,
+    engine: Any,
+    engine_factory: EngineFactory | None,
+    on_load_failure: LoadFailureHook | None,
+) -> Any:
+    """Build (if needed), start and warm the engine, then let requests through."""
+    try:
+        if engine is None:
+            assert engine_factory is not None
+            logger.info("Loading model %s", state.config.model.model_id)
+            engine = await asyncio.to_thread(engine_factory)
+        await engine.start()
+        await warm_up(engine)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        state.load_error = one_line(exc)
+        logger.error("Model failed to load: %s", state.load_error)
+        if on_load_failure is not None:
+            on_load_failure(exc)
+        return engine
+    state.attach(engine)
+    logger.info(
+        "Ready: serving %s (%s on %s)", state.model_id, state.model_dtype, state.device_type
+    )
+    return engine
+
+
+def create_app(
+    engine: Any | None,
+    server_config: ServerConfig | None = None,
+    *,
+    engine_factory: EngineFactory | None = None,
+    keepalive_interval: float = DEFAULT_KEEPALIVE_SECONDS,
+    on_load_failure: LoadFailureHook | None = None,
+) -> FastAPI:
+    """The server for `engine` (or for whatever `engine_factory` builds once started).
+
+    The app's lifespan starts the engine and shuts it down; pass an engine that is not
+    started yet.
+    """
+    if engine is None and engine_factory is None:
+        raise ValueError("create_app needs an engine or an engine_factory")
+    config = server_config or ServerConfig()
+    state = ServerState(config=config, keepalive_interval=keepalive_interval)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(bring_up(state, engine, engine_factory, on_load_failure))
+        try:
+            yield
+        finally:
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                started = await task
+                if started is not None:
+                    await started.shutdown()
+
+    app = FastAPI(
+        title=TITLE,
+        description=DESCRIPTION,
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        separate_input_output_schemas=False,
+    )
+    app.state.server = state
+    install_error_handlers(app)
+    app.include_router(generate.router)
+    app.include_router(openai.router)
+    app.include_router(info.router)
+    install_docs(app)
+    return app

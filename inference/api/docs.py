@@ -1,0 +1,89 @@
+"""The API's own documentation: the OpenAPI document and a Swagger UI that works offline.
+
+The document lives at `/api-doc/openapi.json` (TGI's path) and names its schemas as TGI does;
+`/docs` serves Swagger UI from the `swagger-ui-bundle` package, so no asset comes from the
+internet. Must not import the engine or torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from swagger_ui_bundle import swagger_ui_path
+
+from inference import __version__
+from inference.api import schemas
+
+OPENAPI_URL = "/api-doc/openapi.json"
+DOCS_URL = "/docs"
+ASSETS_URL = "/docs/assets"
+TITLE = "Text Generation Inference"
+DESCRIPTION = "Text Generation Webserver (TGI-compatible)"
+
+# Schemas that responses reference by name but no route declares as its body type.
+EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (
+    schemas.StreamResponse,
+    schemas.StreamDetails,
+    schemas.ChatCompletionChunk,
+    schemas.ChatCompletionChoice,
+    schemas.ChatCompletionDelta,
+    schemas.Chunk,
+    schemas.CompletionComplete,
+    schemas.GenerateResponse,
+    schemas.Details,
+    schemas.BestOfSequence,
+    schemas.Token,
+    schemas.PrefillToken,
+    schemas.ErrorResponse,
+    schemas.SimpleToken,
+)
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the streamed schemas, cached on the app."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=TITLE,
+        version=__version__,
+        description=DESCRIPTION,
+        routes=app.routes,
+        license_info={"name": "Apache 2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"},
+        separate_input_output_schemas=False,
+    )
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    _, extra = models_json_schema(
+        [(model, "validation") for model in EXTRA_SCHEMAS],
+        ref_template="#/components/schemas/{model}",
+    )
+    for name, schema in extra.get("$defs", {}).items():
+        components.setdefault(name, schema)
+    app.openapi_schema = document
+    return document
+
+
+def install_docs(app: FastAPI) -> None:
+    """Serve the document, the UI page and its assets (all local)."""
+    app.openapi_url = OPENAPI_URL
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    app.mount(ASSETS_URL, StaticFiles(directory=swagger_ui_path), name="swagger-assets")
+
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    async def openapi_document() -> dict[str, Any]:
+        return build_openapi(app)
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def swagger_ui():
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_URL,
+            title=f"{TITLE} - Swagger UI",
+            swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS_URL}/favicon-32x32.png",
+        )

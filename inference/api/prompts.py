@@ -1,0 +1,53 @@
+"""Text the model reads: chat messages through the tokenizer's chat template, and offsets.
+
+Must not import torch or the web framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inference.api.errors import TEMPLATE_FAILED, TemplateFailed, ValidationFailed
+from inference.api.schemas import Message, SimpleToken
+from inference.api.validation import IMAGE_CONTENT
+
+NO_CHAT_TEMPLATE = "the model's tokenizer has no chat template"
+
+
+def message_text(message: Message) -> str:
+    """A message's content as one string (text parts joined; images refused)."""
+    content = message.content
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for chunk in content:
+        if chunk.type != "text":
+            raise ValidationFailed(IMAGE_CONTENT)
+        parts.append(chunk.text or "")
+    return "".join(parts)
+
+
+def render_chat(tokenizer: Any, messages: list[Message]) -> str:
+    """The prompt for `messages`, ending where the assistant's answer starts."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise TemplateFailed(TEMPLATE_FAILED.format(NO_CHAT_TEMPLATE))
+    conversation = [{"role": m.role, "content": message_text(m)} for m in messages]
+    try:
+        return tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True
+        )
+    except Exception as exc:
+        raise TemplateFailed(TEMPLATE_FAILED.format(exc)) from exc
+
+
+def simple_tokens(tokenizer: Any, text: str, *, add_special_tokens: bool) -> list[SimpleToken]:
+    """TGI's `/tokenize` answer: each id with its text and character offsets."""
+    encoding = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    ids = encoding["input_ids"]
+    offsets = encoding.get("offset_mapping") or [(0, 0)] * len(ids)
+    return [
+        SimpleToken(id=int(i), text=text[start:stop], start=int(start), stop=int(stop))
+        for i, (start, stop) in zip(ids, offsets, strict=False)
+    ]

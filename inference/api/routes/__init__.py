@@ -1,0 +1,1 @@
+"""HTTP routes: TGI's native API, the OpenAI-compatible API, and the info/ops endpoints."""

@@ -1,0 +1,80 @@
+"""Pieces every generation route shares: documented error responses, headers, accounting.
+
+Must not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inference.api.errors import ApiError
+from inference.api.generation import Sequence, timings_of
+from inference.api.schemas import ErrorResponse
+from inference.api.state import ServerState
+from inference.api.validation import ValidRequest
+from inference.metrics import RequestTimings
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse, "description": "Input validation error"},
+    424: {"model": ErrorResponse, "description": "Generation Error"},
+    429: {"model": ErrorResponse, "description": "Model is overloaded"},
+    500: {"model": ErrorResponse, "description": "Incomplete generation"},
+    503: {"model": ErrorResponse, "description": "Model is loading"},
+}
+
+# TGI's `tgi_request_failure{err=...}` labels, by our `error_type`.
+FAILURE_LABELS = {
+    "validation": "validation",
+    "template_error": "validation",
+    "overloaded": "overloaded",
+    "generation": "generation",
+    "incomplete_generation": "incomplete",
+    "unhealthy": "unhealthy",
+}
+
+
+def count_failure(state: ServerState, error: ApiError) -> None:
+    state.metrics.count_failure(FAILURE_LABELS.get(error.error_type, error.error_type))
+
+
+def validate(state: ServerState, inputs: str, parameters: Any, **kwargs: Any) -> ValidRequest:
+    """Validate with the server's limits and record the input size (callers count failures)."""
+    assert state.validator is not None
+    valid = state.validator.validate(inputs, parameters, **kwargs)
+    state.metrics.observe_input(valid.input_length, valid.params.max_new_tokens)
+    return valid
+
+
+def record_success(state: ServerState, start: float, sequence: Sequence) -> RequestTimings:
+    timings = timings_of(start, sequence)
+    state.metrics.observe_success(timings, sequence.generated_tokens)
+    return timings
+
+
+def _ms(seconds: float) -> str:
+    return str(int(seconds * 1000))
+
+
+def stream_headers(state: ServerState, inputs: str) -> dict[str, str]:
+    return {
+        "x-compute-type": state.compute_type,
+        "x-compute-characters": str(len(inputs)),
+    }
+
+
+def generate_headers(
+    state: ServerState, inputs: str, timings: RequestTimings, sequence: Sequence
+) -> dict[str, str]:
+    """TGI's timing headers: `x-compute-time` in seconds, the other times in milliseconds."""
+    return {
+        "x-compute-type": state.compute_type,
+        "x-compute-time": str(timings.total),
+        "x-compute-characters": str(len(inputs)),
+        "x-total-time": _ms(timings.total),
+        "x-validation-time": _ms(timings.validation),
+        "x-queue-time": _ms(timings.queue),
+        "x-inference-time": _ms(timings.inference),
+        "x-time-per-token": _ms(timings.time_per_token),
+        "x-prompt-tokens": str(sequence.input_length),
+        "x-generated-tokens": str(sequence.generated_tokens),
+    }

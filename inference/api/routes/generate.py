@@ -1,0 +1,232 @@
+"""TGI's native generation routes: `POST /generate`, `POST /generate_stream`, `POST /`.
+
+Must not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from inference.api.errors import ApiError, IncompleteGeneration
+from inference.api.generation import Sequence, engine_events, generate_best_of, wire_token
+from inference.api.routes.common import (
+    ERROR_RESPONSES,
+    count_failure,
+    generate_headers,
+    record_success,
+    stream_headers,
+    validate,
+)
+from inference.api.schemas import (
+    BestOfSequence,
+    CompatGenerateRequest,
+    Details,
+    GenerateRequest,
+    GenerateResponse,
+    PrefillToken,
+    StreamDetails,
+    StreamResponse,
+    Token,
+)
+from inference.api.sse import EventStreamResponse, frame
+from inference.api.state import Permit, ServerState, get_state
+from inference.api.validation import ValidRequest
+from inference.types import TokenInfo
+
+router = APIRouter(tags=["Text Generation Inference"])
+
+STREAM_DOC = {
+    200: {
+        "description": "Generated Text",
+        "content": {
+            "text/event-stream": {"schema": {"$ref": "#/components/schemas/StreamResponse"}}
+        },
+    }
+}
+
+
+def to_token(token: TokenInfo) -> Token:
+    return Token(id=token.id, text=token.text, logprob=token.logprob, special=token.special)
+
+
+def to_prefill(token: TokenInfo) -> PrefillToken:
+    return PrefillToken(id=token.id, text=token.text, logprob=token.logprob)
+
+
+def build_details(valid: ValidRequest, best: Sequence, others: list[Sequence]) -> Details:
+    def top(seq: Sequence) -> list[list[Token]]:
+        if not valid.params.top_n_tokens:
+            return []
+        return [[to_token(t) for t in step] for step in seq.top_tokens]
+
+    def prefill(seq: Sequence) -> list[PrefillToken]:
+        return [to_prefill(t) for t in seq.prefill] if valid.decoder_input_details else []
+
+    best_of_sequences = None
+    if valid.best_of > 1:
+        best_of_sequences = [
+            BestOfSequence(
+                generated_text=full_text(valid, seq),
+                finish_reason=seq.finish_reason.value,
+                generated_tokens=seq.generated_tokens,
+                seed=seq.seed,
+                prefill=prefill(seq),
+                tokens=[to_token(t) for t in seq.tokens],
+                top_tokens=top(seq),
+            )
+            for seq in others
+        ]
+    return Details(
+        finish_reason=best.finish_reason.value,
+        generated_tokens=best.generated_tokens,
+        seed=best.seed,
+        prefill=prefill(best),
+        tokens=[to_token(t) for t in best.tokens],
+        top_tokens=top(best),
+        best_of_sequences=best_of_sequences,
+    )
+
+
+def full_text(valid: ValidRequest, sequence: Sequence) -> str:
+    return valid.inputs + sequence.text if valid.return_full_text else sequence.text
+
+
+async def run_generate(
+    state: ServerState, body: GenerateRequest, start: float
+) -> tuple[GenerateResponse, dict[str, str]]:
+    """Validate, generate (best_of aware) and account for one non-streaming request."""
+    permit = state.admit()
+    try:
+        valid = validate(state, body.inputs, body.parameters)
+        best, others = await generate_best_of(state.engine, valid)
+    except ApiError as error:
+        count_failure(state, error)
+        raise
+    finally:
+        permit.release()
+    timings = record_success(state, start, best)
+    details = build_details(valid, best, others) if valid.details else None
+    response = GenerateResponse(generated_text=full_text(valid, best), details=details)
+    return response, generate_headers(state, body.inputs, timings, best)
+
+
+def open_stream(state: ServerState, body: GenerateRequest, start: float) -> EventStreamResponse:
+    """Admit and validate now (errors keep their HTTP status), then stream TGI events."""
+    permit = state.admit()
+    try:
+        valid = validate(state, body.inputs, body.parameters, stream=True)
+    except BaseException as error:
+        permit.release()
+        if isinstance(error, ApiError):
+            count_failure(state, error)
+        raise
+    return EventStreamResponse(
+        tgi_events(state, valid, start, permit),
+        keepalive_interval=state.keepalive_interval,
+        headers=stream_headers(state, body.inputs),
+    )
+
+
+async def tgi_events(
+    state: ServerState, valid: ValidRequest, start: float, permit: Permit
+) -> AsyncIterator[bytes]:
+    """One `StreamResponse` per token; the last carries the text and details."""
+    sequence = Sequence(input_length=valid.input_length)
+    index = 0
+    try:
+        async for event in engine_events(state.engine, valid):
+            index += 1
+            sequence.add(event)
+            token = to_token(wire_token(event))
+            top_tokens = [to_token(t) for t in event.top_tokens]
+            if not event.is_final:
+                yield frame(
+                    StreamResponse(
+                        index=index, token=token, top_tokens=top_tokens
+                    ).model_dump_json()
+                )
+                continue
+            seed = sequence.seed if valid.params.do_sample else None
+            details = None
+            if valid.details:
+                details = StreamDetails(
+                    finish_reason=sequence.finish_reason.value,
+                    generated_tokens=sequence.generated_tokens,
+                    seed=seed,
+                    input_length=sequence.input_length or valid.input_length,
+                )
+            record_success(state, start, sequence)
+            yield frame(
+                StreamResponse(
+                    index=index,
+                    token=token,
+                    top_tokens=top_tokens,
+                    generated_text=full_text(valid, sequence),
+                    details=details,
+                ).model_dump_json()
+            )
+            return
+        raise IncompleteGeneration()
+    except ApiError as error:
+        count_failure(state, error)
+        yield frame(json.dumps(error.payload()))
+    finally:
+        permit.release()
+
+
+@router.post(
+    "/generate",
+    response_model=GenerateResponse,
+    responses=ERROR_RESPONSES,
+    summary="Generate tokens",
+    operation_id="generate",
+)
+async def generate(body: GenerateRequest, request: Request) -> Response:
+    start = time.monotonic()
+    response, headers = await run_generate(get_state(request), body, start)
+    return JSONResponse(response.model_dump(mode="json"), headers=headers)
+
+
+@router.post(
+    "/generate_stream",
+    response_class=EventStreamResponse,
+    responses={**STREAM_DOC, **ERROR_RESPONSES},
+    summary="Generate a stream of token using Server-Sent Events",
+    operation_id="generate_stream",
+)
+async def generate_stream(body: GenerateRequest, request: Request) -> Response:
+    return open_stream(get_state(request), body, time.monotonic())
+
+
+@router.post(
+    "/",
+    responses={
+        200: {
+            "description": "Generated Text",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/GenerateResponse"},
+                    }
+                },
+                "text/event-stream": {"schema": {"$ref": "#/components/schemas/StreamResponse"}},
+            },
+        },
+        **ERROR_RESPONSES,
+    },
+    summary="Generate tokens if `stream == false` or a stream of token if `stream == true`",
+    operation_id="compat_generate",
+)
+async def compat_generate(body: CompatGenerateRequest, request: Request) -> Response:
+    state = get_state(request)
+    start = time.monotonic()
+    if body.stream:
+        return open_stream(state, body, start)
+    response, headers = await run_generate(state, body, start)
+    return JSONResponse([response.model_dump(mode="json")], headers=headers)
