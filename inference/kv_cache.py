@@ -1,0 +1,214 @@
+"""The shared KV cache: paged block bookkeeping (with prefix reuse) and the cache tensors.
+
+``BlockManager`` is plain Python so the scheduler and its tests never touch torch: it hands
+out fixed-size blocks, keeps each sequence's block table, and remembers the hash of every
+fully computed block so a later request whose prompt starts with the same tokens (a chat
+follow-up resends the whole history) reuses those blocks instead of recomputing them.
+Freed blocks stay reusable until they are evicted, least recently freed first.
+
+``KVCache`` holds the tensors (imported lazily, so importing this module stays torch-free).
+Must not import the scheduler, the engine or Django.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_BLOCK_SIZE = 16
+
+
+class CacheUser(Protocol):
+    """What the block manager needs from a sequence."""
+
+    token_ids: list[int]
+    block_table: list[int]
+    block_hashes: list[int]
+    num_computed_tokens: int
+
+
+@dataclass
+class Block:
+    block_id: int
+    ref_count: int = 0
+    hash: int | None = None  # set once the block's KV is computed and hashed
+
+
+@dataclass
+class BlockManager:
+    """Allocates cache blocks to sequences; reuses computed blocks across shared prefixes."""
+
+    num_blocks: int
+    block_size: int = DEFAULT_BLOCK_SIZE
+    enable_prefix_caching: bool = True
+    blocks: list[Block] = field(init=False)
+    _free: OrderedDict[int, None] = field(init=False)
+    _by_hash: dict[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.num_blocks < 1 or self.block_size < 1:
+            raise ValueError("num_blocks and block_size must be >= 1")
+        self.blocks = [Block(i) for i in range(self.num_blocks)]
+        self._free = OrderedDict((i, None) for i in range(self.num_blocks))
+        self._by_hash = {}
+
+    # -- queries -------------------------------------------------------------------------
+    @property
+    def num_free_blocks(self) -> int:
+        return len(self._free)
+
+    @property
+    def num_used_blocks(self) -> int:
+        return self.num_blocks - len(self._free)
+
+    @property
+    def num_cached_blocks(self) -> int:
+        """Blocks whose KV is reusable by hash (used or free but not yet evicted)."""
+        return len(self._by_hash)
+
+    def blocks_for(self, num_tokens: int) -> int:
+        return -(-num_tokens // self.block_size)
+
+    def full_block_hashes(self, token_ids: list[int], start: int = 0, prev: int | None = None):
+        """Chained hashes of the full blocks of ``token_ids`` from block index ``start``."""
+        hashes = []
+        bs = self.block_size
+        for i in range(start, len(token_ids) // bs):
+            prev = hash((prev, tuple(token_ids[i * bs : (i + 1) * bs])))
+            hashes.append(prev)
+        return hashes
+
+    def _match(self, token_ids: list[int], use_prefix_cache: bool = True) -> list[int]:
+        """Block ids holding the longest cached prefix of ``token_ids``."""
+        if not (self.enable_prefix_caching and use_prefix_cache):
+            return []
+        matched = []
+        for h in self.full_block_hashes(token_ids):
+            block_id = self._by_hash.get(h)
+            if block_id is None:
+                break
+            matched.append(block_id)
+        return matched
+
+    def num_blocks_to_allocate(self, seq: CacheUser, use_prefix_cache: bool = True) -> int:
+        """Free-list blocks that ``allocate(seq)`` would consume."""
+        matched = self._match(seq.token_ids, use_prefix_cache)
+        revived = sum(1 for b in matched if self.blocks[b].ref_count == 0)
+        return self.blocks_for(len(seq.token_ids)) - len(matched) + revived
+
+    def can_allocate(self, seq: CacheUser, reserve: int = 0, use_prefix_cache: bool = True) -> bool:
+        return self.num_blocks_to_allocate(seq, use_prefix_cache) + reserve <= len(self._free)
+
+    # -- changes -------------------------------------------------------------------------
+    def _take_free(self, block_id: int | None = None) -> Block:
+        if block_id is None:
+            block_id, _ = self._free.popitem(last=False)
+        else:
+            del self._free[block_id]
+        block = self.blocks[block_id]
+        if block.ref_count == 0 and block.hash is not None and block_id is not None:
+            # A fresh allocation evicts the block's cached content.
+            if self._by_hash.get(block.hash) == block.block_id:
+                del self._by_hash[block.hash]
+            block.hash = None
+        return block
+
+    def allocate(self, seq: CacheUser, use_prefix_cache: bool = True) -> int:
+        """Give ``seq`` blocks for all its tokens; returns how many tokens are already cached.
+
+        At least the last token is always left to compute, since its logits are needed.
+        """
+        if seq.block_table:
+            raise ValueError("sequence already holds blocks")
+        matched = self._match(seq.token_ids, use_prefix_cache)
+        if self.num_blocks_to_allocate(seq, use_prefix_cache) > len(self._free):
+            raise MemoryError("not enough free KV cache blocks")
+        for block_id in matched:
+            block = self.blocks[block_id]
+            if block.ref_count == 0:
+                del self._free[block_id]
+            block.ref_count += 1
+            seq.block_table.append(block_id)
+        seq.block_hashes = [self.blocks[b].hash for b in matched]  # type: ignore[misc]
+        for _ in range(self.blocks_for(len(seq.token_ids)) - len(matched)):
+            block = self._take_free()
+            block.ref_count = 1
+            seq.block_table.append(block.block_id)
+        num_cached = len(matched) * self.block_size
+        return min(num_cached, len(seq.token_ids) - 1)
+
+    def can_grow(self, seq: CacheUser, num_tokens: int) -> bool:
+        return self.blocks_for(num_tokens) - len(seq.block_table) <= len(self._free)
+
+    def grow(self, seq: CacheUser, num_tokens: int) -> None:
+        """Make ``seq``'s block table cover ``num_tokens`` tokens."""
+        missing = self.blocks_for(num_tokens) - len(seq.block_table)
+        if missing > len(self._free):
+            raise MemoryError("not enough free KV cache blocks")
+        for _ in range(missing):
+            block = self._take_free()
+            block.ref_count = 1
+            seq.block_table.append(block.block_id)
+
+    def commit(self, seq: CacheUser) -> None:
+        """Register the hashes of ``seq``'s blocks that are now fully computed."""
+        if not self.enable_prefix_caching:
+            return
+        num_full = min(seq.num_computed_tokens // self.block_size, len(seq.block_table))
+        start = len(seq.block_hashes)
+        if num_full <= start:
+            return
+        prev = seq.block_hashes[-1] if seq.block_hashes else None
+        computed = seq.token_ids[: num_full * self.block_size]
+        for i, h in enumerate(self.full_block_hashes(computed, start, prev), start):
+            block = self.blocks[seq.block_table[i]]
+            seq.block_hashes.append(h)
+            if block.hash is None and h not in self._by_hash:
+                block.hash = h
+                self._by_hash[h] = block.block_id
+
+    def free(self, seq: CacheUser) -> None:
+        """Release ``seq``'s blocks (tail first, so prefixes are evicted last)."""
+        for block_id in reversed(seq.block_table):
+            block = self.blocks[block_id]
+            block.ref_count -= 1
+            if block.ref_count == 0:
+                if block.hash is None:
+                    self._free[block_id] = None
+                    self._free.move_to_end(block_id, last=False)  # no content: reuse first
+                else:
+                    self._free[block_id] = None
+        seq.block_table.clear()
+        seq.block_hashes.clear()
+
+
+class KVCache:
+    """Key and value tensors for every layer, indexed by slot = block_id * block_size + offset.
+
+    k, v: [num_layers, num_blocks * block_size, num_kv_heads, head_dim], allocated once.
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        num_blocks: int,
+        block_size: int,
+        num_kv_heads: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        import torch
+
+        shape = (num_layers, num_blocks * block_size, num_kv_heads, head_dim)
+        self.block_size = block_size
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+
+    @property
+    def num_bytes(self) -> int:
+        return 2 * self.k.numel() * self.k.element_size()

@@ -1,0 +1,230 @@
+"""The only module that touches the device: builds batch tensors and runs the forward pass.
+
+``PagedModelRunner`` runs Llama-family models with the hand-written forward of
+``inference.models.llama`` over one shared paged KV cache. ``HFModelRunner`` is the fallback
+for every other architecture: the plain transformers forward, one sequence at a time, each
+with its own ``DynamicCache`` (no prefix reuse). Both take the scheduler's chunks and return
+the logits of the sequences that reached their last token, in chunk order.
+Must not import the engine or Django.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+
+from inference.kv_cache import KVCache
+from inference.loader import LoadedModel
+from inference.models import llama
+from inference.scheduler import ScheduledChunk
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunnerOutput:
+    """logits: [S, V] fp32, one row per chunk whose ``is_last_chunk`` is true, in chunk order.
+
+    prompt_logprobs: seq_id -> (position of the first token scored, raw logprobs of the
+    prompt tokens at that position onwards), for the sequences that asked for them.
+    """
+
+    logits: torch.Tensor | None
+    prompt_logprobs: dict[str, tuple[int, list[float]]] = field(default_factory=dict)
+
+
+def _prompt_targets(chunk: ScheduledChunk) -> tuple[int, int]:
+    """Packed-row range [a, b) within the chunk whose next token is still a prompt token."""
+    last = min(chunk.end, chunk.seq.num_prompt_tokens - 1)
+    return 0, max(0, last - chunk.start)
+
+
+def _padded(values: list[int], width: int) -> list[int]:
+    values = values[:width]
+    return values + [0] * (width - len(values))
+
+
+class ModelRunner(ABC):
+    """Runs one step's chunks; owns whatever per-sequence device state it needs."""
+
+    supports_prefix_caching: bool = False
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.device = loaded.device
+
+    @abstractmethod
+    def execute(self, chunks: list[ScheduledChunk], prompt_logprob_ids: set[str]) -> RunnerOutput:
+        """Compute the chunks' KV (and the logits needed) in one step."""
+
+    def release(self, seq_id: str) -> None:  # noqa: B027 - optional hook
+        """Forget per-sequence device state (the paged cache is freed by the block manager)."""
+
+
+class PagedModelRunner(ModelRunner):
+    """Llama-family forward over the shared paged cache, all sequences in one packed batch."""
+
+    supports_prefix_caching = True
+
+    def __init__(self, loaded: LoadedModel, num_blocks: int, block_size: int) -> None:
+        super().__init__(loaded)
+        self.model = llama.LlamaPagedModel(loaded.model, loaded.max_position_embeddings)
+        self.block_size = block_size
+        self.cache = KVCache(
+            self.model.num_layers,
+            num_blocks,
+            block_size,
+            self.model.num_kv_heads,
+            self.model.head_dim,
+            self.model.dtype,
+            self.device,
+        )
+        logger.info(
+            "KV cache: %d blocks of %d tokens, %.0f MiB",
+            num_blocks,
+            block_size,
+            self.cache.num_bytes / 2**20,
+        )
+
+    def _tensor(self, values, dtype=torch.long) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype, device=self.device)
+
+    def _slots(self, block_table: list[int], start: int, end: int) -> torch.Tensor:
+        positions = torch.arange(start, end, device=self.device)
+        table = self._tensor(block_table)
+        return table[positions // self.block_size] * self.block_size + positions % self.block_size
+
+    def execute(self, chunks: list[ScheduledChunk], prompt_logprob_ids: set[str]) -> RunnerOutput:
+        bs = self.block_size
+        decodes = [c for c in chunks if c.num_new_tokens == 1]
+        prefills = [c for c in chunks if c.num_new_tokens > 1]
+        ordered = decodes + prefills
+
+        input_ids: list[int] = []
+        positions: list[int] = []
+        slot_parts: list[torch.Tensor] = []
+        for c in decodes:
+            input_ids.append(c.seq.token_ids[c.start])
+            positions.append(c.start)
+        decode_slots = decode_mask = None
+        if decodes:
+            d_slots = [c.seq.block_table[c.start // bs] * bs + c.start % bs for c in decodes]
+            slot_parts.append(self._tensor(d_slots))
+            lengths = self._tensor([c.start + 1 for c in decodes])
+            max_len = max(c.start + 1 for c in decodes)
+            max_blocks = -(-max_len // bs)
+            tables = self._tensor([_padded(c.seq.block_table, max_blocks) for c in decodes])
+            offsets = torch.arange(bs, device=self.device)
+            decode_slots = (tables.unsqueeze(-1) * bs + offsets).view(len(decodes), -1)[:, :max_len]
+            arange = torch.arange(max_len, device=self.device)
+            decode_mask = (arange.unsqueeze(0) < lengths.unsqueeze(1)).view(len(decodes), 1, 1, -1)
+
+        prefill_meta: list[llama.PrefillChunk] = []
+        row = len(decodes)
+        for c in prefills:
+            input_ids.extend(c.seq.token_ids[c.start : c.end])
+            positions.extend(range(c.start, c.end))
+            slots = self._slots(c.seq.block_table, 0, c.end)
+            slot_parts.append(slots[c.start :])
+            if c.start == 0:
+                context, mask = None, None
+            else:
+                q_pos = torch.arange(c.start, c.end, device=self.device)
+                k_pos = torch.arange(c.end, device=self.device)
+                context, mask = slots, k_pos.unsqueeze(0) <= q_pos.unsqueeze(1)
+            prefill_meta.append(llama.PrefillChunk(row, row + c.num_new_tokens, context, mask))
+            row += c.num_new_tokens
+
+        meta = llama.AttentionMetadata(
+            slot_mapping=torch.cat(slot_parts),
+            num_decode=len(decodes),
+            decode_slots=decode_slots,
+            decode_mask=decode_mask,
+            prefills=prefill_meta,
+        )
+        hidden = self.model.forward(
+            self._tensor(input_ids), self._tensor(positions), meta, self.cache.k, self.cache.v
+        )
+
+        # Rows of `hidden` per chunk, in packed order.
+        starts, offset = {}, 0
+        for c in ordered:
+            starts[id(c)] = offset
+            offset += c.num_new_tokens
+        sample_rows = [starts[id(c)] + c.num_new_tokens - 1 for c in chunks if c.is_last_chunk]
+        logits = self.model.logits(hidden[self._tensor(sample_rows)]) if sample_rows else None
+
+        prompt_logprobs: dict[str, tuple[int, list[float]]] = {}
+        for c in chunks:
+            if c.seq.seq_id not in prompt_logprob_ids:
+                continue
+            a, b = _prompt_targets(c)
+            if b <= a:
+                continue
+            rows = hidden[starts[id(c)] + a : starts[id(c)] + b]
+            targets = self._tensor(c.seq.token_ids[c.start + a + 1 : c.start + b + 1])
+            lp = self.model.logits(rows).log_softmax(-1).gather(1, targets.unsqueeze(1))
+            prompt_logprobs[c.seq.seq_id] = (c.start + a + 1, lp.squeeze(1).tolist())
+        return RunnerOutput(logits=logits, prompt_logprobs=prompt_logprobs)
+
+
+class HFModelRunner(ModelRunner):
+    """Any transformers causal LM: its own forward and cache, one sequence at a time."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        super().__init__(loaded)
+        self.caches: dict[str, object] = {}
+
+    def release(self, seq_id: str) -> None:
+        self.caches.pop(seq_id, None)
+
+    def execute(self, chunks: list[ScheduledChunk], prompt_logprob_ids: set[str]) -> RunnerOutput:
+        from transformers import DynamicCache
+
+        model = self.loaded.model
+        rows: list[torch.Tensor] = []
+        prompt_logprobs: dict[str, tuple[int, list[float]]] = {}
+        for c in chunks:
+            seq_id = c.seq.seq_id
+            cache = self.caches.get(seq_id) if c.start > 0 else None
+            if cache is None:
+                if c.start > 0:
+                    raise RuntimeError(f"no cache for {seq_id} at position {c.start}")
+                cache = DynamicCache(config=model.config)
+            ids = torch.tensor([c.seq.token_ids[c.start : c.end]], device=self.device)
+            pos = torch.arange(c.start, c.end, device=self.device).unsqueeze(0)
+            want_all = seq_id in prompt_logprob_ids
+            out = model(
+                input_ids=ids,
+                position_ids=pos,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=0 if want_all else 1,
+            )
+            self.caches[seq_id] = cache  # updated in place by the forward
+            logits = out.logits[0].float()
+            if c.is_last_chunk:
+                rows.append(logits[-1])
+            if want_all:
+                a, b = _prompt_targets(c)
+                if b > a:
+                    targets = torch.tensor(
+                        c.seq.token_ids[c.start + a + 1 : c.start + b + 1], device=self.device
+                    )
+                    lp = logits[a:b].log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1)
+                    prompt_logprobs[seq_id] = (c.start + a + 1, lp.tolist())
+        logits = torch.stack(rows) if rows else None
+        return RunnerOutput(logits=logits, prompt_logprobs=prompt_logprobs)
+
+
+def build_runner(
+    loaded: LoadedModel, num_blocks: int, block_size: int, force_hf: bool = False
+) -> ModelRunner:
+    """The paged runner where the architecture is supported, else the transformers fallback."""
+    if not force_hf and llama.is_supported(loaded.model):
+        return PagedModelRunner(loaded, num_blocks, block_size)
+    logger.info("Using the transformers forward for %s", type(loaded.model).__name__)
+    return HFModelRunner(loaded)

@@ -1,0 +1,229 @@
+"""A batched Llama-family forward over the paged KV cache, reusing the HF module's weights.
+
+All new tokens of a step (decodes and prefill chunks of several sequences) are packed into
+one [T, hidden] tensor, so every linear layer is one matmul for the whole batch. Q/K/V and
+gate/up projections are fused once at load (the HF modules keep views of the fused weights,
+so no memory is duplicated). Attention reads the cache through each sequence's slots:
+single-token rows are attended in one batched call (GQA folded into the query length),
+longer prompt chunks one sequence at a time with a causal mask that knows their offset.
+
+Supports Llama, Mistral (no sliding window) and Qwen2 (q/k/v bias) checkpoints.
+Must not import the scheduler or the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
+
+
+def is_supported(model: nn.Module) -> bool:
+    """True when ``model`` is a causal LM this module runs exactly (else use the HF forward)."""
+    config = model.config
+    model_type = getattr(config, "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        return False
+    if model_type == "qwen2" and getattr(config, "use_sliding_window", False):
+        return False
+    if model_type == "mistral" and getattr(config, "sliding_window", None):
+        return False
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if rope.get("rope_type", rope.get("type")) in ("dynamic", "longrope"):
+        return False  # depends on the sequence length at run time
+    return hasattr(model, "model") and hasattr(model.model, "layers")
+
+
+@dataclass
+class AttentionMetadata:
+    """Where each packed token goes in the cache and what it attends to.
+
+    Tokens are packed as: ``num_decode`` single-token rows first, then one chunk per prefill.
+    """
+
+    slot_mapping: torch.Tensor  # [T] cache slot written by each new token
+    num_decode: int
+    decode_slots: torch.Tensor | None  # [D, Lmax] slots read by each single-token row
+    decode_mask: torch.Tensor | None  # [D, 1, 1, Lmax] True where the slot is real context
+    prefills: list[PrefillChunk]
+
+
+@dataclass
+class PrefillChunk:
+    """One sequence's multi-token chunk: packed rows [row_start, row_end)."""
+
+    row_start: int
+    row_end: int
+    context_slots: torch.Tensor | None  # [L] slots of positions 0..end-1; None: no prefix
+    mask: torch.Tensor | None  # [q, L] causal mask with offset; None: plain causal
+
+
+def _fused(*linears: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Concatenate the weights (and biases) of ``linears`` and make them views of the result."""
+    weight = torch.cat([lin.weight.data for lin in linears], dim=0).contiguous()
+    biases = [lin.bias for lin in linears]
+    bias = None
+    if any(b is not None for b in biases):
+        bias = torch.cat(
+            [
+                b.data if b is not None else weight.new_zeros(lin.out_features)
+                for b, lin in zip(biases, linears, strict=True)
+            ]
+        )
+    offset = 0
+    for lin in linears:
+        n = lin.out_features
+        lin.weight.data = weight[offset : offset + n]
+        if bias is not None and lin.bias is not None:
+            lin.bias.data = bias[offset : offset + n]
+        offset += n
+    return weight, bias
+
+
+@dataclass
+class _Layer:
+    input_norm: torch.Tensor
+    post_norm: torch.Tensor
+    qkv_w: torch.Tensor
+    qkv_b: torch.Tensor | None
+    o_w: torch.Tensor
+    gate_up_w: torch.Tensor
+    gate_up_b: torch.Tensor | None
+    down_w: torch.Tensor
+    down_b: torch.Tensor | None
+
+
+class LlamaPagedModel:
+    """The forward pass; holds references to (fused) weights of an HF Llama-family model."""
+
+    def __init__(self, model: nn.Module, max_positions: int) -> None:
+        config = model.config
+        inner = model.model
+        self.num_layers = config.num_hidden_layers
+        self.num_heads = config.num_attention_heads
+        self.num_kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.num_heads
+        self.eps = config.rms_norm_eps
+        self.dtype = inner.embed_tokens.weight.dtype
+        self.device = inner.embed_tokens.weight.device
+        self.embed = inner.embed_tokens.weight
+        self.final_norm = inner.norm.weight
+        self.lm_head = model.lm_head.weight
+        self.lm_head_bias = getattr(model.lm_head, "bias", None)
+        self.layers: list[_Layer] = []
+        for layer in inner.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            qkv_w, qkv_b = _fused(attn.q_proj, attn.k_proj, attn.v_proj)
+            gate_up_w, gate_up_b = _fused(mlp.gate_proj, mlp.up_proj)
+            self.layers.append(
+                _Layer(
+                    input_norm=layer.input_layernorm.weight,
+                    post_norm=layer.post_attention_layernorm.weight,
+                    qkv_w=qkv_w,
+                    qkv_b=qkv_b,
+                    o_w=attn.o_proj.weight,
+                    gate_up_w=gate_up_w,
+                    gate_up_b=gate_up_b,
+                    down_w=mlp.down_proj.weight,
+                    down_b=mlp.down_proj.bias,
+                )
+            )
+        positions = torch.arange(max_positions, device=self.device)[None]
+        probe = torch.empty(0, dtype=self.dtype, device=self.device)
+        cos, sin = inner.rotary_emb(probe, positions)
+        self.cos, self.sin = cos[0], sin[0]  # [max_positions, head_dim] in model dtype
+
+    def rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        # Same arithmetic as LlamaRMSNorm: fp32 statistics, scale in the model dtype.
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * xf.to(x.dtype)
+
+    def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        # x: [T, heads, head_dim]; cos/sin: [T, 1, head_dim]
+        half = x.shape[-1] // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + rotated * sin
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        meta: AttentionMetadata,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+    ) -> torch.Tensor:
+        """Hidden states after the final norm for every packed token.
+
+        input_ids, positions: [T]; k_cache, v_cache: [layers, slots, kv_heads, head_dim]
+        returns: [T, hidden]
+        """
+        num_q = self.num_heads * self.head_dim
+        num_kv = self.num_kv_heads * self.head_dim
+        hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        cos = self.cos[positions].unsqueeze(1)
+        sin = self.sin[positions].unsqueeze(1)
+        h = F.embedding(input_ids, self.embed)
+        for i, layer in enumerate(self.layers):
+            x = self.rms_norm(h, layer.input_norm)
+            qkv = F.linear(x, layer.qkv_w, layer.qkv_b)
+            q = qkv[:, :num_q].view(-1, hq, d)
+            k = qkv[:, num_q : num_q + num_kv].view(-1, hkv, d)
+            v = qkv[:, num_q + num_kv :].view(-1, hkv, d)
+            q = self.rope(q, cos, sin)
+            k = self.rope(k, cos, sin)
+            k_layer, v_layer = k_cache[i], v_cache[i]
+            k_layer.index_copy_(0, meta.slot_mapping, k)
+            v_layer.index_copy_(0, meta.slot_mapping, v)
+            attn = self.attention(q, k, v, k_layer, v_layer, meta)
+            h = h + F.linear(attn, layer.o_w)
+            x = self.rms_norm(h, layer.post_norm)
+            gate_up = F.linear(x, layer.gate_up_w, layer.gate_up_b)
+            gate, up = gate_up.chunk(2, dim=-1)
+            h = h + F.linear(F.silu(gate) * up, layer.down_w, layer.down_b)
+        return self.rms_norm(h, self.final_norm)
+
+    def attention(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        k_layer: torch.Tensor,
+        v_layer: torch.Tensor,
+        meta: AttentionMetadata,
+    ) -> torch.Tensor:
+        """q: [T, heads, d]; k, v: [T, kv_heads, d] (this step's); returns [T, heads * d]."""
+        hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        group = hq // hkv
+        outputs = []
+        nd = meta.num_decode
+        if nd:
+            # GQA without repeating K/V: the `group` query heads sharing a KV head become
+            # that head's query length. qd: [D, kv_heads, group, d]
+            qd = q[:nd].view(nd, hkv, group, d)
+            kd = k_layer[meta.decode_slots].transpose(1, 2)  # [D, kv_heads, Lmax, d]
+            vd = v_layer[meta.decode_slots].transpose(1, 2)
+            out = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=meta.decode_mask)
+            outputs.append(out.reshape(nd, hq * d))
+        for chunk in meta.prefills:
+            qc = q[chunk.row_start : chunk.row_end].transpose(0, 1).unsqueeze(0)
+            if chunk.context_slots is None:
+                kc = k[chunk.row_start : chunk.row_end].transpose(0, 1).unsqueeze(0)
+                vc = v[chunk.row_start : chunk.row_end].transpose(0, 1).unsqueeze(0)
+                out = F.scaled_dot_product_attention(qc, kc, vc, is_causal=True, enable_gqa=True)
+            else:
+                kc = k_layer[chunk.context_slots].transpose(0, 1).unsqueeze(0)
+                vc = v_layer[chunk.context_slots].transpose(0, 1).unsqueeze(0)
+                out = F.scaled_dot_product_attention(
+                    qc, kc, vc, attn_mask=chunk.mask, enable_gqa=True
+                )
+            outputs.append(out[0].transpose(0, 1).reshape(-1, hq * d))
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden: [N, hidden] (already normed) -> [N, vocab] fp32."""
+        return F.linear(hidden, self.lm_head, self.lm_head_bias).float()
