@@ -1,0 +1,54 @@
+// JSON over HTTP for the chat page: the one place that calls fetch() and adds the CSRF header.
+// Imports nothing; callers get parsed JSON or an ApiError whose message is readable.
+
+export const NETWORK_ERROR = "The server could not be reached. Check your connection and try again.";
+
+/** An HTTP failure, carrying the server's readable `{"error"}` text. */
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  if (meta && meta.content) return meta.content;
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+/** Calls the JSON API; resolves with the parsed body (null for 204). */
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(NETWORK_ERROR, 0);
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const message = (data && data.error) || `Request failed (${response.status}).`;
+    throw new ApiError(message, response.status);
+  }
+  return data;
+}
+
+export const getJSON = (path) => api("GET", path);
+export const postJSON = (path, body) => api("POST", path, body ?? {});
+export const patchJSON = (path, body) => api("PATCH", path, body);
+export const del = (path) => api("DELETE", path);

@@ -1,0 +1,167 @@
+// Entry point of the chat page: reads the data the template embeds, builds the sidebar, the chat
+// view and the settings dialog, and wires them together (routing, notices, the phone drawer).
+// The only module that knows all the others; none of them imports it.
+
+import { getJSON } from "./api.js";
+import { Chat } from "./chat.js";
+import { SettingsDialog, SettingsStore, shareConversation } from "./settings.js";
+import { Sidebar } from "./sidebar.js";
+import { applyTheme } from "./theme.js";
+
+const NOTICE_MS = 6000;
+const CONVERSATION_PATH = /^\/conversation\/([^/]+)\/?$/;
+
+/** The models the template embedded (a list, `{models: [...]}` or a JSON string of either). */
+function embeddedModels() {
+  const node = document.getElementById("models-data");
+  if (!node) return [];
+  try {
+    let data = JSON.parse(node.textContent);
+    if (typeof data === "string") data = JSON.parse(data);
+    if (data && Array.isArray(data.models)) data = data.models;
+    return Array.isArray(data) ? data.filter((m) => !m.unlisted) : [];
+  } catch {
+    return [];
+  }
+}
+
+function makeNotifier() {
+  const notice = document.getElementById("notice");
+  let timer = null;
+  return (message, kind = "info") => {
+    clearTimeout(timer);
+    if (!message) {
+      notice.hidden = true;
+      notice.textContent = "";
+      return;
+    }
+    notice.textContent = message;
+    notice.dataset.kind = kind;
+    notice.hidden = false;
+    if (kind !== "warn") timer = setTimeout(() => (notice.hidden = true), NOTICE_MS);
+  };
+}
+
+/** The off-canvas sidebar on narrow screens (hamburger, backdrop, Escape). */
+function installDrawer() {
+  const app = document.getElementById("app");
+  const toggle = document.getElementById("menu-toggle");
+  const backdrop = document.getElementById("sidebar-backdrop");
+  const close = document.getElementById("sidebar-close");
+  const setOpen = (open) => {
+    app.classList.toggle("sidebar-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    backdrop.hidden = !open;
+    if (open) document.getElementById("new-chat").focus();
+  };
+  toggle.addEventListener("click", () => setOpen(!app.classList.contains("sidebar-open")));
+  backdrop.addEventListener("click", () => setOpen(false));
+  close.addEventListener("click", () => {
+    setOpen(false);
+    toggle.focus();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && app.classList.contains("sidebar-open")) {
+      setOpen(false);
+      toggle.focus();
+    }
+  });
+  return () => setOpen(false);
+}
+
+async function main() {
+  const root = document.getElementById("app");
+  const notify = makeNotifier();
+  let models = embeddedModels();
+  let activeModel = root.dataset.activeModel;
+  if (models.length === 0) {
+    try {
+      const data = await getJSON("/api/models");
+      models = data.models || [];
+      activeModel = activeModel || data.active_model;
+    } catch (error) {
+      notify(error.message, "error");
+    }
+  }
+  if (!models.some((m) => m.id === activeModel) && models.length) activeModel = models[0].id;
+
+  const store = new SettingsStore({ activeModel });
+  const closeDrawer = installDrawer();
+
+  let chat = null;
+  const sidebar = new Sidebar({
+    onOpen: (id) => {
+      chat.open(id);
+      closeDrawer();
+    },
+    onDeleted: (id) => {
+      if (chat.conversationId === id) chat.newChat();
+    },
+    onError: (message) => notify(message, "error"),
+  });
+  chat = new Chat({
+    models,
+    activeModel,
+    appName: root.dataset.appName || document.title,
+    sidebar,
+    notify,
+    onActiveModelPicked: (modelId) => {
+      store.save({ active_model: modelId }).catch((error) => notify(error.message, "error"));
+    },
+  });
+  new SettingsDialog({
+    models,
+    store,
+    currentConversation: () => chat.conversationId,
+    onActiveModel: (modelId) => chat.setActiveModel(modelId),
+    onDeletedAll: () => {
+      chat.newChat();
+      sidebar.refresh();
+    },
+    notify,
+  });
+
+  document.getElementById("new-chat").addEventListener("click", () => {
+    chat.newChat();
+    closeDrawer();
+  });
+  document.querySelector('[data-nav="home"]').addEventListener("click", (event) => {
+    if (event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    chat.newChat();
+    closeDrawer();
+  });
+  document.getElementById("share-btn").addEventListener("click", async () => {
+    if (!chat.conversationId) return;
+    try {
+      const { url, copied } = await shareConversation(chat.conversationId);
+      notify(copied ? `Share link copied: ${url}` : `Share link: ${url}`, "ok");
+    } catch (error) {
+      notify(error.message, "error");
+    }
+  });
+  document.addEventListener("chatui:title", (event) => {
+    chat.onTitle(event.detail.id, event.detail.title);
+  });
+
+  const route = (push) => {
+    const match = location.pathname.match(CONVERSATION_PATH);
+    if (match) chat.open(decodeURIComponent(match[1]), { push });
+    else chat.newChat({ push });
+  };
+  window.addEventListener("popstate", () => route(false));
+
+  const initial = root.dataset.conversationId;
+  if (initial) chat.open(initial, { push: false });
+  else route(false);
+  sidebar.refresh();
+
+  const settings = await store.load();
+  if (settings.theme) applyTheme(settings.theme);
+  if (settings.active_model && settings.active_model !== activeModel) {
+    chat.setActiveModel(settings.active_model);
+  }
+  root.dataset.ready = "true";
+}
+
+main();

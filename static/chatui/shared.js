@@ -1,0 +1,51 @@
+// The read-only page of a shared snapshot (/r/<id>): the newest branch of the stored tree,
+// rendered with the chat page's Markdown pipeline. No socket, no API calls.
+
+import { installCodeCopy, renderMarkdown } from "./markdown.js";
+import { MessageTree } from "./tree.js";
+
+function main() {
+  const node = document.getElementById("shared-data");
+  const container = document.getElementById("messages");
+  let conversation = {};
+  try {
+    conversation = JSON.parse(node.textContent) || {};
+    if (typeof conversation === "string") conversation = JSON.parse(conversation);
+  } catch {
+    conversation = {};
+  }
+  const tree = new MessageTree(conversation.messages || []);
+  const articles = tree
+    .path()
+    .filter((m) => m.role !== "system")
+    .map((message) => {
+      const article = document.createElement("article");
+      article.className = `msg msg-${message.role}`;
+      article.dataset.id = message.id;
+      const main = document.createElement("div");
+      main.className = "msg-main";
+      if (message.role === "user") {
+        const bubble = document.createElement("div");
+        bubble.className = "msg-bubble";
+        bubble.textContent = message.content;
+        main.append(bubble);
+      } else {
+        const meta = document.createElement("div");
+        meta.className = "msg-meta";
+        const label = document.createElement("span");
+        label.className = "msg-model";
+        label.textContent = message.model || "";
+        meta.append(label);
+        const body = document.createElement("div");
+        body.className = "msg-body markdown";
+        body.innerHTML = renderMarkdown(message.content || "");
+        main.append(meta, body);
+      }
+      article.append(main);
+      return article;
+    });
+  container.replaceChildren(...articles);
+  installCodeCopy(container);
+}
+
+main();
