@@ -23,3 +23,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"chatui-test-{os.getpid()}.sqlite3"),
     }
+
+# Static files come from the finders; no collected STATIC_ROOT exists in a checkout.
+STATIC_ROOT = None

@@ -1,0 +1,108 @@
+"""Helpers for the chat backend tests: owners (anonymous sessions or users) with their
+session cookies, and websocket helpers (connect, read events, merge tokens like a page)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import Client
+
+from chatui.identity import ANON_SESSION_KEY, Identity
+
+MODEL_A = "model-a"
+MODEL_B = "model-b"
+ORIGIN = b"http://testserver"
+TIMEOUT = 20
+
+
+@dataclass
+class Owner:
+    """Someone using the app: an anonymous session or a logged-in user."""
+
+    identity: Identity
+    cookie: str  # the session id
+    user: Any = None
+
+    def client(self) -> Client:
+        client = Client()
+        client.cookies[settings.SESSION_COOKIE_NAME] = self.cookie
+        return client
+
+    def headers(self, origin: bytes = ORIGIN) -> list[tuple[bytes, bytes]]:
+        cookie = f"{settings.SESSION_COOKIE_NAME}={self.cookie}".encode()
+        return [(b"origin", origin), (b"cookie", cookie), (b"host", b"testserver")]
+
+
+def make_owner(username: str | None = None) -> Owner:
+    """Sync: a session for an anonymous visitor (with its key) or for a new user."""
+    if username is None:
+        session = SessionStore()
+        key = secrets.token_urlsafe(16)
+        session[ANON_SESSION_KEY] = key
+        session.create()
+        return Owner(Identity(anon_key=key), session.session_key)
+    user = get_user_model().objects.create_user(username, password="pw-123456")
+    client = Client()
+    client.force_login(user)
+    return Owner(
+        Identity(user_id=user.pk), client.cookies[settings.SESSION_COOKIE_NAME].value, user
+    )
+
+
+async def connect(owner: Owner, conversation_id: Any, **kwargs: Any) -> WebsocketCommunicator:
+    """An open socket on the conversation, its snapshot already read (in `.snapshot`)."""
+    from config.asgi import application
+
+    communicator = WebsocketCommunicator(
+        application, f"/ws/conversations/{conversation_id}/", headers=owner.headers(**kwargs)
+    )
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    first = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert first["type"] == "snapshot", first
+    communicator.snapshot = first["conversation"]  # type: ignore[attr-defined]
+    return communicator
+
+
+async def receive_until(
+    communicator: WebsocketCommunicator, event_type: str, **match: Any
+) -> list[dict[str, Any]]:
+    """Events up to and including the first of `event_type` (whose fields equal `match`)."""
+    events = []
+    while True:
+        event = await communicator.receive_json_from(timeout=TIMEOUT)
+        events.append(event)
+        if event["type"] == event_type and all(event.get(k) == v for k, v in match.items()):
+            return events
+
+
+def merge_tokens(content: str, events: list[dict[str, Any]], message_id: str) -> str:
+    """What a page shows: the snapshot's text with each token applied at its offset
+    (Python str offsets equal UTF-16 offsets for the ASCII/BMP text these tests use)."""
+    for event in events:
+        if event["type"] != "token" or event["message_id"] != message_id:
+            continue
+        offset, token = event["offset"], event["token"]
+        if offset <= len(content) < offset + len(token):
+            content = content[:offset] + token
+    return content
+
+
+async def wait_idle(conversation_id: Any) -> None:
+    """Until this process runs no generation for the conversation (title included)."""
+    from chatui import generation
+
+    running = generation.registry.get(str(conversation_id))
+    if running is not None and running.task is not None:
+        await asyncio.wait_for(asyncio.shield(running.task), TIMEOUT)
+
+
+db = database_sync_to_async
