@@ -23,11 +23,8 @@ from inference.api.routes import generate, info, openai
 from inference.api.sse import DEFAULT_KEEPALIVE_SECONDS
 from inference.api.state import ServerState
 from inference.config import ServerConfig
-from inference.types import Request, SamplingParams
 
 logger = logging.getLogger(__name__)
-
-WARMUP_PROMPT = "Hello"
 
 EngineFactory = Callable[[], Any]
 LoadFailureHook = Callable[[BaseException], None]
@@ -38,35 +35,19 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-async def warm_up(engine: Any) -> None:
-    """Run one tiny request so the first client does not pay for lazy initialisation."""
-    ids = list(engine.tokenizer.encode(WARMUP_PROMPT))
-    request = Request(
-        request_id="warmup", prompt_token_ids=ids, params=SamplingParams(max_new_tokens=2)
-    )
-    events = engine.generate(request)
-    try:
-        async for event in events:
-            if event.is_final:
-                break
-    finally:
-        await events.aclose()
-
-
 async def bring_up(
     state: ServerState,
     engine: Any,
     engine_factory: EngineFactory | None,
     on_load_failure: LoadFailureHook | None,
 ) -> Any:
-    """Build (if needed), start and warm the engine, then let requests through."""
+    """Build (if needed) and start the engine, then let requests through."""
     try:
         if engine is None:
             assert engine_factory is not None
             logger.info("Loading model %s", state.config.model.model_id)
             engine = await asyncio.to_thread(engine_factory)
-        await engine.start()
-        await warm_up(engine)
+        await engine.start()  # NOTE: the engine warms up (one short request) before returning
     except asyncio.CancelledError:
         raise
     except Exception as exc:

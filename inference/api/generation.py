@@ -68,7 +68,10 @@ def as_api_error(exc: BaseException) -> ApiError:
 
 async def engine_events(engine: Any, valid: ValidRequest) -> AsyncIterator[GenerationEvent]:
     """The engine's events for one request, errors as `ApiError`; closing it aborts the request."""
-    events = engine.generate(engine_request(valid))
+    try:
+        events = engine.generate(engine_request(valid))
+    except Exception as exc:
+        raise as_api_error(exc) from exc
     try:
         while True:
             try:

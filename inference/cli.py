@@ -1,0 +1,186 @@
+"""`python -m inference`: flags and environment (TGI launcher names) -> a running server.
+
+Every flag can also come from the environment variable TGI's launcher reads (`--max-total-tokens`
+<- `MAX_TOTAL_TOKENS`); a flag on the command line wins. The port is bound at once and the
+model loads behind it; if it cannot load, one error line is printed and the exit code is 1.
+This is the one module that reads the environment for the server. Must not import Django.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
+from typing import Any
+
+from inference.config import DEVICES, DTYPES, EngineConfig, ModelConfig, ServerConfig
+
+logger = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+DEFAULT_MAX_TOTAL_TOKENS = 4096  # capped further by the model's max position embeddings
+UNKNOWN_MAX_POSITIONS = 1 << 30  # used to check explicit limits before the model is read
+
+# flag -> (env var, type, help); engine limits default to None = "derive from the model".
+ENGINE_FLAGS: dict[str, tuple[str, type, str]] = {
+    "max_concurrent_requests": ("MAX_CONCURRENT_REQUESTS", int, "requests in flight before 429"),
+    "max_best_of": ("MAX_BEST_OF", int, "largest `best_of`"),
+    "max_stop_sequences": ("MAX_STOP_SEQUENCES", int, "most `stop` sequences per request"),
+    "max_top_n_tokens": ("MAX_TOP_N_TOKENS", int, "largest `top_n_tokens`"),
+    "max_input_tokens": ("MAX_INPUT_TOKENS", int, "prompt tokens (default: max_total - 1)"),
+    "max_total_tokens": (
+        "MAX_TOTAL_TOKENS",
+        int,
+        "prompt + generated tokens (default: min(model positions, 4096))",
+    ),
+    "max_batch_prefill_tokens": ("MAX_BATCH_PREFILL_TOKENS", int, "prompt tokens per prefill"),
+    "max_batch_total_tokens": ("MAX_BATCH_TOTAL_TOKENS", int, "tokens held by a batch"),
+    "max_batch_size": ("MAX_BATCH_SIZE", int, "sequences per batch"),
+    "waiting_served_ratio": ("WAITING_SERVED_RATIO", float, "waiting/running ratio to prefill"),
+    "max_waiting_tokens": ("MAX_WAITING_TOKENS", int, "decode steps before waiting ones join"),
+}
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The parser; each default comes from the environment (argparse converts string defaults)."""
+    env = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="python -m inference",
+        description="A text-generation server compatible with Hugging Face TGI.",
+    )
+    parser.add_argument(
+        "--model-id",
+        default=_env(env, "MODEL_ID") or "bundled",
+        help="`bundled`, a local HF directory, a .gguf file or a hub id [env MODEL_ID]",
+    )
+    parser.add_argument("--revision", default=_env(env, "REVISION"), help="[env REVISION]")
+    parser.add_argument(
+        "--dtype", default=_env(env, "DTYPE") or "auto", choices=DTYPES, help="[env DTYPE]"
+    )
+    parser.add_argument(
+        "--device", default=_env(env, "DEVICE") or "auto", choices=DEVICES, help="[env DEVICE]"
+    )
+    parser.add_argument(
+        "--hostname", default=_env(env, "HOSTNAME") or "127.0.0.1", help="[env HOSTNAME]"
+    )
+    parser.add_argument("--port", type=int, default=_env(env, "PORT") or "8080", help="[env PORT]")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        default=_truthy(_env(env, "COMPILE")),
+        help="torch.compile the decode step [env COMPILE]",
+    )
+    for name, (env_name, kind, text) in ENGINE_FLAGS.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=_env(env, env_name),
+            help=f"{text} [env {env_name}]",
+        )
+    return parser
+
+
+def engine_config_for(args: argparse.Namespace, max_position_embeddings: int) -> EngineConfig:
+    """Explicit limits as given; the others derived as TGI derives them."""
+    given = {name: getattr(args, name) for name in ENGINE_FLAGS if getattr(args, name) is not None}
+    defaults = {f.name: f.default for f in fields(EngineConfig)}
+    total = given.get("max_total_tokens") or min(max_position_embeddings, DEFAULT_MAX_TOTAL_TOKENS)
+    given.setdefault("max_total_tokens", total)
+    given.setdefault("max_input_tokens", total - 1)
+    given.setdefault(
+        "max_batch_prefill_tokens",
+        max(defaults["max_batch_prefill_tokens"], given["max_input_tokens"]),
+    )
+    given.setdefault("max_batch_total_tokens", max(defaults["max_batch_total_tokens"], total))
+    return EngineConfig(**given)
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[ServerConfig, argparse.Namespace]:
+    """The server config (limits checked against an unknown model) and the raw arguments."""
+    parser = build_parser(environ)
+    args = parser.parse_args(argv)
+    try:
+        model = ModelConfig(
+            model_id=args.model_id,
+            revision=args.revision,
+            dtype=args.dtype,
+            device=args.device,
+            compile=args.compile,
+        )
+        engine = engine_config_for(args, UNKNOWN_MAX_POSITIONS)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return ServerConfig(hostname=args.hostname, port=args.port, model=model, engine=engine), args
+
+
+def make_engine_factory(config: ServerConfig, args: argparse.Namespace) -> Callable[[], Any]:
+    """Load the model, derive the limits it allows, and build the (not yet started) engine."""
+
+    def factory() -> Any:
+        from inference.engine import AsyncEngine
+        from inference.loader import load_model
+
+        loaded = load_model(config.model)
+        limits = engine_config_for(args, loaded.max_position_embeddings)
+        return AsyncEngine(loaded, limits)
+
+    return factory
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until interrupted; 1 when the model cannot be loaded."""
+    import uvicorn
+
+    from inference.api.app import create_app, one_line
+
+    config, args = parse_args(argv)
+    configure_logging()
+    failures: list[BaseException] = []
+    server: uvicorn.Server | None = None
+
+    def on_load_failure(exc: BaseException) -> None:
+        failures.append(exc)
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(
+        None,
+        config,
+        engine_factory=make_engine_factory(config, args),
+        on_load_failure=on_load_failure,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.hostname,
+            port=config.port,
+            log_config=None,
+            access_log=True,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    server.run()
+    if failures:
+        print(f"error: {one_line(failures[0])}", file=sys.stderr)
+        return 1
+    return 0 if server.started else 1
