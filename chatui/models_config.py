@@ -584,7 +584,9 @@ def _openai_models(env: Mapping[str, str], overrides: list[Any], url: str) -> li
     if ids is None:
         logger.warning("OPENAI_BASE_URL is unreachable; using the MODELS entries as given")
         entries = [
-            {**o, "endpoints": o.get("endpoints") or [endpoint]} if isinstance(o, dict) else o
+            {"name": o.get("id"), **o, "endpoints": o.get("endpoints") or [endpoint]}
+            if isinstance(o, dict)
+            else o
             for o in overrides
         ]
         if not entries:
