@@ -1,0 +1,164 @@
+"""A real daphne process serving the chat app against fake TGI servers, for browser tests.
+
+`LiveServer` owns a temporary SQLite database, the `MODELS` value pointing at the fakes, the
+migrate step and the daphne subprocess. It imports nothing from `chatui` (the app runs in the
+child process only), so the browser sees exactly what a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+STARTUP_TIMEOUT_S = 60.0
+
+APP_NAME = "Test Chat"
+MODEL_A_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+MODEL_A_NAME = "SmolLM2 135M"
+MODEL_B_ID = "test/second-model"
+MODEL_B_NAME = "Second Model"
+EXAMPLE_TITLE = "Write an email"
+EXAMPLE_PROMPT = "Write an email to my boss asking for a day off."
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def models_config(url_a: str, url_b: str) -> list[dict[str, Any]]:
+    """Two listed models, each served by its own fake TGI."""
+    return [
+        {
+            "name": MODEL_A_ID,
+            "displayName": MODEL_A_NAME,
+            "description": "A tiny model that runs on any CPU.",
+            "websiteUrl": "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
+            "preprompt": "",
+            "parameters": {"max_new_tokens": 256, "stop": ["<|im_end|>"]},
+            "promptExamples": [
+                {"title": EXAMPLE_TITLE, "prompt": EXAMPLE_PROMPT},
+                {"title": "Explain a concept", "prompt": "Explain recursion to a child."},
+            ],
+            "endpoints": [{"type": "tgi", "url": url_a}],
+        },
+        {
+            "name": MODEL_B_ID,
+            "displayName": MODEL_B_NAME,
+            "description": "Another model, to switch to in the middle of a conversation.",
+            "parameters": {"max_new_tokens": 256},
+            "endpoints": [{"type": "tgi", "url": url_b}],
+        },
+    ]
+
+
+class LiveServer:
+    """daphne on a free port of 127.0.0.1, with its own database; `url` once started."""
+
+    def __init__(self, models: list[dict[str, Any]], *, extra_env: dict[str, str] | None = None):
+        self.models = models
+        self.extra_env = extra_env or {}
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix="chatui-e2e-"))
+        self.log_path = self.tmp / "daphne.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "config.settings.base",
+                "DATABASE_URL": f"sqlite:///{self.tmp / 'db.sqlite3'}",
+                "REDIS_URL": "",
+                "SECRET_KEY": "browser-tests-only",
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "MODELS": json.dumps(self.models),
+                "PUBLIC_APP_NAME": APP_NAME,
+                "PUBLIC_APP_DESCRIPTION": "Chat with open models, privately.",
+                "LLM_SUMMARIZATION": "false",
+                "DEBUG": "false",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> LiveServer:
+        env = self.env()
+        migrate = subprocess.run(
+            [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                str(VENV_BIN / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "config.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/api/models", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"daphne did not answer within {STARTUP_TIMEOUT_S}s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.process = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
