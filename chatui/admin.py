@@ -16,6 +16,9 @@ from django.template.response import TemplateResponse
 from chatui.apps import get_chat_config
 from chatui.models import Conversation, Message, SharedConversation, UserSettings
 
+# The index links to the Models page (the template extends the stock admin index).
+admin.site.index_template = "admin/chatui/index.html"
+
 
 class MessageInline(admin.TabularInline):
     model = Message
