@@ -105,10 +105,33 @@ def is_jinja(template: str) -> bool:
 _ESCAPED_EXPRESSION = re.compile(r"(?<!\{)\{\{(?![{#/^!>&]|\s*else\s*\}\})(.*?)\}\}(?!\})", re.S)
 
 
+_TILDE_MARKS = re.compile(r"(?<={{)~|~(?=}})|(?<=}})[ \t]+(?={{)")
+_STANDALONE_TAGS = re.compile(
+    r"~}}\s*|\s*{{~|"
+    # block tags alone on a line: the line's blanks and its newline go
+    r"(?<=\n)([ \t]*{{(#[^{}]+|/[^{}]+|![^{}]+|else|else if [^{}]+)}}[ \t]*)+\r?\n|"
+    r"^([ \t]*{{(#[^{}]+|![^{}]+)}}[ \t]*)+\r?\n|"
+    # ...on the last line: only its blanks (the newline before belongs to the previous line)
+    r"(?<=\n)([ \t]*{{(/[^{}]+|![^{}]+)}}[ \t]*)+$"
+)
+
+
+class _Compiler(Compiler):
+    """pybars with Handlebars.js's standalone-line rule.
+
+    pybars also drops the newline *before* closing tags on a template's last line, which turns
+    chat-ui's ``...<|im_end|>\\n{{/ifAssistant}}{{/each}}`` into ``...<|im_end|>`` without the
+    newline; Handlebars.js keeps it.
+    """
+
+    def whitespace_control(self, source: str) -> str:
+        return _STANDALONE_TAGS.sub(lambda m: _TILDE_MARKS.sub("", m.group(0).strip()), source)
+
+
 @lru_cache(maxsize=64)
 def _compile_handlebars(template: str) -> Any:
     try:
-        return Compiler().compile(_ESCAPED_EXPRESSION.sub(r"{{{\1}}}", template))
+        return _Compiler().compile(_ESCAPED_EXPRESSION.sub(r"{{{\1}}}", template))
     except Exception as exc:  # pybars raises its own and PyMeta parse errors
         raise PromptTemplateError(ERR_TEMPLATE.format(error=exc)) from None
 
