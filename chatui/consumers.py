@@ -8,6 +8,7 @@ socket). Every protocol event arrives as a `chat.event` group message and is for
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -58,6 +59,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await generation.request_sync(
                 conversation_id=self.conversation.pk, reply_channel=self.channel_name
             )
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        try:
+            return json.loads(text_data)
+        except ValueError:
+            return None  # answered with UNKNOWN_TYPE
 
     async def disconnect(self, code: int) -> None:
         if self.group:

@@ -71,21 +71,17 @@ class Generation:
     conversation_id: str
     message_id: str
     text: str
+    prefix: str = field(init=False)  # the text before this run (continue extends it)
+    num_previous_tokens: int = 0  # tokens of `prefix` (continue)
     num_tokens: int = 0
     num_unsaved: int = 0
     last_save: float = 0.0
     is_stop_requested: bool = False
     task: asyncio.Task[None] | None = None
     stream_task: asyncio.Task[StreamResult | None] | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def prefix(self) -> str:
-        """The text the message had before this run (continue extends it)."""
-        return self._prefix
 
     def __post_init__(self) -> None:
-        self._prefix = self.text
+        self.prefix = self.text
 
     def request_stop(self) -> None:
         self.is_stop_requested = True
@@ -205,12 +201,16 @@ async def _run(generation: Generation, *, continue_message: bool) -> None:
         prompt = await database_sync_to_async(_build_prompt)(
             generation.message_id, continue_message
         )
-        await fan_out(
-            generation.conversation_id,
-            {"type": "status", "message_id": generation.message_id, "status": "generating"},
-        )
-        generation.stream_task = asyncio.create_task(_stream(generation, prompt, continue_message))
-        result = await generation.stream_task
+        generation.num_previous_tokens = prompt.previous_tokens
+        if not generation.is_stop_requested:  # a stop may come before the stream starts
+            await fan_out(
+                generation.conversation_id,
+                {"type": "status", "message_id": generation.message_id, "status": "generating"},
+            )
+            generation.stream_task = asyncio.create_task(
+                _stream(generation, prompt, continue_message)
+            )
+            result = await generation.stream_task
     except asyncio.CancelledError:
         if not generation.is_stop_requested:
             raise  # the process is going away: the reaper will mark the answer
@@ -223,7 +223,6 @@ async def _run(generation: Generation, *, continue_message: bool) -> None:
         listener.cancel()
         heartbeat.cancel()
         registry.pop(generation.conversation_id, None)
-        generation.done.set()
     await _finish(generation, prompt, result, error)
 
 
@@ -260,19 +259,22 @@ async def _stream(
             )
             due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
             if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
-                await _save_partial(generation, prompt.previous_tokens)
+                await _save_partial(generation)
             await asyncio.sleep(0)  # let sockets drain between tokens
     return result
 
 
-async def _save_partial(generation: Generation, previous_tokens: int = 0) -> None:
+async def _save_partial(generation: Generation) -> None:
+    """Also the DB check of each save: an answer deleted (or reaped) meanwhile stops."""
     generation.num_unsaved = 0
     generation.last_save = asyncio.get_running_loop().time()
-    await database_sync_to_async(services.message_save_partial)(
+    is_saved = await database_sync_to_async(services.message_save_partial)(
         message_id=generation.message_id,
         content=generation.text,
-        generated_tokens=previous_tokens + generation.num_tokens,
+        generated_tokens=generation.num_previous_tokens + generation.num_tokens,
     )
+    if not is_saved:
+        generation.request_stop()
 
 
 async def _heartbeat(generation: Generation) -> None:
@@ -331,8 +333,10 @@ async def _finish(
         finish_reason=finish_reason,
         interrupted=interrupted,
         error=error,
-        generated_tokens=(prompt.previous_tokens if prompt else 0) + generated,
+        generated_tokens=generation.num_previous_tokens + generated,
     )
+    if message is None:
+        return  # the conversation was deleted meanwhile
     await fan_out(
         generation.conversation_id, {"type": "final", "message": message_to_dict(message)}
     )

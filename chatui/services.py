@@ -360,17 +360,14 @@ def message_continue(
     return GenerationRequest(conversation.pk, answer, (), continue_message=True)
 
 
-def message_save_partial(*, message_id: Any, content: str, generated_tokens: int) -> None:
-    """A batched save of the text so far; also the heartbeat that proves the task is alive."""
+def message_save_partial(*, message_id: Any, content: str, generated_tokens: int) -> bool:
+    """A batched save of the text so far, and the heartbeat that proves the task is alive.
+    False when the answer is gone or no longer generating (deleted, reaped): stop then."""
     now = timezone.now()
-    Message.objects.filter(pk=message_id, is_generating=True).update(
+    updated = Message.objects.filter(pk=message_id, is_generating=True).update(
         content=content, generated_tokens=generated_tokens, heartbeat_at=now, updated_at=now
     )
-
-
-def message_heartbeat(*, message_id: Any) -> None:
-    now = timezone.now()
-    Message.objects.filter(pk=message_id, is_generating=True).update(heartbeat_at=now)
+    return bool(updated)
 
 
 def message_finish(
@@ -382,8 +379,9 @@ def message_finish(
     error: str = "",
     generated_tokens: int = 0,
     prompt_tokens: int | None = None,
-) -> Message:
-    """The answer as it ends (done, stopped or failed): one UPDATE, then the stored row."""
+) -> Message | None:
+    """The answer as it ends (done, stopped or failed): one UPDATE, then the stored row
+    (None when it was deleted meanwhile)."""
     now = timezone.now()
     Message.objects.filter(pk=message_id).update(
         content=content,
@@ -396,7 +394,7 @@ def message_finish(
         heartbeat_at=None,
         updated_at=now,
     )
-    return Message.objects.get(pk=message_id)
+    return Message.objects.filter(pk=message_id).first()
 
 
 def message_reap_stale(*, max_age_s: float, conversation_id: Any = None) -> list[Message]:

@@ -14,9 +14,10 @@ from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from chatui import generation, limits, services
-from chatui.consumers import CLOSE_FORBIDDEN
+from chatui.consumers import CLOSE_FORBIDDEN, UNKNOWN_TYPE
 from chatui.endpoints import ERR_SERVER
 from chatui.models import Conversation, Message
+from chatui.selectors import CONVERSATION_NOT_FOUND
 from tests.chatui.core.helpers import (
     MODEL_A,
     MODEL_B,
@@ -466,4 +467,37 @@ async def test_a_running_task_resends_its_text_to_a_socket_that_asks(endpoints):
     final = (await receive_until(socket, "final"))[-1]["message"]
     assert final["content"].startswith(event["token"])
     await wait_idle(cid)
+    await socket.disconnect()
+
+
+async def test_deleting_the_conversation_stops_its_answer(endpoints):
+    endpoints.tgi.queue(Script(tokens=[f"t{i} " for i in range(200)], delay=0.05))
+    owner, cid = await setup_owner()
+    socket = await connect(owner, cid)
+    await socket.send_json_to({"type": "send", "content": "long", "parent_id": None})
+    await receive_until(socket, "token")
+    conversation = await db(Conversation.objects.get)(pk=cid)
+    await db(services.conversation_delete)(conversation=conversation)
+    assert await asyncio.to_thread(endpoints.tgi.disconnected.wait, TIMEOUT)
+    await wait_idle(cid)
+    assert not await db(Message.objects.filter(conversation_id=cid).exists)()
+    await socket.send_json_to({"type": "send", "content": "again", "parent_id": None})
+    error = (await receive_until(socket, "error"))[-1]
+    assert error["message"] == CONVERSATION_NOT_FOUND
+    await socket.disconnect()
+
+
+async def test_unreadable_messages_get_an_error(endpoints):
+    owner, cid = await setup_owner()
+    socket = await connect(owner, cid)
+    await socket.send_to(text_data="not json")
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert error == {
+        "type": "error",
+        "message": UNKNOWN_TYPE.format(type=None),
+        "message_id": None,
+    }
+    await socket.send_json_to({"type": "dance"})
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert error["message"] == UNKNOWN_TYPE.format(type="dance")
     await socket.disconnect()
