@@ -161,10 +161,14 @@ class _FakeServer:
             time.sleep(0.005)
         return self
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the server to stop without waiting (stop several at once, then `stop()` each)."""
         self._closing.set()
         if self._server is not None:
             self._server.should_exit = True
+
+    def stop(self) -> None:
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = self._thread = None
@@ -589,6 +593,8 @@ def _factory(cls: type[_FakeServer]) -> Callable[[], Iterator[Callable[..., Any]
             return server
 
         yield make
+        for server in servers:
+            server.request_stop()
         for server in servers:
             server.stop()
 
