@@ -44,7 +44,10 @@ def clean_title(raw: str) -> str:
     """The title in a model's answer: first line, no label, quotes or trailing period."""
     line = next((ln.strip() for ln in raw.splitlines() if ln.strip()), "")
     line = re.sub(r"^(?:\*\*)?title(?:\*\*)?\s*:\s*", "", line, flags=re.IGNORECASE)
-    line = line.strip(" \t\"'`*#_").rstrip(".!,;:").strip()
+    previous = None
+    while line != previous:  # '"Title".' -> 'Title'
+        previous = line
+        line = line.strip(" \t\"'`*#_").rstrip(".!,;:")
     return line[:MAX_TITLE_LENGTH].rstrip()
 
 
