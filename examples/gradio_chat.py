@@ -49,7 +49,8 @@ def to_messages(message: str, history: list[dict[str, Any]]) -> list[dict[str, s
 def respond(message: str, history: list[dict[str, Any]]) -> Iterator[str]:
     """Stream the assistant's answer, yielding the whole partial answer each time."""
     partial = ""
-    stream = make_client().chat_completion(
+    client = make_client()  # NOTE: keep a reference; the stream closes with its client
+    stream = client.chat_completion(
         to_messages(message, history), max_tokens=MAX_TOKENS, stream=True
     )
     for chunk in stream:
