@@ -379,6 +379,18 @@ async def _title(conversation_id: str, question: str, answer: str) -> None:
 _reapers: dict[int, asyncio.Task[None]] = {}
 
 
+def with_reaper(app: Any) -> Any:
+    """ASGI middleware: the first request or socket starts this process's reaper (daphne
+    sends no lifespan startup event)."""
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] in ("http", "websocket"):
+            ensure_reaper()
+        return await app(scope, receive, send)
+
+    return application
+
+
 def ensure_reaper() -> None:
     """Start this event loop's reaper once (at the first socket or generation)."""
     loop = asyncio.get_running_loop()

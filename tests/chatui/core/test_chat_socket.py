@@ -501,3 +501,68 @@ async def test_unreadable_messages_get_an_error(endpoints):
     error = await socket.receive_json_from(timeout=TIMEOUT)
     assert error["message"] == UNKNOWN_TYPE.format(type="dance")
     await socket.disconnect()
+
+
+async def test_the_first_request_starts_the_reaper(endpoints, settings):
+    settings.CHATUI_STALE_AFTER_S = 0.5
+    _, cid = await setup_owner()
+
+    def orphan() -> str:
+        conversation = Conversation.objects.get(pk=cid)
+        return str(
+            Message.objects.create(
+                conversation=conversation,
+                role="assistant",
+                content="cut",
+                is_generating=True,
+                heartbeat_at=timezone.now() - timedelta(seconds=5),
+            ).id
+        )
+
+    answer_id = await db(orphan)()
+    seen: list[str] = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["type"])
+
+    await generation.with_reaper(app)({"type": "http"}, None, None)
+    assert seen == ["http"]
+    for _ in range(200):
+        answer = await db(Message.objects.get)(pk=answer_id)
+        if not answer.is_generating:
+            break
+        await asyncio.sleep(0.05)
+    assert (answer.is_generating, answer.interrupted, answer.content) == (False, True, "cut")
+
+
+async def test_concurrent_generations_limit(endpoints):
+    endpoints.reconfigure(USAGE_LIMITS='{"concurrentGenerations": 1}')
+    endpoints.tgi.queue(Script(tokens=[f"t{i} " for i in range(200)], delay=0.05))
+    owner, first_cid = await setup_owner()
+    second_cid = await db(_new_conversation)(owner)
+    first, second = await connect(owner, first_cid), await connect(owner, second_cid)
+    await first.send_json_to({"type": "send", "content": "long", "parent_id": None})
+    await receive_until(first, "token")
+    await second.send_json_to({"type": "send", "content": "meanwhile", "parent_id": None})
+    error = (await receive_until(second, "error"))[-1]
+    assert error["message"] == limits.TOO_MANY_GENERATIONS.format(limit=1)
+    await first.send_json_to({"type": "stop"})
+    await receive_until(first, "final")
+    await wait_idle(first_cid)
+    events = await send_and_finish(second, "now")
+    assert events[-1]["message"]["content"] == "Hello, world!"
+    await wait_idle(second_cid)
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_messages_per_conversation_limit(endpoints):
+    endpoints.reconfigure(USAGE_LIMITS='{"messages": 2}')
+    owner, cid = await setup_owner()
+    socket = await connect(owner, cid)
+    answer = (await send_and_finish(socket, "one"))[-1]["message"]
+    await wait_idle(cid)
+    await socket.send_json_to({"type": "send", "content": "two", "parent_id": answer["id"]})
+    error = (await receive_until(socket, "error"))[-1]
+    assert error["message"] == limits.TOO_MANY_MESSAGES.format(limit=2)
+    await socket.disconnect()
