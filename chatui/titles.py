@@ -22,13 +22,29 @@ logger = logging.getLogger(__name__)
 DEFAULT_TITLE = "New Chat"
 MAX_TITLE_LENGTH = 100
 TITLE_MAX_NEW_TOKENS = 16
-_EXCERPT_CHARS = 1000
+_EXCERPT_CHARS = 500
+
+MAX_TITLE_WORDS = 6  # longer answers are the model answering instead of summarising
 
 TITLE_SYSTEM_PROMPT = (
-    "You write titles for conversations. Reply with a title of two to four words that says "
-    "what the user asked about. Do not answer the question. Reply with the title only."
+    "You write titles for conversations. Given the user's message and the start of the reply, "
+    "name the topic in two to four words. Do not answer the message. Reply with the title only."
 )
-TITLE_REQUEST = "Write a two to four word title for this conversation.\n\nUser: {user}\n{answer}"
+TITLE_TURN = "Message: {user}\nReply: {answer}"
+# Worked examples, as chat-ui gives its task model: they fix the format for small models.
+TITLE_EXAMPLES = (
+    (
+        "Who is the president of Gabon?",
+        "The current president of Gabon is Brice Oligui Nguema.",
+        "President of Gabon",
+    ),
+    (
+        "Write a Python function that reverses a string.",
+        "def reverse(text):\n    return text[::-1]",
+        "Reverse a string in Python",
+    ),
+    ("hi, how are you today?", "I'm doing well, thanks for asking!", "Friendly greeting"),
+)
 
 
 def first_words(text: str, count: int = 5) -> str:
@@ -52,14 +68,15 @@ def clean_title(raw: str) -> str:
 
 
 def _request(user_message: str, answer: str) -> list[ChatMessage]:
-    answer_line = f"Assistant: {answer[:_EXCERPT_CHARS]}" if answer else ""
-    return [
-        ChatMessage("system", TITLE_SYSTEM_PROMPT),
-        ChatMessage(
-            "user",
-            TITLE_REQUEST.format(user=user_message[:_EXCERPT_CHARS], answer=answer_line).strip(),
-        ),
-    ]
+    messages = [ChatMessage("system", TITLE_SYSTEM_PROMPT)]
+    for example_user, example_answer, title in TITLE_EXAMPLES:
+        messages.append(
+            ChatMessage("user", TITLE_TURN.format(user=example_user, answer=example_answer))
+        )
+        messages.append(ChatMessage("assistant", title))
+    turn = TITLE_TURN.format(user=user_message[:_EXCERPT_CHARS], answer=answer[:_EXCERPT_CHARS])
+    messages.append(ChatMessage("user", turn))
+    return messages
 
 
 async def generate_title(
@@ -84,4 +101,7 @@ async def generate_title(
     except EndpointError as exc:
         logger.info("Title generation failed (%s); using the first words", exc.message)
         return first_words(user_message)
-    return clean_title(raw) or first_words(user_message)
+    title = clean_title(raw)
+    if not title or len(title.split()) > MAX_TITLE_WORDS:
+        return first_words(user_message)
+    return title

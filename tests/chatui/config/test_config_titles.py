@@ -70,3 +70,8 @@ async def test_failing_or_empty_task_model_falls_back_to_first_words(fake_tgi) -
     assert await generate_title(config_for(unused_url()), QUESTION) == "What will the weather be"
     blank = fake_tgi(Script(tokens=["  ", "\n"]))
     assert await generate_title(config_for(blank.url), QUESTION) == "What will the weather be"
+
+
+async def test_a_long_answer_instead_of_a_title_falls_back_to_first_words(fake_tgi) -> None:
+    rambling = fake_tgi(Script(tokens=["The capital of France is Paris, a city on the Seine."]))
+    assert await generate_title(config_for(rambling.url), QUESTION) == "What will the weather be"
