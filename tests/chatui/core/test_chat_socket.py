@@ -566,3 +566,21 @@ async def test_messages_per_conversation_limit(endpoints):
     error = (await receive_until(socket, "error"))[-1]
     assert error["message"] == limits.TOO_MANY_MESSAGES.format(limit=2)
     await socket.disconnect()
+
+
+async def test_slow_answers_are_saved_every_interval_while_streaming(endpoints, settings):
+    settings.CHATUI_SAVE_EVERY_TOKENS = 1000  # only the time rule can save here
+    endpoints.tgi.queue(Script(tokens=[f"s{i} " for i in range(12)], delay=0.1))
+    owner, cid = await setup_owner()
+    socket = await connect(owner, cid)
+    await socket.send_json_to({"type": "send", "content": "slow", "parent_id": None})
+    for _ in range(6):  # 0.6 s of tokens: more than two save intervals
+        events = await receive_until(socket, "token")
+    answer_id = events[-1]["message_id"]
+    stored = await db(Message.objects.get)(pk=answer_id)
+    assert stored.is_generating is True
+    assert stored.content.startswith("s0 ") and stored.generated_tokens >= 1
+    final = (await receive_until(socket, "final"))[-1]["message"]
+    assert final["content"].startswith(stored.content)
+    await wait_idle(cid)
+    await socket.disconnect()
