@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from inference import __version__
 from inference.api.docs import DESCRIPTION, TITLE, install_docs
 from inference.api.errors import install_error_handlers
-from inference.api.routes import generate, info, openai
+from inference.api.routes import generate, info, openai, sagemaker
 from inference.api.sse import DEFAULT_KEEPALIVE_SECONDS
 from inference.api.state import ServerState
 from inference.config import ServerConfig
@@ -108,6 +108,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(generate.router)
     app.include_router(openai.router)
+    app.include_router(sagemaker.router)
     app.include_router(info.router)
     install_docs(app)
     return app
