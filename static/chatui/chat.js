@@ -218,7 +218,9 @@ export class Chat {
       if (message.is_generating) this.generatingId = message.id;
     }
     if (this.generatingId) this.tree.reveal(this.tree.get(this.generatingId));
-    this.setBusy(Boolean(this.generatingId || conversation.is_generating));
+    // NOTE: a send queued before this snapshot is still on its way: stay busy until it lands.
+    const waiting = this.pendingSend !== null;
+    this.setBusy(Boolean(this.generatingId || conversation.is_generating || waiting));
     this.el.app.classList.remove("is-loading");
     const first = !this.loaded;
     this.loaded = true;

@@ -8,6 +8,7 @@ gets fresh scripts on the fakes and a fresh browser context, which is a fresh an
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+FAILURES = Path(tempfile.gettempdir()) / "chatui-e2e-failures"
 DEFAULT_TOKENS = ("Hello", "!", " How", " can", " I", " help", "?")
 
 
@@ -89,12 +91,32 @@ def context(browser: Browser, app_server: LiveServer) -> Iterator[BrowserContext
     context.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(context: BrowserContext, fakes: Fakes) -> Iterator[Page]:
+def page(
+    request: pytest.FixtureRequest, context: BrowserContext, fakes: Fakes, app_server: LiveServer
+) -> Iterator[Page]:
+    """A tab of a fresh visitor; on failure its screenshot, HTML and the server log are kept."""
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page
+    if request.node.stash.get(FAILED, False):
+        FAILURES.mkdir(parents=True, exist_ok=True)
+        name = request.node.name
+        page.screenshot(path=FAILURES / f"{name}.png")
+        (FAILURES / f"{name}.html").write_text(page.content())
+        (FAILURES / f"{name}.log").write_text(app_server.log())
     assert not errors, f"uncaught errors in the page: {errors}"
 
 

@@ -20,9 +20,11 @@ def open_home(page: Page, path: str = "/") -> None:
 
 
 def send(page: Page, text: str) -> None:
-    """Types into the composer and presses Enter."""
+    """Types into the composer, presses Enter, waits until the server has stored the message."""
+    count = user_bubbles(page).count()
     page.locator("#prompt").fill(text)
     page.locator("#prompt").press("Enter")
+    expect(user_bubbles(page)).to_have_count(count + 1)
 
 
 def wait_idle(page: Page) -> None:
@@ -34,9 +36,7 @@ def wait_idle(page: Page) -> None:
 
 def ask(page: Page, text: str) -> Locator:
     """Sends `text`, waits for the whole answer, returns the answer's body."""
-    count = page.locator(".msg-assistant").count()
     send(page, text)
-    expect(page.locator(".msg-assistant")).to_have_count(count + 1)
     wait_idle(page)
     return last_answer(page)
 

@@ -66,8 +66,8 @@ def test_stop_keeps_the_partial_answer_and_closes_the_stream(page: Page, fakes: 
 def test_example_card_starts_a_conversation(page: Page, fakes: Fakes) -> None:
     open_home(page)
     page.locator(".example-card").first.click()
-    wait_idle(page)
     expect(user_bubbles(page)).to_have_text([EXAMPLE_PROMPT])
+    wait_idle(page)
     expect(last_answer(page)).to_have_text("Hello! How can I help?")
     conversation_id(page)
 
