@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from chatui.apps import get_chat_config
@@ -24,7 +25,7 @@ SHARE_NOT_FOUND = "Shared conversation not found."
 def conversation_get(*, identity: Identity, conversation_id: Any) -> Conversation:
     try:
         return Conversation.objects.filter(identity.owner_q()).get(pk=conversation_id)
-    except (Conversation.DoesNotExist, ValueError):
+    except (Conversation.DoesNotExist, ValueError, ValidationError):
         raise ChatError(CONVERSATION_NOT_FOUND, status=404) from None
 
 
@@ -72,7 +73,7 @@ def conversation_export(*, identity: Identity) -> dict[str, Any]:
 def message_get(*, conversation: Conversation, message_id: Any) -> Message:
     try:
         return conversation.messages.get(pk=message_id)
-    except (Message.DoesNotExist, ValueError, TypeError):
+    except (Message.DoesNotExist, ValueError, TypeError, ValidationError):
         raise ChatError(MESSAGE_NOT_FOUND, status=404) from None
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -240,7 +241,7 @@ def _locked_conversation(*, identity: Identity, conversation_id: Any) -> Convers
             .filter(identity.owner_q())
             .get(pk=conversation_id)
         )
-    except (Conversation.DoesNotExist, ValueError):
+    except (Conversation.DoesNotExist, ValueError, ValidationError):
         raise ChatError(CONVERSATION_NOT_FOUND, status=404) from None
     if conversation.messages.filter(is_generating=True).exists():
         raise ChatError(ALREADY_GENERATING, status=409)

@@ -17,7 +17,7 @@ from chatui import generation, limits, services
 from chatui.consumers import CLOSE_FORBIDDEN, UNKNOWN_TYPE
 from chatui.endpoints import ERR_SERVER
 from chatui.models import Conversation, Message
-from chatui.selectors import CONVERSATION_NOT_FOUND
+from chatui.selectors import CONVERSATION_NOT_FOUND, MESSAGE_NOT_FOUND
 from tests.chatui.core.helpers import (
     MODEL_A,
     MODEL_B,
@@ -583,4 +583,23 @@ async def test_slow_answers_are_saved_every_interval_while_streaming(endpoints, 
     final = (await receive_until(socket, "final"))[-1]["message"]
     assert final["content"].startswith(stored.content)
     await wait_idle(cid)
+    await socket.disconnect()
+
+
+async def test_bad_message_ids_are_refused(endpoints):
+    owner, cid = await setup_owner()
+    socket = await connect(owner, cid)
+    for request in (
+        {"type": "send", "content": "hi", "parent_id": "not-a-uuid"},
+        {"type": "regenerate", "message_id": "00000000-0000-0000-0000-000000000000"},
+        {"type": "continue", "message_id": None},
+        {"type": "edit", "message_id": 12, "content": "x"},
+    ):
+        await socket.send_json_to(request)
+        error = await socket.receive_json_from(timeout=TIMEOUT)
+        assert error == {"type": "error", "message": MESSAGE_NOT_FOUND, "message_id": None}
+    await socket.send_json_to({"type": "send", "content": "   ", "parent_id": None})
+    error = await socket.receive_json_from(timeout=TIMEOUT)
+    assert error["message"] == limits.EMPTY_MESSAGE
+    assert await db(messages_of)(cid) == []
     await socket.disconnect()
