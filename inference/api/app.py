@@ -52,9 +52,10 @@ async def bring_up(
         raise
     except Exception as exc:
         state.load_error = one_line(exc)
-        logger.error("Model failed to load: %s", state.load_error)
         if on_load_failure is not None:
-            on_load_failure(exc)
+            on_load_failure(exc)  # NOTE: the hook reports it (the CLI prints one line, exits 1)
+        else:
+            logger.error("Model failed to load: %s", state.load_error)
         return engine
     state.attach(engine)
     logger.info(

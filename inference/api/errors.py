@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 VALIDATION_PREFIX = "Input validation error: "
 OVERLOADED = "Model is overloaded"
 MODEL_LOADING = "Model is loading"
+MODEL_LOAD_FAILED = "Model failed to load: {0}"
 GENERATION_FAILED = "Request failed during generation: {0}"
 INCOMPLETE_GENERATION = "Incomplete generation"
 TEMPLATE_FAILED = "Failed applying chat template to inputs: {0}"

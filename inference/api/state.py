@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Request
 
 from inference import __version__
-from inference.api.errors import ModelLoading, Overloaded
+from inference.api.errors import MODEL_LOAD_FAILED, ModelLoading, Overloaded
 from inference.api.validation import Validator
 from inference.config import EngineConfig, ServerConfig
 from inference.metrics import Metrics
@@ -87,15 +87,20 @@ class ServerState:
 
     def require_engine(self) -> Any:
         if not self.is_ready:
-            raise ModelLoading()
+            raise self.not_ready()
         return self.engine
+
+    def not_ready(self) -> ModelLoading:
+        if self.load_error is not None:
+            return ModelLoading(MODEL_LOAD_FAILED.format(self.load_error))
+        return ModelLoading()
 
     def admit(self) -> Permit:
         """Count the request and take a permit, or raise 503/429 (counted as failures)."""
         self.metrics.count_request()
         if not self.is_ready:
             self.metrics.count_failure("unhealthy")
-            raise ModelLoading()
+            raise self.not_ready()
         assert self.limiter is not None
         try:
             return self.limiter.acquire()

@@ -1,0 +1,106 @@
+"""`python -m inference`: flags, environment, derived limits, and a clean failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inference.cli import engine_config_for, parse_args
+from tests.inference.live_server import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_defaults():
+    config, _ = parse_args([], environ={})
+    assert (config.hostname, config.port) == ("127.0.0.1", 8080)
+    assert config.model.model_id == "bundled"
+    model = config.model
+    assert (model.dtype, model.device, model.compile) == ("auto", "auto", False)
+    assert config.engine.max_total_tokens == 4096
+    assert config.engine.max_input_tokens == 4095
+
+
+def test_environment_as_tgi_launcher_reads_it_and_flags_win():
+    environ = {
+        "MODEL_ID": "/models/x",
+        "PORT": "9000",
+        "HOSTNAME": "0.0.0.0",
+        "DTYPE": "bfloat16",
+        "MAX_CONCURRENT_REQUESTS": "7",
+        "MAX_TOTAL_TOKENS": "1024",
+        "MAX_INPUT_TOKENS": "1000",
+        "WAITING_SERVED_RATIO": "0.5",
+    }
+    config, _ = parse_args(["--port", "9100", "--max-concurrent-requests", "9"], environ=environ)
+    assert config.model.model_id == "/models/x"
+    assert (config.hostname, config.port) == ("0.0.0.0", 9100)
+    assert config.model.dtype == "bfloat16"
+    assert config.engine.max_concurrent_requests == 9
+    assert (config.engine.max_total_tokens, config.engine.max_input_tokens) == (1024, 1000)
+    assert config.engine.waiting_served_ratio == 0.5
+
+
+def test_every_flag_is_accepted():
+    argv = [
+        "--model-id", "bundled", "--revision", "main", "--dtype", "float32", "--device", "cpu",
+        "--hostname", "127.0.0.1", "--port", "8081", "--compile",
+        "--max-concurrent-requests", "3", "--max-best-of", "2", "--max-stop-sequences", "5",
+        "--max-top-n-tokens", "4", "--max-input-tokens", "100", "--max-total-tokens", "200",
+        "--max-batch-prefill-tokens", "300", "--max-batch-total-tokens", "4000",
+        "--max-batch-size", "8", "--waiting-served-ratio", "0.2", "--max-waiting-tokens", "10",
+    ]  # fmt: skip
+    config, _ = parse_args(argv, environ={})
+    engine = config.engine
+    assert config.model.revision == "main" and config.model.compile
+    assert (engine.max_best_of, engine.max_stop_sequences, engine.max_top_n_tokens) == (2, 5, 4)
+    assert (engine.max_batch_prefill_tokens, engine.max_batch_total_tokens) == (300, 4000)
+    assert (engine.max_batch_size, engine.max_waiting_tokens) == (8, 10)
+
+
+def test_limits_follow_the_model_positions():
+    _, args = parse_args([], environ={})
+    small = engine_config_for(args, max_position_embeddings=2048)
+    assert (small.max_total_tokens, small.max_input_tokens) == (2048, 2047)
+    large = engine_config_for(args, max_position_embeddings=8192)
+    assert (large.max_total_tokens, large.max_input_tokens) == (4096, 4095)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "needle"),
+    [
+        (["--port", "abc"], {}, "invalid int value"),
+        ([], {"PORT": "abc"}, "invalid int value"),
+        (["--dtype", "int3"], {}, "invalid choice"),
+        (["--max-input-tokens", "10", "--max-total-tokens", "10"], {}, "max_input_tokens"),
+    ],
+)
+def test_bad_values_are_one_line_usage_errors(argv, environ, needle, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv, environ=environ)
+    assert exit_info.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_an_unreachable_hub_model_fails_with_one_error_line():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update({"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    model_id = "no-such-org/no-such-model"
+    result = subprocess.run(
+        [sys.executable, "-m", "inference", "--model-id", model_id, "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert model_id in errors[0] and "--model-id" in errors[0]
+    assert "Uvicorn running on" in result.stderr  # the port was bound before the model loaded
