@@ -131,9 +131,12 @@ def make_engine_factory(config: ServerConfig, args: argparse.Namespace) -> Calla
     """Load the model, derive the limits it allows, and build the (not yet started) engine."""
 
     def factory() -> Any:
+        from transformers.utils import logging as transformers_logging
+
         from inference.engine import AsyncEngine
         from inference.loader import load_model
 
+        transformers_logging.disable_progress_bar()  # log lines, not a redrawn bar
         loaded = load_model(config.model)
         limits = engine_config_for(args, loaded.max_position_embeddings)
         return AsyncEngine(loaded, limits)

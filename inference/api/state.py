@@ -18,6 +18,7 @@ from inference.api.errors import MODEL_LOAD_FAILED, ModelLoading, Overloaded
 from inference.api.validation import Validator
 from inference.config import EngineConfig, ServerConfig
 from inference.metrics import Metrics
+from inference.model_source import BUNDLED_MODEL_ID, BUNDLED_MODEL_NAME
 
 ROUTER_NAME = "text-generation-router"
 MAX_CLIENT_BATCH_SIZE = 4
@@ -116,8 +117,8 @@ class ServerState:
 
     @property
     def model_id(self) -> str:
-        loaded = self.loaded
-        return str(getattr(loaded, "model_id", None) or self.config.model.model_id)
+        model_id = str(getattr(self.loaded, "model_id", None) or self.config.model.model_id)
+        return BUNDLED_MODEL_NAME if model_id == BUNDLED_MODEL_ID else model_id
 
     @property
     def model_dtype(self) -> str:
