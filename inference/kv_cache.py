@@ -187,9 +187,11 @@ class BlockManager:
 
 
 class KVCache:
-    """Key and value tensors for every layer, indexed by slot = block_id * block_size + offset.
+    """Key and value tensors for every layer, head-major inside each block.
 
-    k, v: [num_layers, num_blocks * block_size, num_kv_heads, head_dim], allocated once.
+    k, v: [num_layers, num_kv_heads, num_blocks, block_size, head_dim], allocated once.
+    Head-major blocks let one ``index_select`` over block ids gather a batch's context as a
+    contiguous [kv_heads, batch, length, head_dim] tensor, ready for batched matmuls.
     """
 
     def __init__(
@@ -204,7 +206,7 @@ class KVCache:
     ) -> None:
         import torch
 
-        shape = (num_layers, num_blocks * block_size, num_kv_heads, head_dim)
+        shape = (num_layers, num_kv_heads, num_blocks, block_size, head_dim)
         self.block_size = block_size
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)

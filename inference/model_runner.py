@@ -109,40 +109,43 @@ class PagedModelRunner(ModelRunner):
         for c in decodes:
             input_ids.append(c.seq.token_ids[c.start])
             positions.append(c.start)
-        decode_slots = decode_mask = None
+        decode_blocks = decode_bias = None
         if decodes:
             d_slots = [c.seq.block_table[c.start // bs] * bs + c.start % bs for c in decodes]
             slot_parts.append(self._tensor(d_slots))
+            max_blocks = max(c.start // bs + 1 for c in decodes)
+            decode_blocks = self._tensor(
+                [b for c in decodes for b in _padded(c.seq.block_table, max_blocks)]
+            )
             lengths = self._tensor([c.start + 1 for c in decodes])
-            max_len = max(c.start + 1 for c in decodes)
-            max_blocks = -(-max_len // bs)
-            tables = self._tensor([_padded(c.seq.block_table, max_blocks) for c in decodes])
-            offsets = torch.arange(bs, device=self.device)
-            decode_slots = (tables.unsqueeze(-1) * bs + offsets).view(len(decodes), -1)[:, :max_len]
-            arange = torch.arange(max_len, device=self.device)
-            decode_mask = (arange.unsqueeze(0) < lengths.unsqueeze(1)).view(len(decodes), 1, 1, -1)
+            key_pos = torch.arange(max_blocks * bs, device=self.device)
+            decode_bias = torch.zeros(
+                (1, len(decodes), 1, max_blocks * bs), dtype=torch.float32, device=self.device
+            ).masked_fill_((key_pos >= lengths.unsqueeze(1)).view(1, len(decodes), 1, -1), -1e30)
 
         prefill_meta: list[llama.PrefillChunk] = []
         row = len(decodes)
         for c in prefills:
             input_ids.extend(c.seq.token_ids[c.start : c.end])
             positions.extend(range(c.start, c.end))
-            slots = self._slots(c.seq.block_table, 0, c.end)
-            slot_parts.append(slots[c.start :])
+            slot_parts.append(self._slots(c.seq.block_table, c.start, c.end))
             if c.start == 0:
-                context, mask = None, None
+                blocks, mask = None, None
             else:
+                blocks = self._tensor(c.seq.block_table[: -(-c.end // bs)])
                 q_pos = torch.arange(c.start, c.end, device=self.device)
                 k_pos = torch.arange(c.end, device=self.device)
-                context, mask = slots, k_pos.unsqueeze(0) <= q_pos.unsqueeze(1)
-            prefill_meta.append(llama.PrefillChunk(row, row + c.num_new_tokens, context, mask))
+                mask = k_pos.unsqueeze(0) <= q_pos.unsqueeze(1)
+            prefill_meta.append(
+                llama.PrefillChunk(row, row + c.num_new_tokens, blocks, c.end, mask)
+            )
             row += c.num_new_tokens
 
         meta = llama.AttentionMetadata(
             slot_mapping=torch.cat(slot_parts),
             num_decode=len(decodes),
-            decode_slots=decode_slots,
-            decode_mask=decode_mask,
+            decode_blocks=decode_blocks,
+            decode_bias=decode_bias,
             prefills=prefill_meta,
         )
         hidden = self.model.forward(

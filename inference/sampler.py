@@ -127,8 +127,18 @@ def _rows_tensor(values: list, dtype: torch.dtype, device: torch.device) -> torc
 def process_logits(logits: torch.Tensor, rows: list[SamplerRow]) -> torch.Tensor:
     """Penalties, temperature and filters for every row: [N, V] fp32 scores."""
     device = logits.device
-    logits = logits.float()
     vocab = logits.shape[-1]
+    edits_rows = any(
+        p.repetition_penalty != 1.0
+        or p.frequency_penalty
+        or p.presence_penalty
+        or p.top_k > 0
+        or p.top_p < 1.0
+        or p.typical_p < 1.0
+        for p in (r.params for r in rows)
+    )
+    # Rows are edited in place below: never edit the caller's tensor.
+    logits = logits.float().clone() if edits_rows else logits.float()
 
     idx = [i for i, r in enumerate(rows) if r.params.repetition_penalty != 1.0]
     if idx:
@@ -175,14 +185,8 @@ def process_logits(logits: torch.Tensor, rows: list[SamplerRow]) -> torch.Tensor
 
 
 def draw_uniforms(rows: list[SamplerRow], device: torch.device) -> torch.Tensor:
-    """One uniform number per row from the row's own generator (0.5 for greedy rows)."""
-    values = [
-        torch.rand(1, generator=r.generator, device=device)
-        if r.generator is not None
-        else torch.full((1,), 0.5, device=device)
-        for r in rows
-    ]
-    return torch.cat(values)
+    """One uniform number in [0, 1) per row, each from the row's own generator."""
+    return torch.cat([torch.rand(1, generator=r.generator, device=device) for r in rows])
 
 
 def sample(logits: torch.Tensor, rows: list[SamplerRow]) -> SamplerOutput:
@@ -192,26 +196,25 @@ def sample(logits: torch.Tensor, rows: list[SamplerRow]) -> SamplerOutput:
     """
     device = logits.device
     scores = process_logits(logits, rows)
-    logprobs = scores.log_softmax(dim=-1)
-    greedy_ids = scores.argmax(dim=-1)
-    if all(r.params.is_greedy for r in rows):
-        token_ids = greedy_ids
-    else:
-        probs = logprobs.exp()
-        cdf = probs.cumsum(dim=-1)
-        u = draw_uniforms(rows, device).unsqueeze(1) * cdf[:, -1:]
-        sampled = torch.searchsorted(cdf, u, right=True).squeeze(1)
-        sampled = sampled.clamp(max=scores.shape[-1] - 1)
-        is_greedy = torch.tensor([r.params.is_greedy for r in rows], device=device)
-        token_ids = torch.where(is_greedy, greedy_ids, sampled)
-    chosen = logprobs.gather(1, token_ids.unsqueeze(1)).squeeze(1)
+    # log-softmax = scores - logsumexp; only the rows and entries needed are materialised.
+    lse = scores.logsumexp(dim=-1, keepdim=True)  # [N, 1]
+    token_ids = scores.argmax(dim=-1)
+    sampled_rows = [i for i, r in enumerate(rows) if not r.params.is_greedy]
+    if sampled_rows:
+        sel = torch.tensor(sampled_rows, device=device)
+        sub = [rows[i] for i in sampled_rows]
+        cdf = (scores[sel] - lse[sel]).exp().cumsum(dim=-1)
+        u = draw_uniforms(sub, device).unsqueeze(1) * cdf[:, -1:]
+        picked = torch.searchsorted(cdf, u, right=True).squeeze(1)
+        token_ids[sel] = picked.clamp(max=scores.shape[-1] - 1)
+    chosen = (scores.gather(1, token_ids.unsqueeze(1)) - lse).squeeze(1)
 
     top_n = max(r.params.top_n_tokens for r in rows)
     top_ids: list[list[int]] = [[] for _ in rows]
     top_lps: list[list[float]] = [[] for _ in rows]
     if top_n > 0:
-        values, indices = logprobs.topk(top_n, dim=-1)
-        all_ids, all_values = indices.tolist(), values.tolist()
+        values, indices = scores.topk(top_n, dim=-1)
+        all_ids, all_values = indices.tolist(), (values - lse).tolist()
         for i, r in enumerate(rows):
             n = r.params.top_n_tokens
             top_ids[i], top_lps[i] = all_ids[i][:n], all_values[i][:n]

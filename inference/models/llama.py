@@ -45,10 +45,10 @@ class AttentionMetadata:
     Tokens are packed as: ``num_decode`` single-token rows first, then one chunk per prefill.
     """
 
-    slot_mapping: torch.Tensor  # [T] cache slot written by each new token
+    slot_mapping: torch.Tensor  # [T] slot (block * block_size + offset) written by each token
     num_decode: int
-    decode_slots: torch.Tensor | None  # [D, Lmax] slots read by each single-token row
-    decode_mask: torch.Tensor | None  # [D, 1, 1, Lmax] True where the slot is real context
+    decode_blocks: torch.Tensor | None  # [D * max_blocks] block ids, each row padded with 0
+    decode_bias: torch.Tensor | None  # [1, D, 1, max_blocks * block_size] 0 or -inf (padding)
     prefills: list[PrefillChunk]
 
 
@@ -58,8 +58,9 @@ class PrefillChunk:
 
     row_start: int
     row_end: int
-    context_slots: torch.Tensor | None  # [L] slots of positions 0..end-1; None: no prefix
-    mask: torch.Tensor | None  # [q, L] causal mask with offset; None: plain causal
+    context_blocks: torch.Tensor | None  # [nb] blocks of positions 0..end-1; None: no prefix
+    context_len: int  # = the chunk's end position
+    mask: torch.Tensor | None  # [q, context_len] causal mask with offset; None: plain causal
 
 
 def _fused(*linears: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -144,7 +145,7 @@ class LlamaPagedModel:
         return weight * xf.to(x.dtype)
 
     def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        # x: [T, heads, head_dim]; cos/sin: [T, 1, head_dim]
+        """HF's ``x * cos + rotate_half(x) * sin``. x: [T, heads, d]; cos, sin: [T, 1, d]."""
         half = x.shape[-1] // 2
         rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
         return x * cos + rotated * sin
@@ -159,31 +160,27 @@ class LlamaPagedModel:
     ) -> torch.Tensor:
         """Hidden states after the final norm for every packed token.
 
-        input_ids, positions: [T]; k_cache, v_cache: [layers, slots, kv_heads, head_dim]
+        input_ids, positions: [T]; k_cache, v_cache: [layers, kv_heads, blocks, block_size, d]
         returns: [T, hidden]
         """
-        num_q = self.num_heads * self.head_dim
-        num_kv = self.num_kv_heads * self.head_dim
         hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        num_tokens = input_ids.shape[0]
         cos = self.cos[positions].unsqueeze(1)
         sin = self.sin[positions].unsqueeze(1)
         h = F.embedding(input_ids, self.embed)
         for i, layer in enumerate(self.layers):
             x = self.rms_norm(h, layer.input_norm)
-            qkv = F.linear(x, layer.qkv_w, layer.qkv_b)
-            q = qkv[:, :num_q].view(-1, hq, d)
-            k = qkv[:, num_q : num_q + num_kv].view(-1, hkv, d)
-            v = qkv[:, num_q + num_kv :].view(-1, hkv, d)
-            q = self.rope(q, cos, sin)
-            k = self.rope(k, cos, sin)
+            qkv = F.linear(x, layer.qkv_w, layer.qkv_b).view(num_tokens, hq + 2 * hkv, d)
+            qk = self.rope(qkv[:, : hq + hkv], cos, sin)  # q and k heads are adjacent
+            q, k, v = qk[:, :hq], qk[:, hq:], qkv[:, hq + hkv :]
             k_layer, v_layer = k_cache[i], v_cache[i]
-            k_layer.index_copy_(0, meta.slot_mapping, k)
-            v_layer.index_copy_(0, meta.slot_mapping, v)
+            num_slots = k_layer.shape[1] * k_layer.shape[2]
+            k_layer.view(hkv, num_slots, d).index_copy_(1, meta.slot_mapping, k.transpose(0, 1))
+            v_layer.view(hkv, num_slots, d).index_copy_(1, meta.slot_mapping, v.transpose(0, 1))
             attn = self.attention(q, k, v, k_layer, v_layer, meta)
             h = h + F.linear(attn, layer.o_w)
             x = self.rms_norm(h, layer.post_norm)
-            gate_up = F.linear(x, layer.gate_up_w, layer.gate_up_b)
-            gate, up = gate_up.chunk(2, dim=-1)
+            gate, up = F.linear(x, layer.gate_up_w, layer.gate_up_b).chunk(2, dim=-1)
             h = h + F.linear(F.silu(gate) * up, layer.down_w, layer.down_b)
         return self.rms_norm(h, self.final_norm)
 
@@ -196,30 +193,37 @@ class LlamaPagedModel:
         v_layer: torch.Tensor,
         meta: AttentionMetadata,
     ) -> torch.Tensor:
-        """q: [T, heads, d]; k, v: [T, kv_heads, d] (this step's); returns [T, heads * d]."""
+        """q: [T, heads, d]; k, v: [T, kv_heads, d] (this step's); returns [T, heads * d].
+
+        k_layer, v_layer: [kv_heads, blocks, block_size, d], already holding this step's k, v.
+        """
         hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
         group = hq // hkv
         outputs = []
         nd = meta.num_decode
         if nd:
-            # GQA without repeating K/V: the `group` query heads sharing a KV head become
-            # that head's query length. qd: [D, kv_heads, group, d]
-            qd = q[:nd].view(nd, hkv, group, d)
-            kd = k_layer[meta.decode_slots].transpose(1, 2)  # [D, kv_heads, Lmax, d]
-            vd = v_layer[meta.decode_slots].transpose(1, 2)
-            out = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=meta.decode_mask)
-            outputs.append(out.reshape(nd, hq * d))
+            # GQA without repeating K/V: the `group` query heads that share a KV head are
+            # batched against it. qd: [kv_heads, D, group, d]; kd, vd: [kv_heads, D, L, d]
+            qd = q[:nd].reshape(nd, hkv, group, d).transpose(0, 1)
+            kd = k_layer.index_select(1, meta.decode_blocks).view(hkv, nd, -1, d)
+            vd = v_layer.index_select(1, meta.decode_blocks).view(hkv, nd, -1, d)
+            scores = torch.matmul(qd, kd.transpose(-1, -2)).float() * (d**-0.5)
+            probs = (scores + meta.decode_bias).softmax(dim=-1).to(q.dtype)
+            out = torch.matmul(probs, vd)  # [kv_heads, D, group, d]
+            outputs.append(out.transpose(0, 1).reshape(nd, hq * d))
         for chunk in meta.prefills:
-            qc = q[chunk.row_start : chunk.row_end].transpose(0, 1).unsqueeze(0)
-            if chunk.context_slots is None:
-                kc = k[chunk.row_start : chunk.row_end].transpose(0, 1).unsqueeze(0)
-                vc = v[chunk.row_start : chunk.row_end].transpose(0, 1).unsqueeze(0)
+            rows = slice(chunk.row_start, chunk.row_end)
+            qc = q[rows].transpose(0, 1).unsqueeze(0).contiguous()  # [1, heads, q, d]
+            if chunk.context_blocks is None:
+                kc = k[rows].transpose(0, 1).unsqueeze(0).contiguous()
+                vc = v[rows].transpose(0, 1).unsqueeze(0).contiguous()
                 out = F.scaled_dot_product_attention(qc, kc, vc, is_causal=True, enable_gqa=True)
             else:
-                kc = k_layer[chunk.context_slots].transpose(0, 1).unsqueeze(0)
-                vc = v_layer[chunk.context_slots].transpose(0, 1).unsqueeze(0)
+                n = chunk.context_len
+                kc = k_layer.index_select(1, chunk.context_blocks).view(hkv, -1, d)[:, :n]
+                vc = v_layer.index_select(1, chunk.context_blocks).view(hkv, -1, d)[:, :n]
                 out = F.scaled_dot_product_attention(
-                    qc, kc, vc, attn_mask=chunk.mask, enable_gqa=True
+                    qc, kc.unsqueeze(0), vc.unsqueeze(0), attn_mask=chunk.mask, enable_gqa=True
                 )
             outputs.append(out[0].transpose(0, 1).reshape(-1, hq * d))
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)

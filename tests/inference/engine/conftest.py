@@ -1,0 +1,33 @@
+"""Fixtures for the engine tests: the tiny random Llama and engines over it.
+
+Only tests marked ``slow`` load the bundled model; everything else uses ``build_tiny_llama``
+(2 layers, hidden 64, the bundled tokenizer). Factories live in ``factories.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from inference.config import EngineConfig
+from inference.engine import Engine
+from inference.loader import LoadedModel, build_tiny_llama
+from inference.scheduler import SchedulerConfig
+from tests.inference.engine.factories import SMALL_LIMITS
+
+
+@pytest.fixture(scope="session")
+def tiny() -> LoadedModel:
+    return build_tiny_llama()
+
+
+@pytest.fixture
+def engine_factory(tiny: LoadedModel) -> Callable[..., Engine]:
+    """Engines over the shared tiny model; keyword overrides go to SchedulerConfig."""
+
+    def make(config: EngineConfig = SMALL_LIMITS, runner=None, **overrides) -> Engine:
+        scheduler_config = SchedulerConfig.from_engine_config(config, **overrides)
+        return Engine(tiny, config, scheduler_config, runner)
+
+    return make

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+
+from inference.kv_cache import BlockManager
+from tests.inference.engine.factories import make_sequence
+
+
+def test_allocate_covers_all_tokens_and_free_returns_blocks():
+    bm = BlockManager(num_blocks=8, block_size=4)
+    seq = make_sequence(10)
+    assert bm.allocate(seq) == 0
+    assert len(seq.block_table) == 3
+    assert bm.num_free_blocks == 5
+    bm.free(seq)
+    assert bm.num_free_blocks == 8
+    assert seq.block_table == []
+
+
+def test_grow_adds_a_block_only_at_a_block_boundary():
+    bm = BlockManager(num_blocks=8, block_size=4)
+    seq = make_sequence(8)
+    bm.allocate(seq)
+    bm.grow(seq, 8)
+    assert len(seq.block_table) == 2
+    bm.grow(seq, 9)
+    assert len(seq.block_table) == 3
+    assert bm.num_free_blocks == 5
+
+
+def test_allocation_beyond_capacity_is_refused():
+    bm = BlockManager(num_blocks=2, block_size=4)
+    seq = make_sequence(9)
+    assert not bm.can_allocate(seq)
+    with pytest.raises(MemoryError):
+        bm.allocate(seq)
+    assert bm.num_free_blocks == 2
+
+
+def _computed(bm: BlockManager, seq) -> None:
+    seq.num_computed_tokens = seq.num_tokens
+    bm.commit(seq)
+
+
+def test_prefix_of_full_computed_blocks_is_reused():
+    bm = BlockManager(num_blocks=16, block_size=4)
+    first = make_sequence(list(range(1, 11)))  # 2 full blocks + 2 tokens
+    bm.allocate(first)
+    _computed(bm, first)
+    assert bm.num_cached_blocks == 2
+
+    follow_up = make_sequence([*list(range(1, 11)), 50, 51, 52])
+    assert bm.allocate(follow_up) == 8
+    assert follow_up.block_table[:2] == first.block_table[:2]
+    assert bm.blocks[first.block_table[0]].ref_count == 2
+
+
+def test_fully_cached_prompt_still_computes_its_last_token():
+    bm = BlockManager(num_blocks=16, block_size=4)
+    first = make_sequence(list(range(1, 9)))
+    bm.allocate(first)
+    _computed(bm, first)
+    again = make_sequence(list(range(1, 9)))
+    assert bm.allocate(again) == 7
+
+
+def test_different_prefix_is_not_reused():
+    bm = BlockManager(num_blocks=16, block_size=4)
+    first = make_sequence([1, 2, 3, 4, 5, 6, 7, 8])
+    bm.allocate(first)
+    _computed(bm, first)
+    other = make_sequence([1, 2, 3, 9, 5, 6, 7, 8, 10])
+    assert bm.allocate(other) == 0
+
+
+def test_uncomputed_blocks_are_not_shared():
+    bm = BlockManager(num_blocks=16, block_size=4)
+    first = make_sequence(list(range(1, 13)))
+    bm.allocate(first)
+    first.num_computed_tokens = 4  # only the first block's KV exists so far
+    bm.commit(first)
+    second = make_sequence(list(range(1, 13)))
+    assert bm.allocate(second) == 4
+
+
+def test_freed_cached_blocks_survive_until_evicted():
+    bm = BlockManager(num_blocks=4, block_size=4)
+    first = make_sequence(list(range(1, 9)))
+    bm.allocate(first)
+    _computed(bm, first)
+    bm.free(first)
+    assert bm.num_free_blocks == 4
+    assert bm.num_cached_blocks == 2
+
+    again = make_sequence([*list(range(1, 9)), 99])
+    assert bm.allocate(again) == 8  # revived from the free list
+    bm.free(again)
+
+    # Filling the whole cache with unrelated tokens evicts the cached prefix.
+    filler = make_sequence(list(range(200, 216)))
+    bm.allocate(filler)
+    assert bm.num_cached_blocks == 0
+    bm.free(filler)
+    assert bm.allocate(make_sequence([*list(range(1, 9)), 99])) == 0
+
+
+def test_prefix_caching_can_be_disabled():
+    bm = BlockManager(num_blocks=16, block_size=4, enable_prefix_caching=False)
+    first = make_sequence(list(range(1, 9)))
+    bm.allocate(first)
+    _computed(bm, first)
+    assert bm.allocate(make_sequence(list(range(1, 10)))) == 0
+    assert bm.num_cached_blocks == 0
+
+
+def test_request_may_opt_out_of_prefix_reuse():
+    bm = BlockManager(num_blocks=16, block_size=4)
+    first = make_sequence(list(range(1, 9)))
+    bm.allocate(first)
+    _computed(bm, first)
+    assert bm.allocate(make_sequence(list(range(1, 10))), use_prefix_cache=False) == 0
