@@ -26,6 +26,7 @@ TEMPLATE_FAILED = "Failed applying chat template to inputs: {0}"
 MALFORMED_JSON = "Failed to parse the request body as JSON: {0}"
 MALFORMED_BODY = "Failed to deserialize the JSON body into the target type: {0}"
 INTERNAL_ERROR = "Internal server error: {0}"
+CLIENT_CLOSED = "Client closed the connection"
 
 
 class ApiError(Exception):
@@ -105,6 +106,16 @@ class ModelLoading(ApiError):
 
     def __init__(self, message: str = MODEL_LOADING) -> None:
         super().__init__(message)
+
+
+class ClientDisconnected(ApiError):
+    """499 (nginx's code): the client left before the answer; its generation was cancelled."""
+
+    status_code = 499
+    error_type = "cancelled"
+
+    def __init__(self) -> None:
+        super().__init__(CLIENT_CLOSED)
 
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -5,9 +5,13 @@ Must not import torch.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
-from inference.api.errors import ApiError
+from fastapi import Request
+
+from inference.api.errors import ApiError, ClientDisconnected
 from inference.api.generation import Sequence, timings_of
 from inference.api.schemas import ErrorResponse
 from inference.api.state import ServerState
@@ -21,6 +25,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"model": ErrorResponse, "description": "Incomplete generation"},
     503: {"model": ErrorResponse, "description": "Model is loading"},
 }
+
+T = TypeVar("T")
 
 # TGI's `tgi_request_failure{err=...}` labels, by our `error_type`.
 FAILURE_LABELS = {
@@ -78,3 +84,30 @@ def generate_headers(
         "x-prompt-tokens": str(sequence.input_length),
         "x-generated-tokens": str(sequence.generated_tokens),
     }
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it (and so the engine request) if the client hangs up.
+
+    NOTE: the body is already read, so the next ASGI message is `http.disconnect`; it arrives
+    when the client goes away (or once the response is sent, when nobody listens any more).
+    """
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                task.cancel()
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and current is not None and not current.cancelling():
+            raise ClientDisconnected() from None
+        raise
+    finally:
+        watcher.cancel()

@@ -20,6 +20,7 @@ from inference.api.routes.common import (
     generate_headers,
     record_success,
     stream_headers,
+    unless_disconnected,
     validate,
 )
 from inference.api.schemas import (
@@ -97,13 +98,13 @@ def full_text(valid: ValidRequest, sequence: Sequence) -> str:
 
 
 async def run_generate(
-    state: ServerState, body: GenerateRequest, start: float
+    state: ServerState, request: Request, body: GenerateRequest, start: float
 ) -> tuple[GenerateResponse, dict[str, str]]:
     """Validate, generate (best_of aware) and account for one non-streaming request."""
     permit = state.admit()
     try:
         valid = validate(state, body.inputs, body.parameters)
-        best, others = await generate_best_of(state.engine, valid)
+        best, others = await unless_disconnected(request, generate_best_of(state.engine, valid))
     except ApiError as error:
         count_failure(state, error)
         raise
@@ -188,7 +189,7 @@ async def tgi_events(
 )
 async def generate(body: GenerateRequest, request: Request) -> Response:
     start = time.monotonic()
-    response, headers = await run_generate(get_state(request), body, start)
+    response, headers = await run_generate(get_state(request), request, body, start)
     return JSONResponse(response.model_dump(mode="json"), headers=headers)
 
 
@@ -228,5 +229,5 @@ async def compat_generate(body: CompatGenerateRequest, request: Request) -> Resp
     start = time.monotonic()
     if body.stream:
         return open_stream(state, body, start)
-    response, headers = await run_generate(state, body, start)
+    response, headers = await run_generate(state, request, body, start)
     return JSONResponse([response.model_dump(mode="json")], headers=headers)

@@ -26,6 +26,7 @@ from inference.api.routes.common import (
     generate_headers,
     record_success,
     stream_headers,
+    unless_disconnected,
     validate,
 )
 from inference.api.schemas import (
@@ -208,7 +209,7 @@ async def chat_completions(body: ChatRequest, request: Request) -> Response:
             headers=stream_headers(state, valid.inputs),
         )
     try:
-        sequence = await generate_one(state.engine, valid)
+        sequence = await unless_disconnected(request, generate_one(state.engine, valid))
     except ApiError as error:
         count_failure(state, error)
         raise
@@ -368,7 +369,8 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
             headers=stream_headers(state, "".join(v.inputs for v in valids)),
         )
     try:
-        sequences = await asyncio.gather(*(generate_one(state.engine, v) for v in valids))
+        work = asyncio.gather(*(generate_one(state.engine, v) for v in valids))
+        sequences = await unless_disconnected(request, work)
     except ApiError as error:
         count_failure(state, error)
         raise

@@ -10,9 +10,7 @@ import time
 import httpx
 import pytest
 
-from inference.api.errors import GENERATION_FAILED
 from inference.api.sse import KEEPALIVE, with_keepalive
-from inference.engine import ENGINE_SHUT_DOWN
 from tests.inference.api.conftest import LONG_ANSWER, serve, tiny_engine
 
 EVENT = re.compile(rb"data: (\{.*?\})\n\n", re.DOTALL)
@@ -153,22 +151,3 @@ def test_keepalive_comments_are_sse_comments_clients_skip(chatty_server, hub_cli
     tokens = list(client.text_generation("Hello", max_new_tokens=40, stream=True))
     streamed = split_events(data_only)[-1]["generated_text"]
     assert "".join(tokens).replace("<|im_end|>", "") == streamed
-
-
-def test_an_error_after_the_stream_started_arrives_as_an_event():
-    live = serve(tiny_engine())
-    try:
-        body = {"inputs": "Hello", "parameters": {"max_new_tokens": LONG_ANSWER}}
-        with httpx.stream("POST", live.url + "/generate_stream", json=body, timeout=120) as r:
-            lines = r.iter_lines()
-            first = next(line for line in lines if line.startswith("data:"))
-            assert json.loads(first[5:])["index"] == 1
-            live.run(live.engine.shutdown())
-            rest = [json.loads(line[5:]) for line in lines if line.startswith("data:")]
-        assert rest[-1] == {
-            "error": GENERATION_FAILED.format(ENGINE_SHUT_DOWN),
-            "error_type": "generation",
-        }
-        assert live.state.limiter.in_flight == 0
-    finally:
-        live.stop()
