@@ -29,13 +29,24 @@ const BLOCK_MATH = [
   { re: /^ {0,3}\\\[([\s\S]+?)\\\][ \t]*(?:\n+|$)/, display: true },
 ];
 
+// While an answer streams it is re-rendered every frame; its finished formulas are not.
+const texCache = new Map();
+const TEX_CACHE_SIZE = 500;
+
 function renderTex(tex, display) {
-  return katex.renderToString(tex.trim(), {
-    displayMode: display,
-    throwOnError: false,
-    output: "htmlAndMathml",
-    strict: "ignore",
-  });
+  const key = `${display ? "D" : "I"}${tex}`;
+  let html = texCache.get(key);
+  if (html === undefined) {
+    html = katex.renderToString(tex.trim(), {
+      displayMode: display,
+      throwOnError: false,
+      output: "htmlAndMathml",
+      strict: "ignore",
+    });
+    if (texCache.size >= TEX_CACHE_SIZE) texCache.delete(texCache.keys().next().value);
+    texCache.set(key, html);
+  }
+  return html;
 }
 
 const mathExtension = {

@@ -6,12 +6,24 @@ Selectors live here so the tests read as behaviour. Waits use Playwright's auto-
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
 CONVERSATION_URL = re.compile(r"/conversation/[0-9a-f-]{36}$")
+STATIC = Path(__file__).resolve().parents[2] / "static" / "chatui"
+
+
+def js_constant(module: str, name: str) -> str:
+    """A user-facing string exported by one of the page's modules (`export const NAME = "..."`)."""
+    source = (STATIC / module).read_text(encoding="utf-8")
+    match = re.search(rf'^export const {name} = "((?:[^"\\]|\\.)*)";$', source, re.MULTILINE)
+    if match is None:
+        raise LookupError(f"{module} exports no string constant {name}")
+    return json.loads(f'"{match.group(1)}"')
 
 
 def open_home(page: Page, path: str = "/") -> None:

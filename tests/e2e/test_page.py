@@ -7,10 +7,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import PHONE, Fakes, new_context
-from tests.e2e.pages import ask, open_home, send, user_bubbles, wait_idle
+from tests.e2e.pages import ask, js_constant, open_home, send, user_bubbles, wait_idle
 from tests.e2e.server import MODEL_A_ID, MODEL_B_ID, MODEL_B_NAME, LiveServer
 
 pytestmark = pytest.mark.browser
+
+PROMPT_SAVED = js_constant("settings.js", "PROMPT_SAVED")
 
 
 def test_composer_keys_and_send_button(page: Page, fakes: Fakes) -> None:
@@ -46,7 +48,7 @@ def test_settings_model_prompt_and_theme(page: Page, fakes: Fakes) -> None:
     dialog.locator("#settings-model").select_option(MODEL_B_ID)
     dialog.locator("#settings-prompt").fill("You are a pirate.")
     dialog.locator("#settings-prompt-save").click()
-    expect(dialog.locator("#settings-saved")).to_have_text("Saved")
+    expect(dialog.locator("#settings-saved")).to_have_text(PROMPT_SAVED)
 
     dialog.locator("label:has(input[value=dark])").click()
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")

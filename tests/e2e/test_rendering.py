@@ -7,9 +7,11 @@ from playwright.sync_api import Page, expect
 
 from tests.chatui.fake_endpoints import Script
 from tests.e2e.conftest import Fakes
-from tests.e2e.pages import ask, last_answer, open_home, user_bubbles
+from tests.e2e.pages import ask, js_constant, last_answer, open_home, user_bubbles
 
 pytestmark = pytest.mark.browser
+
+COPIED = js_constant("markdown.js", "COPIED_LABEL")
 
 CODE = "def double(x):\n    return x * 2"
 XSS_IMG = '<img src=x onerror="window.__pwned = 1">'
@@ -27,7 +29,7 @@ def test_code_block_is_highlighted_and_copyable(page: Page, fakes: Fakes) -> Non
     expect(block.locator("pre")).to_have_text(CODE)
 
     block.locator(".copy-code").click()
-    expect(block.locator(".copy-code")).to_have_text("Copied")
+    expect(block.locator(".copy-code")).to_have_text(COPIED)
     assert page.evaluate("navigator.clipboard.readText()") == CODE
 
 

@@ -9,6 +9,7 @@ from tests.e2e.conftest import Fakes, new_context
 from tests.e2e.pages import (
     ask,
     conversation_id,
+    js_constant,
     last_answer,
     open_home,
     sidebar_items,
@@ -17,6 +18,8 @@ from tests.e2e.pages import (
 from tests.e2e.server import LiveServer
 
 pytestmark = pytest.mark.browser
+
+NO_CONVERSATIONS = js_constant("sidebar.js", "NO_CONVERSATIONS")
 
 
 def test_share_link_opens_read_only_and_can_be_continued(
@@ -69,7 +72,7 @@ def test_another_visitor_sees_none_of_my_conversations(
     try:
         stranger = other.new_page()
         open_home(stranger)
-        expect(stranger.locator("#conv-list .conv-empty")).to_be_visible()
+        expect(stranger.locator("#conv-list .conv-empty")).to_have_text(NO_CONVERSATIONS)
         expect(sidebar_items(stranger)).to_have_count(0)
         response = stranger.goto(f"/conversation/{mine}")
         assert response is not None and response.status == 404

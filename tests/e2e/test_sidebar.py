@@ -10,9 +10,11 @@ from playwright.sync_api import Page, expect
 from chatui.titles import DEFAULT_TITLE, first_words
 from tests.chatui.fake_endpoints import Script
 from tests.e2e.conftest import Fakes
-from tests.e2e.pages import ask, open_home, send, sidebar_items, wait_idle
+from tests.e2e.pages import ask, js_constant, open_home, send, sidebar_items, wait_idle
 
 pytestmark = pytest.mark.browser
+
+NO_MATCHES = js_constant("sidebar.js", "NO_MATCHES")
 
 QUESTION = "How do tides work on the planet Earth?"
 
@@ -52,7 +54,7 @@ def test_search_finds_titles_and_message_contents(page: Page, fakes: Fakes) -> N
     search.fill("volcanoes")
     expect(sidebar_items(page).locator(".conv-title")).to_have_text(["Tell me about volcanoes"])
     search.fill("nothing matches this")
-    expect(page.locator("#conv-list .conv-empty")).to_be_visible()
+    expect(page.locator("#conv-list .conv-empty")).to_have_text(NO_MATCHES)
     search.fill("")
     expect(sidebar_items(page)).to_have_count(2)
 
