@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -90,8 +91,8 @@ async def engine_events(engine: Any, valid: ValidRequest) -> AsyncIterator[Gener
 
 
 @dataclass
-class Sequence:
-    """One finished generated sequence with everything `Details` can report."""
+class Generated:
+    """One generated sequence, built event by event, with everything `Details` can report."""
 
     text: str = ""
     tokens: list[TokenInfo] = field(default_factory=list)
@@ -130,9 +131,9 @@ class Sequence:
         self.finished_at = event.finished_at or time.monotonic()
 
 
-async def generate_one(engine: Any, valid: ValidRequest) -> Sequence:
+async def generate_one(engine: Any, valid: ValidRequest) -> Generated:
     """Run one sequence to its end."""
-    sequence = Sequence(input_length=valid.input_length)
+    sequence = Generated(input_length=valid.input_length)
     async for event in engine_events(engine, valid):
         sequence.add(event)
         if event.is_final:
@@ -144,7 +145,7 @@ async def generate_one(engine: Any, valid: ValidRequest) -> Sequence:
     raise IncompleteGeneration()
 
 
-async def generate_best_of(engine: Any, valid: ValidRequest) -> tuple[Sequence, list[Sequence]]:
+async def generate_best_of(engine: Any, valid: ValidRequest) -> tuple[Generated, list[Generated]]:
     """`best_of` sampled sequences with distinct seeds; the best by total logprob first."""
     if valid.best_of <= 1:
         return await generate_one(engine, valid), []
@@ -162,15 +163,13 @@ async def generate_best_of(engine: Any, valid: ValidRequest) -> tuple[Sequence, 
 
 
 def _distinct_seeds(n: int) -> list[int]:
-    import random
-
     seeds: set[int] = set()
     while len(seeds) < n:
         seeds.add(random.randint(0, MAX_SEED))
     return list(seeds)
 
 
-def timings_of(start: float, sequence: Sequence, now: float | None = None) -> RequestTimings:
+def timings_of(start: float, sequence: Generated, now: float | None = None) -> RequestTimings:
     """Phase durations in seconds from the monotonic stamps (clamped: stamps may be unset)."""
     now = time.monotonic() if now is None else now
     queued = sequence.queued_at or start

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 
 from inference.api.errors import ApiError, ClientDisconnected
-from inference.api.generation import Sequence, timings_of
+from inference.api.generation import Generated, timings_of
 from inference.api.schemas import ErrorResponse
 from inference.api.state import ServerState
 from inference.api.validation import ValidRequest
@@ -51,7 +51,7 @@ def validate(state: ServerState, inputs: str, parameters: Any, **kwargs: Any) ->
     return valid
 
 
-def record_success(state: ServerState, start: float, sequence: Sequence) -> RequestTimings:
+def record_success(state: ServerState, start: float, sequence: Generated) -> RequestTimings:
     timings = timings_of(start, sequence)
     state.metrics.observe_success(timings, sequence.generated_tokens)
     return timings
@@ -69,7 +69,7 @@ def stream_headers(state: ServerState, inputs: str) -> dict[str, str]:
 
 
 def generate_headers(
-    state: ServerState, inputs: str, timings: RequestTimings, sequence: Sequence
+    state: ServerState, inputs: str, timings: RequestTimings, sequence: Generated
 ) -> dict[str, str]:
     """TGI's timing headers: `x-compute-time` in seconds, the other times in milliseconds."""
     return {

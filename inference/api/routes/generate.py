@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from inference.api.errors import ApiError, IncompleteGeneration
-from inference.api.generation import Sequence, engine_events, generate_best_of, wire_token
+from inference.api.generation import Generated, engine_events, generate_best_of, wire_token
 from inference.api.routes.common import (
     ERROR_RESPONSES,
     count_failure,
@@ -59,13 +59,13 @@ def to_prefill(token: TokenInfo) -> PrefillToken:
     return PrefillToken(id=token.id, text=token.text, logprob=token.logprob)
 
 
-def build_details(valid: ValidRequest, best: Sequence, others: list[Sequence]) -> Details:
-    def top(seq: Sequence) -> list[list[Token]]:
+def build_details(valid: ValidRequest, best: Generated, others: list[Generated]) -> Details:
+    def top(seq: Generated) -> list[list[Token]]:
         if not valid.params.top_n_tokens:
             return []
         return [[to_token(t) for t in step] for step in seq.top_tokens]
 
-    def prefill(seq: Sequence) -> list[PrefillToken]:
+    def prefill(seq: Generated) -> list[PrefillToken]:
         return [to_prefill(t) for t in seq.prefill] if valid.decoder_input_details else []
 
     best_of_sequences = None
@@ -93,7 +93,7 @@ def build_details(valid: ValidRequest, best: Sequence, others: list[Sequence]) -
     )
 
 
-def full_text(valid: ValidRequest, sequence: Sequence) -> str:
+def full_text(valid: ValidRequest, sequence: Generated) -> str:
     return valid.inputs + sequence.text if valid.return_full_text else sequence.text
 
 
@@ -137,7 +137,7 @@ async def tgi_events(
     state: ServerState, valid: ValidRequest, start: float, permit: Permit
 ) -> AsyncIterator[bytes]:
     """One `StreamResponse` per token; the last carries the text and details."""
-    sequence = Sequence(input_length=valid.input_length)
+    sequence = Generated(input_length=valid.input_length)
     index = 0
     try:
         async for event in engine_events(state.engine, valid):

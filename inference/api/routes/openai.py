@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from inference.api.errors import ApiError, IncompleteGeneration, ValidationFailed
-from inference.api.generation import Sequence, engine_events, generate_one
+from inference.api.generation import Generated, engine_events, generate_one
 from inference.api.prompts import render_chat
 from inference.api.routes.common import (
     ERROR_RESPONSES,
@@ -121,7 +121,7 @@ def error_event(error: ApiError) -> bytes:
     )
 
 
-def usage_of(sequence: Sequence, valid: ValidRequest) -> Usage:
+def usage_of(sequence: Generated, valid: ValidRequest) -> Usage:
     prompt_tokens = sequence.input_length or valid.input_length
     return Usage(
         prompt_tokens=prompt_tokens,
@@ -138,7 +138,7 @@ def response_model_name(state: ServerState, requested: str | None) -> str:
 # ----------------------------------------------------------------------- chat completions
 
 
-def chat_logprobs(sequence: Sequence, top_n: int) -> ChatCompletionLogprobs:
+def chat_logprobs(sequence: Generated, top_n: int) -> ChatCompletionLogprobs:
     content = []
     for i, token in enumerate(sequence.tokens):
         alternatives = sequence.top_tokens[i] if top_n and i < len(sequence.top_tokens) else []
@@ -248,7 +248,7 @@ async def chat_events(
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
     created = int(time.time())
-    sequence = Sequence(input_length=valid.input_length)
+    sequence = Generated(input_length=valid.input_length)
 
     def chunk(choices: list[ChatCompletionChoice], usage: Usage | None = None) -> bytes:
         return frame(
@@ -267,7 +267,7 @@ async def chat_events(
             sequence.add(event)
             logprobs = None
             if body.logprobs:
-                step = Sequence(tokens=sequence.tokens[-1:], top_tokens=sequence.top_tokens[-1:])
+                step = Generated(tokens=sequence.tokens[-1:], top_tokens=sequence.top_tokens[-1:])
                 logprobs = chat_logprobs(step, valid.params.top_n_tokens)
             content = "" if event.token.special else event.text
             finish = openai_finish_reason(sequence.finish_reason) if event.is_final else None
@@ -416,7 +416,7 @@ async def completion_events(
     make_chunk: Callable[..., bytes],
 ) -> AsyncIterator[bytes]:
     """One prompt's chunks; the last one carries the finish reason and usage (as TGI)."""
-    sequence = Sequence(input_length=valid.input_length)
+    sequence = Generated(input_length=valid.input_length)
     try:
         async for event in engine_events(state.engine, valid):
             sequence.add(event)
