@@ -171,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config,
         engine_factory=make_engine_factory(config, args),
         on_load_failure=on_load_failure,
+        compute_type=os.environ.get("COMPUTE_TYPE") or None,
+        docker_label=os.environ.get("DOCKER_LABEL") or None,
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from inference import __version__
 from inference.api.docs import DESCRIPTION, TITLE, install_docs
@@ -71,16 +72,24 @@ def create_app(
     engine_factory: EngineFactory | None = None,
     keepalive_interval: float = DEFAULT_KEEPALIVE_SECONDS,
     on_load_failure: LoadFailureHook | None = None,
+    compute_type: str | None = None,
+    docker_label: str | None = None,
 ) -> FastAPI:
     """The server for `engine` (or for whatever `engine_factory` builds once started).
 
     The app's lifespan starts the engine and shuts it down; pass an engine that is not
-    started yet.
+    started yet. `compute_type` and `docker_label` override what `x-compute-type` and
+    `system_fingerprint` report (TGI reads them from COMPUTE_TYPE and DOCKER_LABEL).
     """
     if engine is None and engine_factory is None:
         raise ValueError("create_app needs an engine or an engine_factory")
     config = server_config or ServerConfig()
-    state = ServerState(config=config, keepalive_interval=keepalive_interval)
+    state = ServerState(
+        config=config,
+        keepalive_interval=keepalive_interval,
+        compute_type_override=compute_type,
+        docker_label=docker_label,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +115,13 @@ def create_app(
         separate_input_output_schemas=False,
     )
     app.state.server = state
+    # TGI answers browsers from any origin by default (its `--cors-allow-origin` unset).
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+    )
     install_error_handlers(app)
     app.include_router(generate.router)
     app.include_router(openai.router)

@@ -6,7 +6,6 @@ ask `require_engine()`, which answers 503 until then. Must not import torch.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +63,8 @@ class ServerState:
     limits: EngineConfig | None = None
     limiter: ConcurrencyLimiter | None = None
     load_error: str | None = None
+    compute_type_override: str | None = None  # TGI's COMPUTE_TYPE
+    docker_label: str | None = None  # TGI's DOCKER_LABEL
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -132,9 +133,8 @@ class ServerState:
     @property
     def compute_type(self) -> str:
         """`x-compute-type`: `COMPUTE_TYPE` as in TGI, else the device the model runs on."""
-        override = os.environ.get("COMPUTE_TYPE")
-        if override:
-            return override
+        if self.compute_type_override:
+            return self.compute_type_override
         device = self.device_type
         return "cpu" if device == "cpu" else f"gpu+{device}"
 
@@ -144,7 +144,7 @@ class ServerState:
 
     @property
     def system_fingerprint(self) -> str:
-        return f"{self.version}-{os.environ.get('DOCKER_LABEL') or 'native'}"
+        return f"{self.version}-{self.docker_label or 'native'}"
 
     @property
     def router(self) -> str:

@@ -151,3 +151,12 @@ def test_docs_page_uses_only_local_assets(url):
         assert httpx.get(url + asset).status_code == 200
     assert "http://" not in page.text.replace(url, "") and "https://" not in page.text
     assert OPENAPI_URL in page.text
+
+
+def test_browsers_from_any_origin_may_call_as_with_tgi(url):
+    preflight = httpx.options(
+        url + "/generate",
+        headers={"Origin": "http://example.test", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
