@@ -1,6 +1,7 @@
 // The read-only page of a shared snapshot (/r/<id>): the newest branch of the stored tree,
-// rendered with the chat page's Markdown pipeline. No socket, no API calls.
+// rendered with the chat page's Markdown pipeline. No socket; one API call, for model names.
 
+import { getJSON } from "./api.js";
 import { installCodeCopy, renderMarkdown } from "./markdown.js";
 import { MessageTree } from "./tree.js";
 
@@ -34,6 +35,7 @@ function main() {
         meta.className = "msg-meta";
         const label = document.createElement("span");
         label.className = "msg-model";
+        label.dataset.model = message.model || "";
         label.textContent = message.model || "";
         meta.append(label);
         const body = document.createElement("div");
@@ -46,6 +48,21 @@ function main() {
     });
   container.replaceChildren(...articles);
   installCodeCopy(container);
+  showModelNames(container);
+}
+
+/** Replaces model ids with their display names (ids stay where the list is unavailable). */
+async function showModelNames(container) {
+  let models = [];
+  try {
+    models = (await getJSON("/api/models")).models || [];
+  } catch {
+    return;
+  }
+  for (const label of container.querySelectorAll(".msg-model[data-model]")) {
+    const model = models.find((m) => m.id === label.dataset.model);
+    if (model && model.displayName) label.textContent = model.displayName;
+  }
 }
 
 main();

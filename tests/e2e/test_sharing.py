@@ -15,7 +15,7 @@ from tests.e2e.pages import (
     sidebar_items,
     user_bubbles,
 )
-from tests.e2e.server import LiveServer
+from tests.e2e.server import MODEL_A_NAME, LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -43,6 +43,7 @@ def test_share_link_opens_read_only_and_can_be_continued(
         visitor.goto(url)
         expect(visitor.locator(".msg-user .msg-bubble")).to_have_text(["Something worth sharing"])
         expect(visitor.locator(".msg-assistant .msg-body")).to_have_text(["Hello! How can I help?"])
+        expect(visitor.locator(".msg-assistant .msg-model")).to_have_text([MODEL_A_NAME])
         expect(visitor.locator("#prompt")).to_have_count(0)
 
         visitor.locator("#continue-shared").click()
