@@ -3,7 +3,10 @@
 It checks that the session's identity owns the conversation (else closes with 4403), joins
 the group `conversation_<id>`, sends a `snapshot`, and hands each client message to a service
 (the DB write) and to `chatui.generation` (the answer's task, which does not belong to the
-socket). Every protocol event arrives as a `chat.event` group message and is forwarded as is.
+socket). Every protocol event arrives as a `chat.event` group message and is forwarded as is,
+except tokens a page could not place yet: after a snapshot read from the database (the answer
+runs in another process), tokens beyond the snapshot's text wait for the running task's resync
+instead of leaving a hole.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     identity: Identity
     conversation: Conversation
     group: str = ""
+    # Answers whose snapshot lags the live text: message id -> the text length the page has.
+    behind: dict[str, int]
 
     async def connect(self) -> None:
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
@@ -50,12 +55,18 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.identity, self.conversation = owned
+        self.behind = {}
         self.group = generation.conversation_group(self.conversation.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         generation.ensure_reaper()
         snapshot = await generation.conversation_snapshot(conversation=self.conversation)
         await self.send_json({"type": "snapshot", "conversation": snapshot})
-        if snapshot["is_generating"]:
+        if snapshot["is_generating"] and not generation.runs_here(self.conversation.pk):
+            self.behind = {
+                m["id"]: generation.utf16_len(m["content"])
+                for m in snapshot["messages"]
+                if m["is_generating"]
+            }
             await generation.request_sync(
                 conversation_id=self.conversation.pk, reply_channel=self.channel_name
             )
@@ -121,4 +132,21 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_event(self, event: dict[str, Any]) -> None:
         """A protocol event for every socket of the conversation (see chatui.generation)."""
-        await self.send_json(event["event"])
+        payload = event["event"]
+        if self.behind and not self._can_place(payload):
+            return
+        await self.send_json(payload)
+
+    def _can_place(self, payload: dict[str, Any]) -> bool:
+        """False for a token past the end of the page's text (the resync brings it)."""
+        kind = payload.get("type")
+        if kind == "final":
+            self.behind.pop(payload["message"]["id"], None)
+        if kind != "token" or payload["message_id"] not in self.behind:
+            return True
+        known = self.behind[payload["message_id"]]
+        if payload["offset"] > known:
+            return False
+        end = payload["offset"] + generation.utf16_len(payload["token"])
+        self.behind[payload["message_id"]] = max(known, end)
+        return True

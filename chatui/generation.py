@@ -175,6 +175,11 @@ async def conversation_snapshot(*, conversation: Conversation) -> dict[str, Any]
     return data
 
 
+def runs_here(conversation_id: Any) -> bool:
+    """Whether this process runs the conversation's answer (its text is live here)."""
+    return str(conversation_id) in registry
+
+
 async def request_sync(*, conversation_id: Any, reply_channel: str) -> None:
     """Ask another process's running task to resend its text to one socket (after a DB
     snapshot, which may lag the live text by one save interval)."""
