@@ -79,8 +79,6 @@ async def engine_events(engine: Any, valid: ValidRequest) -> AsyncIterator[Gener
                 event = await anext(events)
             except StopAsyncIteration:
                 return
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 raise as_api_error(exc) from exc
             yield event

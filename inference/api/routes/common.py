@@ -6,6 +6,7 @@ Must not import torch.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorResponse, "description": "Model is loading"},
 }
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # TGI's `tgi_request_failure{err=...}` labels, by our `error_type`.
@@ -40,7 +42,10 @@ FAILURE_LABELS = {
 
 
 def count_failure(state: ServerState, error: ApiError) -> None:
+    """Count it under TGI's label; log the ones that are the server's problem, not the client's."""
     state.metrics.count_failure(FAILURE_LABELS.get(error.error_type, error.error_type))
+    if error.status_code >= 500 or error.error_type == "generation":
+        logger.warning("Request failed (%s): %s", error.error_type, error.message)
 
 
 def validate(state: ServerState, inputs: str, parameters: Any, **kwargs: Any) -> ValidRequest:
