@@ -5,7 +5,7 @@
 
 import { postJSON, patchJSON } from "./api.js";
 import { ICONS } from "./icons.js";
-import { copyText, flashCopied, installCodeCopy, renderMarkdown } from "./markdown.js";
+import { copyText, flashCopied, forgetRendered, installCodeCopy, renderInto } from "./markdown.js";
 import { ConversationSocket } from "./socket.js";
 import { MessageTree } from "./tree.js";
 
@@ -40,7 +40,6 @@ export class Chat {
     this.selectedModel = activeModel;
     this.dirty = new Set(); // message ids whose body must be re-rendered next frame
     this.frame = 0;
-    this.htmlCache = new Map(); // message id -> {content, html}
     this.loaded = false;
 
     this.el = {
@@ -161,7 +160,6 @@ export class Chat {
     this.looseError = null;
     this.editing = null;
     this.pendingSend = null;
-    this.htmlCache.clear();
     this.loaded = false;
     this.setBusy(false);
     this.notify(null);
@@ -625,6 +623,8 @@ export class Chat {
     article.dataset.role = "assistant";
     article.setAttribute("aria-label", "Answer");
     article.classList.toggle("is-generating", Boolean(message.is_generating));
+    // Screen readers wait for the finished answer instead of hearing every frame.
+    article.setAttribute("aria-busy", String(Boolean(message.is_generating)));
     const main = div("msg-main");
     const meta = div("msg-meta");
     const label = document.createElement("span");
@@ -669,18 +669,11 @@ export class Chat {
   fillBody(body, message) {
     const content = message.content || "";
     if (!content && message.is_generating) {
+      forgetRendered(body);
       body.innerHTML = '<span class="typing" aria-label="Writing"><i></i><i></i><i></i></span>';
       return;
     }
-    const cached = this.htmlCache.get(message.id);
-    let html;
-    if (cached && cached.content === content) {
-      html = cached.html;
-    } else {
-      html = renderMarkdown(content);
-      this.htmlCache.set(message.id, { content, html });
-    }
-    body.innerHTML = html;
+    renderInto(body, content);
   }
 
   errorBox(text, assistantId) {

@@ -1,5 +1,6 @@
 // Markdown -> safe HTML: marked for the syntax, KaTeX for math, highlight.js for code, and
-// DOMPurify over the result. Everything that reaches innerHTML goes through renderMarkdown().
+// DOMPurify over the result. Message text reaches the DOM only through renderMarkdown() or
+// renderInto().
 // Owns the code-block copy button too. Imports only the vendored libraries, never app modules.
 
 import DOMPurify from "../vendor/dompurify/purify.es.mjs";
@@ -145,15 +146,86 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
 
 const PURIFY_OPTIONS = { ADD_ATTR: ["target"], FORBID_TAGS: ["style", "form", "textarea"] };
 
-/** Markdown (with math and code) to sanitised HTML, safe for innerHTML. */
-export function renderMarkdown(text) {
+// Sanitising is the costly step (KaTeX and highlighted code make large HTML), so a message is
+// rendered block by block (marked's top-level tokens) and each block's safe HTML is cached by its
+// source: while an answer streams, only its last block is new work in each frame.
+const blockCache = new Map();
+const BLOCK_CACHE_SIZE = 1000;
+
+function renderBlock(token, links) {
+  const cached = blockCache.get(token.raw);
+  if (cached !== undefined) return cached;
+  const tokens = [token];
+  tokens.links = links;
   let html;
   try {
-    html = marked.parse(text || "");
+    html = marked.parser(tokens);
   } catch {
-    html = `<p>${escapeHtml(text || "")}</p>`;
+    html = `<p>${escapeHtml(token.raw)}</p>`;
   }
-  return DOMPurify.sanitize(html, PURIFY_OPTIONS);
+  html = DOMPurify.sanitize(html, PURIFY_OPTIONS);
+  if (blockCache.size >= BLOCK_CACHE_SIZE) blockCache.delete(blockCache.keys().next().value);
+  blockCache.set(token.raw, html);
+  return html;
+}
+
+/** The message as a list of `{key, html}` blocks, each sanitised. */
+function renderBlocks(text) {
+  let tokens;
+  try {
+    tokens = marked.lexer(text || "");
+  } catch {
+    return [{ key: text, html: DOMPurify.sanitize(`<p>${escapeHtml(text || "")}</p>`) }];
+  }
+  return tokens
+    .filter((token) => token.type !== "space")
+    .map((token) => ({ key: token.raw, html: renderBlock(token, tokens.links) }));
+}
+
+/** Markdown (with math and code) to sanitised HTML, safe for innerHTML. */
+export function renderMarkdown(text) {
+  return renderBlocks(text)
+    .map((block) => block.html)
+    .join("");
+}
+
+// element -> [{key, nodes}] : which DOM nodes show which block.
+const rendered = new WeakMap();
+
+function toNodes(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html; // already sanitised
+  return [...template.content.childNodes];
+}
+
+/**
+ * Shows `text` as Markdown in `element`, touching only the blocks that changed since the last
+ * call on the same element (the unchanged start of a streaming answer stays in place).
+ */
+export function renderInto(element, text) {
+  const blocks = renderBlocks(text);
+  let state = rendered.get(element);
+  if (!state) {
+    element.replaceChildren();
+    state = [];
+  }
+  let same = 0;
+  while (same < state.length && same < blocks.length && state[same].key === blocks[same].key) {
+    same += 1;
+  }
+  for (const stale of state.slice(same)) for (const node of stale.nodes) node.remove();
+  const next = state.slice(0, same);
+  for (const block of blocks.slice(same)) {
+    const nodes = toNodes(block.html);
+    element.append(...nodes);
+    next.push({ key: block.key, nodes });
+  }
+  rendered.set(element, next);
+}
+
+/** Forgets what renderInto put in `element` (call before replacing its content otherwise). */
+export function forgetRendered(element) {
+  rendered.delete(element);
 }
 
 /** Sanitises an HTML string (for anything not produced by renderMarkdown). */
