@@ -153,14 +153,14 @@ async def tgi_events(
                 )
                 continue
             seed = sequence.seed if valid.params.do_sample else None
-            details = None
-            if valid.details:
-                details = StreamDetails(
-                    finish_reason=sequence.finish_reason.value,
-                    generated_tokens=sequence.generated_tokens,
-                    seed=seed,
-                    input_length=sequence.input_length or valid.input_length,
-                )
+            # NOTE: sent whether or not `details` was asked: the stream's reader learns why it
+            # ended without a second request (TGI sends null here unless asked).
+            details = StreamDetails(
+                finish_reason=sequence.finish_reason.value,
+                generated_tokens=sequence.generated_tokens,
+                seed=seed,
+                input_length=sequence.input_length or valid.input_length,
+            )
             record_success(state, start, sequence)
             yield frame(
                 StreamResponse(

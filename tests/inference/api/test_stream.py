@@ -68,12 +68,14 @@ def test_framing_is_exact_and_the_last_event_carries_text_and_details(url, path)
     assert set(details) == {"finish_reason", "generated_tokens", "seed", "input_length"}
 
 
-def test_stream_without_details_has_null_details_and_matches_generate(url):
+def test_stream_without_details_still_ends_with_details_and_matches_generate(url):
     parameters = {"max_new_tokens": 6}
     events = split_events(
         stream_bytes(url, "/generate_stream", {"inputs": "Hi", "parameters": parameters})[1]
     )
-    assert events[-1]["details"] is None
+    assert all(e["details"] is None for e in events[:-1])
+    assert events[-1]["details"]["generated_tokens"] == len(events)
+    assert events[-1]["details"]["finish_reason"] in ("length", "eos_token")
     full = httpx.post(url + "/generate", json={"inputs": "Hi", "parameters": parameters}).json()
     assert events[-1]["generated_text"] == full["generated_text"]
 
