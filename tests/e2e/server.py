@@ -29,6 +29,19 @@ MODEL_A_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 MODEL_A_NAME = "SmolLM2 135M"
 MODEL_B_ID = "test/second-model"
 MODEL_B_NAME = "Second Model"
+DISCLAIMER = "Generated content may be inaccurate or false."
+ISOLATED_VARIABLES = (
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "TASK_MODEL",
+    "OLD_MODELS",
+    "USAGE_LIMITS",
+    "MESSAGES_BEFORE_LOGIN",
+    "OPENID_CONFIG",
+    "ALLOWED_USER_EMAILS",
+    "ALLOWED_USER_DOMAINS",
+    "CSRF_TRUSTED_ORIGINS",
+)
 EXAMPLE_TITLE = "Write an email"
 EXAMPLE_PROMPT = "Write an email to my boss asking for a day off."
 
@@ -92,11 +105,14 @@ class LiveServer:
                 "MODELS": json.dumps(self.models),
                 "PUBLIC_APP_NAME": APP_NAME,
                 "PUBLIC_APP_DESCRIPTION": "Chat with open models, privately.",
+                "PUBLIC_APP_DISCLAIMER_MESSAGE": DISCLAIMER,
                 "LLM_SUMMARIZATION": "false",
                 "DEBUG": "false",
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        # A developer's .env.local must not reach the app under test (an empty value wins).
+        env.update(dict.fromkeys(ISOLATED_VARIABLES, ""))
         env.update(self.extra_env)
         return env
 
