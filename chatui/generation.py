@@ -21,16 +21,18 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chatui import services
 from chatui.apps import get_chat_config
-from chatui.endpoints import EndpointError, StreamResult, stream_generation
+from chatui.endpoints import DEFAULT_TIMEOUT, EndpointError, StreamResult, stream_generation
 from chatui.models import DEFAULT_TITLE, Conversation, Message
 from chatui.prompting import ChatMessage
 from chatui.selectors import conversation_detail, message_path
@@ -41,6 +43,28 @@ logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "chat.event"  # consumers handle it in `chat_event`
 GENERATION_FAILED = "The answer could not be generated. Try again."
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def endpoint_client() -> httpx.AsyncClient:
+    """This event loop's pooled client for model servers. One per answer would cost tens of
+    milliseconds of CPU each (its TLS context) and a new connection; a pool limit would queue
+    answers, so there is none. `CHATUI_ENDPOINT_TIMEOUT_S` bounds the wait for each token (and
+    so the time before an endpoint that hangs is given up for another)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        read = getattr(settings, "CHATUI_ENDPOINT_TIMEOUT_S", None) or DEFAULT_TIMEOUT.read
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(read, connect=min(read, DEFAULT_TIMEOUT.connect)),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+        _clients[loop] = client
+    return client
 
 
 def conversation_group(conversation_id: Any) -> str:
@@ -241,6 +265,7 @@ async def _stream(
         messages=prompt.messages,
         preprompt=prompt.preprompt,
         continue_message=continue_message,
+        client=endpoint_client(),
     )
     async with contextlib.aclosing(stream):
         async for item in stream:
@@ -365,7 +390,9 @@ async def _finish(
 
 async def _title(conversation_id: str, question: str, answer: str) -> None:
     try:
-        title = await generate_title(get_chat_config(), user_message=question, answer=answer)
+        title = await generate_title(
+            get_chat_config(), user_message=question, answer=answer, client=endpoint_client()
+        )
     except Exception:
         logger.exception("Title generation failed for conversation %s", conversation_id)
         return
