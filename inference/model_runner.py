@@ -120,7 +120,7 @@ class PagedModelRunner(ModelRunner):
             lengths = self._tensor([c.start + 1 for c in decodes])
             key_pos = torch.arange(max_blocks * bs, device=self.device)
             decode_bias = torch.zeros(
-                (1, len(decodes), 1, max_blocks * bs), dtype=torch.float32, device=self.device
+                (1, len(decodes), 1, max_blocks * bs), dtype=self.model.dtype, device=self.device
             ).masked_fill_((key_pos >= lengths.unsqueeze(1)).view(1, len(decodes), 1, -1), -1e30)
 
         prefill_meta: list[llama.PrefillChunk] = []

@@ -136,19 +136,20 @@ class LlamaPagedModel:
         positions = torch.arange(max_positions, device=self.device)[None]
         probe = torch.empty(0, dtype=self.dtype, device=self.device)
         cos, sin = inner.rotary_emb(probe, positions)
-        self.cos, self.sin = cos[0], sin[0]  # [max_positions, head_dim] in model dtype
+        half = self.head_dim // 2
+        self.cos = cos[0]  # [max_positions, head_dim] in model dtype
+        self.sin = torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)  # rotate_half's sign
 
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        # Same arithmetic as LlamaRMSNorm: fp32 statistics, scale in the model dtype.
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return weight * xf.to(x.dtype)
+        # One fused op (fp32 statistics); equals LlamaRMSNorm up to bf16 rounding of the scale.
+        return F.rms_norm(x, weight.shape, weight, self.eps)
 
     def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """HF's ``x * cos + rotate_half(x) * sin``. x: [T, heads, d]; cos, sin: [T, 1, d]."""
-        half = x.shape[-1] // 2
-        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-        return x * cos + rotated * sin
+        """HF's ``x * cos + rotate_half(x) * sin`` with the sign folded into ``sin``.
+
+        x: [T, heads, d]; cos, sin: [T, 1, d] (sin's first half negated at load).
+        """
+        return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin)
 
     def forward(
         self,
@@ -204,11 +205,11 @@ class LlamaPagedModel:
         if nd:
             # GQA without repeating K/V: the `group` query heads that share a KV head are
             # batched against it. qd: [kv_heads, D, group, d]; kd, vd: [kv_heads, D, L, d]
-            qd = q[:nd].reshape(nd, hkv, group, d).transpose(0, 1)
+            qd = (q[:nd] * d**-0.5).view(nd, hkv, group, d).transpose(0, 1)
             kd = k_layer.index_select(1, meta.decode_blocks).view(hkv, nd, -1, d)
             vd = v_layer.index_select(1, meta.decode_blocks).view(hkv, nd, -1, d)
-            scores = torch.matmul(qd, kd.transpose(-1, -2)).float() * (d**-0.5)
-            probs = (scores + meta.decode_bias).softmax(dim=-1).to(q.dtype)
+            scores = torch.matmul(qd, kd.transpose(-1, -2)) + meta.decode_bias
+            probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
             out = torch.matmul(probs, vd)  # [kv_heads, D, group, d]
             outputs.append(out.transpose(0, 1).reshape(nd, hq * d))
         for chunk in meta.prefills:

@@ -17,6 +17,7 @@ from inference.sampler import (
     apply_repetition_penalty,
     apply_top_k_top_p,
     apply_typical_p,
+    filter_candidates,
     process_logits,
     sample,
 )
@@ -123,7 +124,7 @@ def test_top_k_one_sampling_is_deterministic_argmax():
 
 
 def test_sampling_only_draws_tokens_that_survive_filters():
-    logits = random_logits(1)
+    logits = random_logits(1) / 6  # flat enough that several tokens get drawn
     allowed = set(logits[0].topk(3).indices.tolist())
     drawn = {sample(logits, [row(seed=s, do_sample=True, top_k=3)]).token_ids[0] for s in range(60)}
     assert drawn <= allowed
@@ -156,3 +157,35 @@ def test_top_n_tokens_are_sorted_and_per_row():
     assert out.top_logprobs[0] == sorted(out.top_logprobs[0], reverse=True)
     assert out.top_logprobs[0][0] == pytest.approx(out.logprobs[0], abs=1e-6)
     assert out.top_token_ids[1] == []
+
+
+@pytest.mark.parametrize(("k", "p"), [(5, 1.0), (0, 0.3), (7, 0.5), (0, 0.9)])
+def test_candidate_filtering_equals_the_full_sort(k, p):
+    logits = torch.randn(4, 1000, generator=torch.Generator().manual_seed(3)) * 4
+    values, indices, complete = filter_candidates(
+        logits, 256, torch.full((4,), k), torch.full((4,), p)
+    )
+    full = apply_top_k_top_p(logits, torch.full((4,), k or 1000), torch.full((4,), p))
+    for row in range(4):
+        if complete[row]:
+            kept = set(indices[row][values[row].isfinite()].tolist())
+            assert kept == set(full[row].isfinite().nonzero().flatten().tolist())
+
+
+def test_flat_distribution_needs_the_fallback_and_still_samples_exactly():
+    flat = torch.zeros(1, 1000)
+    _, _, complete = filter_candidates(
+        flat, 256, torch.zeros(1, dtype=torch.long), torch.tensor([0.9])
+    )
+    assert not complete[0]
+    drawn = {sample(flat, [row(seed=s, do_sample=True, top_p=0.9)]).token_ids[0] for s in range(40)}
+    assert max(drawn) > 256  # tokens beyond the candidate window are reachable
+
+
+def test_sampling_frequencies_follow_the_distribution():
+    logits = torch.log(torch.tensor([[0.6, 0.3, 0.1] + [1e-9] * 7]))
+    counts = [0, 0, 0]
+    r = row(seed=11, do_sample=True)
+    for _ in range(600):
+        counts[sample(logits, [r]).token_ids[0]] += 1
+    assert 300 < counts[0] < 420 and 130 < counts[1] < 230 and 25 < counts[2] < 95
