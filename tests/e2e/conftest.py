@@ -65,7 +65,10 @@ def app_server(fakes_session: Fakes) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
+# NOTE: Playwright's sync API keeps an event loop marked as running in this thread while it is
+# started; async tests and Django's ORM refuse to run then. So the browser lives per module and
+# is gone before the rest of the suite runs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make browsers)")
