@@ -289,10 +289,9 @@ export class Chat {
     this.renderThread();
     if (stick) this.scrollToBottom();
     if (this.conversation) {
-      this.sidebar.upsert(
-        { id: this.conversationId, title: this.conversation.title, updated_at: new Date().toISOString() },
-        { bump: true },
-      );
+      const updatedAt = new Date().toISOString();
+      const entry = { id: this.conversationId, title: this.conversation.title, updated_at: updatedAt };
+      this.sidebar.upsert(entry, { bump: true });
     }
   }
 
@@ -314,7 +313,8 @@ export class Chat {
     } else {
       this.looseError = readable;
     }
-    if (!messageId || this.generatingId === messageId || !this.generatingId) {
+    // A refused request (no message id) while another answer runs leaves that answer running.
+    if (!this.generatingId || this.generatingId === messageId) {
       this.generatingId = null;
       this.setBusy(false);
     }
@@ -338,6 +338,9 @@ export class Chat {
   async sendText(raw) {
     const text = (raw || "").trim();
     if (!text || this.isBusy) return;
+    this.el.prompt.value = "";
+    this.autosize();
+    this.setBusy(true); // also guards against a second send while the conversation is created
     if (!this.conversationId) {
       // The server applies the user's custom system prompt for this model (or its preprompt).
       const model = this.selectedModel || this.activeModel;
@@ -346,10 +349,9 @@ export class Chat {
         created = await postJSON("/api/conversations", { model });
       } catch (error) {
         this.notify(error.message, "error");
-        if (!this.el.prompt.value.trim()) {
-          this.el.prompt.value = text;
-          this.autosize();
-        }
+        this.setBusy(false);
+        this.pendingSend = text;
+        this.restorePending();
         return;
       }
       this.open(created.id);
@@ -364,6 +366,7 @@ export class Chat {
         },
         { bump: true },
       );
+      this.setBusy(true);
     }
     const leaf = this.visiblePath().at(-1) || null;
     let parentId = leaf ? leaf.id : null;
@@ -371,9 +374,6 @@ export class Chat {
     if (leaf && leaf.role === "user") parentId = leaf.parent_id ?? null;
     this.pendingSend = text;
     this.looseError = null;
-    this.el.prompt.value = "";
-    this.autosize();
-    this.setBusy(true);
     this.socket.send({ type: "send", content: text, parent_id: parentId, model: this.selectedModel });
     this.scrollToBottom();
   }
