@@ -8,7 +8,7 @@ MODEL_DIR := var/models/smollm2-135m-instruct
 
 .PHONY: setup run test lint format bench bench-chat clean browsers
 
-setup: $(STAMP) $(MODEL_DIR)/config.json browsers
+setup: $(STAMP) $(MODEL_DIR)/config.json
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ run: setup
 	$(PY) manage.py migrate --noinput
 	$(VENV)/bin/honcho -f Procfile start
 
-test: setup
+test: setup browsers
 	$(VENV)/bin/pytest
 
 lint:
