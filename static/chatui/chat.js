@@ -260,16 +260,19 @@ export class Chat {
     if (message) this.refreshMessage(message);
   }
 
-  /** `offset` (UTF-16 units, like JS strings) says where the token goes: a resync after a
-   * reconnect sends the whole text at offset 0. Without it the token is appended. */
+  /** `offset` (UTF-16 units, like JS strings) says where the token goes: a token already
+   * shown is skipped, one that overlaps the end replaces it (a resync after a reconnect sends
+   * the whole text at offset 0). Without an offset the token is appended. */
   onToken(id, token, offset) {
     const message = this.tree.get(id);
     if (!message) return;
     const content = message.content || "";
-    message.content =
-      typeof offset === "number" && offset <= content.length
-        ? content.slice(0, offset) + token
-        : content + token;
+    if (typeof offset === "number") {
+      if (offset + token.length <= content.length) return;
+      message.content = content.slice(0, Math.min(offset, content.length)) + token;
+    } else {
+      message.content = content + token;
+    }
     if (!message.is_generating) {
       message.is_generating = true;
       this.generatingId = id;
