@@ -1,12 +1,14 @@
 """The API's own documentation: the OpenAPI document and a Swagger UI that works offline.
 
 The document lives at `/api-doc/openapi.json` (TGI's path) and names its schemas as TGI does;
-`/docs` serves Swagger UI from the `swagger-ui-bundle` package, so no asset comes from the
-internet. Must not import the engine or torch.
+`/docs` serves Swagger UI 5 (it reads OpenAPI 3.1) from files vendored beside this module
+(`swagger_ui/`, from npm's `swagger-ui-dist`), so no asset comes from the internet.
+Must not import the engine or torch.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,7 +17,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from swagger_ui_bundle import swagger_ui_path
 
 from inference import __version__
 from inference.api import schemas
@@ -25,6 +26,7 @@ DOCS_URL = "/docs"
 ASSETS_URL = "/docs/assets"
 TITLE = "Text Generation Inference"
 DESCRIPTION = "Text Generation Webserver (TGI-compatible)"
+SWAGGER_UI_DIR = Path(__file__).with_name("swagger_ui")
 
 # Schemas that responses reference by name but no route declares as its body type.
 EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (
@@ -72,7 +74,7 @@ def install_docs(app: FastAPI) -> None:
     """Serve the document, the UI page and its assets (all local)."""
     app.openapi_url = OPENAPI_URL
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
-    app.mount(ASSETS_URL, StaticFiles(directory=swagger_ui_path), name="swagger-assets")
+    app.mount(ASSETS_URL, StaticFiles(directory=SWAGGER_UI_DIR), name="swagger-assets")
 
     @app.get(OPENAPI_URL, include_in_schema=False)
     async def openapi_document() -> dict[str, Any]:
