@@ -1,23 +1,25 @@
 """The websocket of one open conversation (docs/chat-protocol.md): a thin shell.
 
-It checks that the session's identity owns the conversation (else closes with 4403), joins
-the group `conversation_<id>`, sends a `snapshot`, and hands each client message to a service
-(the DB write) and to `chatui.generation` (the answer's task, which does not belong to the
-socket). Every protocol event arrives as a `chat.event` group message and is forwarded as is,
-except tokens a page could not place yet: after a snapshot read from the database (the answer
-runs in another process), tokens beyond the snapshot's text wait for the running task's resync
-instead of leaving a hole.
+It checks that the session's identity owns the conversation (else closes with 4403), watches
+the conversation (`chatui.fanout`: events of this process arrive in `deliver`, those of other
+processes as `chat.event` messages of the group `conversation_<id>`), sends a `snapshot`, and
+hands each client message to a service (the DB write) and to `chatui.generation` (the answer's
+task, which does not belong to the socket). Events are forwarded as they are, except tokens of
+an answer running in another process that the page could not place yet: after a snapshot read
+from the database, or when such an answer starts, its tokens wait for the running task's resync
+(the text so far) instead of leaving a hole.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from chatui import generation, services
+from chatui import fanout, generation, services
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_scope
 from chatui.models import Conversation
@@ -25,6 +27,7 @@ from chatui.selectors import conversation_get
 
 CLOSE_FORBIDDEN = 4403
 UNKNOWN_TYPE = "Unknown message type: {type}."
+RESYNC_AFTER_S = 1.0  # a token still cannot be placed: ask again (a request may be lost)
 
 
 def _owned_conversation(
@@ -43,8 +46,12 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     identity: Identity
     conversation: Conversation
     group: str = ""
-    # Answers whose snapshot lags the live text: message id -> the text length the page has.
-    behind: dict[str, int]
+    # Events of this process that came before the snapshot went out (then None).
+    pending: list[dict[str, Any]] | None = None
+    # Answers running elsewhere whose tokens wait for a resync: message id -> the length of
+    # the page's text (UTF-16), or None until the running task's text arrives.
+    behind: dict[str, int | None]
+    last_sync_request: float = 0.0
 
     async def connect(self) -> None:
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
@@ -55,8 +62,9 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.identity, self.conversation = owned
-        self.behind = {}
-        self.group = generation.conversation_group(self.conversation.pk)
+        self.behind, self.pending = {}, []
+        self.group = fanout.conversation_group(self.conversation.pk)
+        fanout.watch(self.conversation.pk, self)
         await self.channel_layer.group_add(self.group, self.channel_name)
         generation.ensure_reaper()
         snapshot = await generation.conversation_snapshot(conversation=self.conversation)
@@ -67,9 +75,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 for m in snapshot["messages"]
                 if m["is_generating"]
             }
-            await generation.request_sync(
-                conversation_id=self.conversation.pk, reply_channel=self.channel_name
-            )
+            await self._request_sync()
+        while self.pending:
+            await self.send_json(self.pending.pop(0))
+        self.pending = None
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
@@ -80,6 +89,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.group:
+            fanout.unwatch(self.conversation.pk, self)
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
@@ -130,10 +140,42 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     async def _stop(self, content: dict[str, Any]) -> None:
         await generation.generation_stop(conversation_id=self.conversation.pk)
 
+    async def _request_sync(self) -> None:
+        self.last_sync_request = time.monotonic()
+        await generation.request_sync(
+            conversation_id=self.conversation.pk, reply_channel=self.channel_name
+        )
+
+    async def deliver(self, payload: dict[str, Any]) -> None:
+        """An event published by this process (`chatui.fanout`), in order."""
+        if self.pending is not None:
+            self.pending.append(payload)
+        else:
+            await self.send_json(payload)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Protocol events skip the `close_old_connections` channels runs before each handler:
+        they never touch the database, and that call waits for the one thread every query of
+        this process runs on (events would queue behind other answers' saves)."""
+        if message["type"] == fanout.EVENT_TYPE:
+            await self.chat_event(message)
+        else:
+            await super().dispatch(message)
+
     async def chat_event(self, event: dict[str, Any]) -> None:
-        """A protocol event for every socket of the conversation (see chatui.generation)."""
+        """An event from another process (this process's own arrive in `deliver`)."""
+        if event.get("origin") == fanout.ORIGIN:
+            return
         payload = event["event"]
+        if payload.get("type") == "status" and payload.get("status") == "queued":
+            # An answer starts over there: its tokens come once its task has our channel.
+            self.behind[payload["message_id"]] = None
+            await self.send_json(payload)
+            await self._request_sync()
+            return
         if self.behind and not self._can_place(payload):
+            if time.monotonic() - self.last_sync_request >= RESYNC_AFTER_S:
+                await self._request_sync()
             return
         await self.send_json(payload)
 
@@ -145,8 +187,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         if kind != "token" or payload["message_id"] not in self.behind:
             return True
         known = self.behind[payload["message_id"]]
-        if payload["offset"] > known:
+        if known is None and payload["offset"] != 0:
+            return False
+        if known is not None and payload["offset"] > known:
             return False
         end = payload["offset"] + generation.utf16_len(payload["token"])
-        self.behind[payload["message_id"]] = max(known, end)
+        self.behind[payload["message_id"]] = max(known or 0, end)
         return True

@@ -1,14 +1,16 @@
 """Running answers: one asyncio task per generating conversation, owned by the server process.
 
 A generation outlives the websocket that asked for it (closing the tab does not stop it).
-It streams from `chatui.endpoints.stream_generation`, fans every token out to the Channels
-group `conversation_<id>` (handler `chat.event`), saves the text in batches (every
+It streams from `chatui.endpoints.stream_generation`, fans every event out to the
+conversation's sockets (`chatui.fanout`: this process's directly, other processes' through the
+Channels group `conversation_<id>`), saves the text in batches off the token path (every
 `CHATUI_SAVE_INTERVAL_S` or `CHATUI_SAVE_EVERY_TOKENS` tokens, whichever comes first) and
 once complete, and keeps a heartbeat on the message so that a reaper in any process can mark
 answers of a dead process as interrupted.
 
-Stop reaches the task directly through this process's registry, or through the channel layer
-group `generation_<id>` that each task listens on (another process, e.g. behind Redis).
+Stop and resync requests reach the task directly through this process's registry, or through
+the channel layer group `generation_<id>` that each task listens on from before its first
+event (another process, e.g. behind Redis).
 
 Tokens carry `offset`, the message's length in UTF-16 code units (JavaScript's
 `string.length`) before the token, so a page can merge a snapshot and live tokens without
@@ -30,7 +32,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chatui import services
+from chatui import fanout, services
 from chatui.apps import get_chat_config
 from chatui.endpoints import DEFAULT_TIMEOUT, EndpointError, StreamResult, stream_generation
 from chatui.models import DEFAULT_TITLE, Conversation, Message
@@ -41,7 +43,8 @@ from chatui.titles import generate_title
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPE = "chat.event"  # consumers handle it in `chat_event`
+EVENT_TYPE = fanout.EVENT_TYPE
+conversation_group = fanout.conversation_group
 GENERATION_FAILED = "The answer could not be generated. Try again."
 
 
@@ -67,10 +70,6 @@ def endpoint_client() -> httpx.AsyncClient:
     return client
 
 
-def conversation_group(conversation_id: Any) -> str:
-    return f"conversation_{conversation_id}"
-
-
 def generation_group(conversation_id: Any) -> str:
     return f"generation_{conversation_id}"
 
@@ -78,14 +77,6 @@ def generation_group(conversation_id: Any) -> str:
 def utf16_len(text: str) -> int:
     """Length as JavaScript counts it (surrogate pairs count 2)."""
     return len(text.encode("utf-16-le")) // 2
-
-
-async def fan_out(conversation_id: Any, payload: dict[str, Any]) -> None:
-    """One protocol event to every socket open on the conversation, in any process."""
-    layer = get_channel_layer()
-    await layer.group_send(
-        conversation_group(conversation_id), {"type": EVENT_TYPE, "event": payload}
-    )
 
 
 @dataclass
@@ -96,16 +87,26 @@ class Generation:
     message_id: str
     text: str
     prefix: str = field(init=False)  # the text before this run (continue extends it)
+    length16: int = field(init=False)  # `utf16_len(text)`, kept up to date token by token
     num_previous_tokens: int = 0  # tokens of `prefix` (continue)
     num_tokens: int = 0
     num_unsaved: int = 0
     last_save: float = 0.0
+    save_due: asyncio.Event = field(default_factory=asyncio.Event)
     is_stop_requested: bool = False
     task: asyncio.Task[None] | None = None
     stream_task: asyncio.Task[StreamResult | None] | None = None
+    remote: fanout.RemoteQueue = field(init=False)
 
     def __post_init__(self) -> None:
         self.prefix = self.text
+        self.length16 = utf16_len(self.text)
+        self.remote = fanout.RemoteQueue(self.conversation_id)
+
+    async def emit(self, payload: dict[str, Any]) -> None:
+        """An event of this answer to every socket, in order (see `chatui.fanout`)."""
+        await fanout.deliver_local(self.conversation_id, payload)
+        self.remote.put(payload)
 
     def request_stop(self) -> None:
         self.is_stop_requested = True
@@ -155,15 +156,20 @@ async def generation_start(request: services.GenerationRequest) -> Generation:
     conversation_id = str(request.conversation_id)
     answer = request.assistant_message
     for message in request.new_messages:
-        await fan_out(conversation_id, {"type": "message", "message": message_to_dict(message)})
+        payload = {"type": "message", "message": message_to_dict(message)}
+        await fanout.publish(conversation_id, payload)
     generation = Generation(conversation_id, str(answer.id), text=answer.content)
     registry[conversation_id] = generation
-    await fan_out(
+    # Listening before `queued`: a socket elsewhere asks for the text as soon as it hears it.
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(generation_group(conversation_id), channel)
+    await fanout.publish(
         conversation_id, {"type": "status", "message_id": str(answer.id), "status": "queued"}
     )
     # A fresh context: the task must not inherit (and outlive) the caller's sync executor.
     generation.task = asyncio.get_running_loop().create_task(
-        _run(generation, continue_message=request.continue_message),
+        _run(generation, channel, continue_message=request.continue_message),
         context=contextvars.Context(),
     )
     ensure_reaper()
@@ -206,7 +212,8 @@ def runs_here(conversation_id: Any) -> bool:
 
 async def request_sync(*, conversation_id: Any, reply_channel: str) -> None:
     """Ask another process's running task to resend its text to one socket (after a DB
-    snapshot, which may lag the live text by one save interval)."""
+    snapshot, which may lag the live text by one save interval, or when an answer starts
+    there); its tokens follow."""
     if str(conversation_id) in registry:
         return
     await get_channel_layer().group_send(
@@ -218,11 +225,12 @@ async def request_sync(*, conversation_id: Any, reply_channel: str) -> None:
 # --- the task --------------------------------------------------------------------------------
 
 
-async def _run(generation: Generation, *, continue_message: bool) -> None:
+async def _run(generation: Generation, channel: str, *, continue_message: bool) -> None:
     loop = asyncio.get_running_loop()
     generation.last_save = loop.time()
-    listener = asyncio.create_task(_listen(generation))
-    heartbeat = asyncio.create_task(_heartbeat(generation))
+    generation.remote.start()
+    listener = asyncio.create_task(_listen(generation, channel))
+    saver = asyncio.create_task(_saver(generation))
     result: StreamResult | None = None
     error = ""
     prompt: _Prompt | None = None
@@ -232,9 +240,8 @@ async def _run(generation: Generation, *, continue_message: bool) -> None:
         )
         generation.num_previous_tokens = prompt.previous_tokens
         if not generation.is_stop_requested:  # a stop may come before the stream starts
-            await fan_out(
-                generation.conversation_id,
-                {"type": "status", "message_id": generation.message_id, "status": "generating"},
+            await generation.emit(
+                {"type": "status", "message_id": generation.message_id, "status": "generating"}
             )
             generation.stream_task = asyncio.create_task(
                 _stream(generation, prompt, continue_message)
@@ -250,9 +257,15 @@ async def _run(generation: Generation, *, continue_message: bool) -> None:
         error = GENERATION_FAILED
     finally:
         listener.cancel()
-        heartbeat.cancel()
+        saver.cancel()
         registry.pop(generation.conversation_id, None)
-    await _finish(generation, prompt, result, error)
+    try:
+        message = await _finish(generation, result, error)
+    finally:
+        await generation.remote.close()
+    needs_title = prompt is not None and prompt.needs_title and not error
+    if message is not None and needs_title and message.content.strip():
+        await _title(generation.conversation_id, prompt.question, message.content)
 
 
 async def _stream(
@@ -274,30 +287,28 @@ async def _stream(
                 continue
             if item.special or not item.text:
                 continue
-            offset = utf16_len(generation.text)
+            offset = generation.length16
             generation.text += item.text
+            generation.length16 += utf16_len(item.text)
             generation.num_tokens += 1
             generation.num_unsaved += 1
-            await fan_out(
-                generation.conversation_id,
+            await generation.emit(
                 {
                     "type": "token",
                     "message_id": generation.message_id,
                     "token": item.text,
                     "offset": offset,
-                },
+                }
             )
             due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
             if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
-                await _save_partial(generation)
-            await asyncio.sleep(0)  # let sockets drain between tokens
+                generation.num_unsaved, generation.last_save = 0, loop.time()
+                generation.save_due.set()  # saved by `_saver`: tokens never wait for the DB
     return result
 
 
 async def _save_partial(generation: Generation) -> None:
     """Also the DB check of each save: an answer deleted (or reaped) meanwhile stops."""
-    generation.num_unsaved = 0
-    generation.last_save = asyncio.get_running_loop().time()
     is_saved = await database_sync_to_async(services.message_save_partial)(
         message_id=generation.message_id,
         content=generation.text,
@@ -307,22 +318,23 @@ async def _save_partial(generation: Generation) -> None:
         generation.request_stop()
 
 
-async def _heartbeat(generation: Generation) -> None:
-    """Keeps a slow answer (long prefill, a busy server) from looking dead to the reaper."""
+async def _saver(generation: Generation) -> None:
+    """The batched saves `_stream` asks for, one at a time, off the token path; and the
+    heartbeat that keeps a slow answer (long prefill, a busy server) from looking dead."""
     loop = asyncio.get_running_loop()
-    interval = settings.CHATUI_HEARTBEAT_INTERVAL_S
     while True:
-        await asyncio.sleep(interval)
-        if loop.time() - generation.last_save >= interval:
-            await _save_partial(generation)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(generation.save_due.wait(), settings.CHATUI_HEARTBEAT_INTERVAL_S)
+        generation.save_due.clear()
+        generation.last_save = max(generation.last_save, loop.time())
+        await _save_partial(generation)
 
 
-async def _listen(generation: Generation) -> None:
-    """Stop and resync requests sent by other processes to `generation_<id>`."""
+async def _listen(generation: Generation, channel: str) -> None:
+    """Stop and resync requests sent by other processes to `generation_<id>` (`channel` joined
+    the group before the answer's first event)."""
     layer = get_channel_layer()
-    channel = await layer.new_channel()
     group = generation_group(generation.conversation_id)
-    await layer.group_add(group, channel)
     try:
         while True:
             event = await layer.receive(channel)
@@ -335,16 +347,16 @@ async def _listen(generation: Generation) -> None:
                     "token": generation.text,
                     "offset": 0,
                 }
-                await layer.send(event["reply_channel"], {"type": EVENT_TYPE, "event": payload})
+                generation.remote.put_reply(event["reply_channel"], payload)
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(layer.group_discard(group, channel))
 
 
 async def _finish(
-    generation: Generation, prompt: _Prompt | None, result: StreamResult | None, error: str
-) -> None:
-    """Store the answer as it ended and tell every socket; then the title, if still default."""
+    generation: Generation, result: StreamResult | None, error: str
+) -> Message | None:
+    """Store the answer as it ended and tell every socket (None: deleted meanwhile)."""
     is_stopped = generation.is_stop_requested and not error
     text, finish_reason, generated = generation.text, "", generation.num_tokens
     interrupted = is_stopped or bool(error)
@@ -366,26 +378,15 @@ async def _finish(
         generated_tokens=generation.num_previous_tokens + generated,
     )
     if message is None:
-        return  # the conversation was deleted meanwhile
-    await fan_out(
-        generation.conversation_id, {"type": "final", "message": message_to_dict(message)}
-    )
-    await fan_out(
-        generation.conversation_id,
-        {
-            "type": "status",
-            "message_id": generation.message_id,
-            "status": "stopped" if is_stopped else "done",
-        },
-    )
+        return None
+    await generation.emit({"type": "final", "message": message_to_dict(message)})
+    status = "stopped" if is_stopped else "done"
+    await generation.emit({"type": "status", "message_id": generation.message_id, "status": status})
     if error:
-        await fan_out(
-            generation.conversation_id,
-            {"type": "error", "message": error, "message_id": generation.message_id},
+        await generation.emit(
+            {"type": "error", "message": error, "message_id": generation.message_id}
         )
-        return
-    if prompt is not None and prompt.needs_title and message.content.strip():
-        await _title(generation.conversation_id, prompt.question, message.content)
+    return message
 
 
 async def _title(conversation_id: str, question: str, answer: str) -> None:
@@ -400,7 +401,7 @@ async def _title(conversation_id: str, question: str, answer: str) -> None:
         conversation_id=conversation_id, title=title
     )
     if stored:
-        await fan_out(
+        await fanout.publish(
             conversation_id,
             {"type": "title", "conversation_id": conversation_id, "title": stored},
         )
@@ -437,7 +438,7 @@ async def reap_stale() -> list[Message]:
         max_age_s=settings.CHATUI_STALE_AFTER_S
     )
     for message in reaped:
-        await fan_out(
+        await fanout.publish(
             message.conversation_id, {"type": "final", "message": message_to_dict(message)}
         )
     return reaped

@@ -1,0 +1,192 @@
+"""The system `bench.chat` loads: the fake endpoint process, Postgres databases (one migrated
+template, one clone per configuration, all dropped at the end) with their write counters, and the
+daphne web processes with their peak memory.
+
+Database writes are Postgres's own row counters (`pg_stat_user_tables`) of the clone, read after
+the web processes exited (a backend flushes its counters at exit at the latest). Must not import
+Django or `chatui`: the app runs in the child processes only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+from psycopg import sql
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+MODEL_ID = "bench-model"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port} after {timeout_s} s")
+
+
+@contextlib.contextmanager
+def fake_endpoint(num_tokens: int, delay_ms: float, log_dir: Path) -> Iterator[str]:
+    """`bench.chat_endpoint` in its own process; yields its URL."""
+    port = free_port()
+    argv = [str(VENV_BIN / "python"), "-m", "bench.chat_endpoint", "--port", str(port)]
+    argv += ["--tokens", str(num_tokens), "--delay-ms", str(delay_ms)]
+    with (log_dir / "endpoint.log").open("wb") as log:
+        process = subprocess.Popen(argv, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class Databases:
+    """Scratch databases on the Postgres server of `server_url`."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.names: list[str] = []
+
+    def url(self, name: str) -> str:
+        return urlunsplit(urlsplit(self.server_url)._replace(path=f"/{name}"))
+
+    def create(self, template: str | None = None) -> str:
+        name = f"chatui_bench_{secrets.token_hex(4)}"
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            admin.execute(query)
+        self.names.append(name)
+        return name
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            for name in reversed(self.names):
+                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                admin.execute(drop.format(sql.Identifier(name)))
+        self.names.clear()
+
+    def row_writes(self, name: str) -> dict[str, tuple[int, int]]:
+        """Table -> (rows inserted, rows updated) since the database was created."""
+        with psycopg.connect(self.url(name), autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT relname, n_tup_ins, n_tup_upd FROM pg_stat_user_tables"
+            ).fetchall()
+        return {table: (inserted, updated) for table, inserted, updated in rows}
+
+
+def _without_read_timeout(redis_url: str) -> str:
+    """NOTE: redis-py 8 reads with a 5 s timeout by default, which ends channels_redis's 5 s
+    blocking receive in a quiet process (and a socket with it); a longer one is asked for
+    in the URL unless the URL sets its own."""
+    if not redis_url or "socket_timeout=" in redis_url:
+        return redis_url
+    return redis_url + ("&" if "?" in redis_url else "?") + "socket_timeout=3600"
+
+
+def web_env(*, database_url: str, redis_url: str, endpoint_url: str) -> dict[str, str]:
+    model = {
+        "id": MODEL_ID,
+        "name": "bench/fake-tgi",
+        "parameters": {"max_new_tokens": 1024, "stop": ["<|im_end|>"]},
+        "endpoints": [{"type": "tgi", "url": endpoint_url}],
+    }
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": _without_read_timeout(redis_url),
+        "SECRET_KEY": "bench-only",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "MODELS": json.dumps([model]),
+        "LLM_SUMMARIZATION": "false",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def migrate(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
+
+
+class WebProcess:
+    """`daphne -b 127.0.0.1 -p PORT config.asgi:application` (access log off)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        argv = [str(VENV_BIN / "daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(self.port)]
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*argv, "config.asgi:application"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/api/models", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"daphne did not answer in {timeout_s} s:\n{self.log()}")
+
+    def peak_rss_bytes(self) -> int:
+        """The kernel's high-water mark of the process's resident memory (VmHWM)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(ln for ln in status.splitlines() if ln.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]

@@ -1,0 +1,142 @@
+"""Protocol events to every socket open on a conversation, in this process and in others.
+
+The sockets of this process (consumers that `watch` the conversation) get each event directly
+from the task that publishes it, in order: a channel layer hop per token and socket would cost
+more than everything else on the token's path. Other processes get the events through the
+Channels group `conversation_<id>` (handler `chat.event`), tagged with this process's `ORIGIN`
+so that the sockets here drop the copy they also receive.
+
+A running answer sends through its `RemoteQueue`: one task, in order, merging consecutive
+tokens while a send is in flight (so a slow layer gets fewer, larger messages). Tokens go to
+other processes only after one of their sockets asked for the answer's text so far (the
+`generation.sync` reply, queued in the same order): before that no page there could place them.
+
+Must not import consumers, views or generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPE = "chat.event"  # consumers handle it in `chat_event`
+ORIGIN = uuid.uuid4().hex  # this process, on the events it sends through the layer
+
+
+class Watcher(Protocol):
+    """A socket of this process (`chatui.consumers.ConversationConsumer`)."""
+
+    async def deliver(self, payload: dict[str, Any]) -> None: ...
+
+
+_watchers: dict[str, set[Watcher]] = {}
+
+
+def conversation_group(conversation_id: Any) -> str:
+    return f"conversation_{conversation_id}"
+
+
+def watch(conversation_id: Any, watcher: Watcher) -> None:
+    _watchers.setdefault(str(conversation_id), set()).add(watcher)
+
+
+def unwatch(conversation_id: Any, watcher: Watcher) -> None:
+    watchers = _watchers.get(str(conversation_id))
+    if watchers is not None:
+        watchers.discard(watcher)
+        if not watchers:
+            del _watchers[str(conversation_id)]
+
+
+async def deliver_local(conversation_id: Any, payload: dict[str, Any]) -> None:
+    """The event to this process's sockets on the conversation."""
+    for watcher in list(_watchers.get(str(conversation_id), ())):
+        try:
+            await watcher.deliver(payload)
+        except Exception:  # a broken socket must not stop the answer
+            logger.exception("Dropping a socket of conversation %s", conversation_id)
+            unwatch(conversation_id, watcher)
+
+
+def _layer_message(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"type": EVENT_TYPE, "event": payload, "origin": ORIGIN}
+
+
+async def publish(conversation_id: Any, payload: dict[str, Any]) -> None:
+    """The event to every socket on the conversation: here, then in other processes."""
+    await deliver_local(conversation_id, payload)
+    await get_channel_layer().group_send(
+        conversation_group(conversation_id), _layer_message(payload)
+    )
+
+
+class RemoteQueue:
+    """A running answer's events for other processes, sent in order by one task."""
+
+    def __init__(self, conversation_id: Any) -> None:
+        self.group = conversation_group(conversation_id)
+        self.wants_tokens = False  # a socket elsewhere asked for the text so far
+        self._items: deque[tuple[str | None, dict[str, Any]]] = deque()  # (reply channel, event)
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._send_all())
+
+    def put(self, payload: dict[str, Any]) -> None:
+        """An event for the group; a token only once another process wants them."""
+        if payload["type"] == "token":
+            if not self.wants_tokens:
+                return
+            last = self._items[-1] if self._items else None
+            if last is not None and last[0] is None and last[1]["type"] == "token":
+                # NOTE: queued tokens are contiguous, so the merged one keeps the first offset.
+                self._items[-1] = (None, {**last[1], "token": last[1]["token"] + payload["token"]})
+                return
+        self._queue(None, payload)
+
+    def put_reply(self, reply_channel: str, payload: dict[str, Any]) -> None:
+        """The text so far for one socket elsewhere; the tokens after it follow in order."""
+        self.wants_tokens = True
+        self._queue(reply_channel, payload)
+
+    def _queue(self, reply_channel: str | None, payload: dict[str, Any]) -> None:
+        self._items.append((reply_channel, payload))
+        self._drained.clear()
+        self._wakeup.set()
+
+    async def _send_all(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._items:
+                reply_channel, payload = self._items.popleft()  # `put` merges only into later ones
+                try:
+                    if reply_channel is None:
+                        await layer.group_send(self.group, _layer_message(payload))
+                    else:
+                        await layer.send(reply_channel, {"type": EVENT_TYPE, "event": payload})
+                except Exception:
+                    logger.exception("Sending an event to %s failed", self.group)
+            self._drained.set()
+
+    async def close(self) -> None:
+        """Sends what is queued, then stops."""
+        if self._task is None:
+            return
+        if not self._task.done():
+            await self._drained.wait()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
