@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_BLOCK_SIZE = 16
+DEFAULT_BLOCK_SIZE = 32  # 16 makes the per-layer KV gather ~1.4x slower on CPU
 
 
 class CacheUser(Protocol):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
+SDPA_DECODE_MAX_KEYS = 1024  # decode batch x context below which SDPA beats two matmuls (CPU)
 
 
 def is_supported(model: nn.Module) -> bool:
@@ -63,43 +64,95 @@ class PrefillChunk:
     mask: torch.Tensor | None  # [q, context_len] causal mask with offset; None: plain causal
 
 
-def _fused(*linears: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Concatenate the weights (and biases) of ``linears`` and make them views of the result."""
-    weight = torch.cat([lin.weight.data for lin in linears], dim=0).contiguous()
-    biases = [lin.bias for lin in linears]
-    bias = None
-    if any(b is not None for b in biases):
-        bias = torch.cat(
-            [
-                b.data if b is not None else weight.new_zeros(lin.out_features)
-                for b, lin in zip(biases, linears, strict=True)
-            ]
+def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
+    """oneDNN prepacked linears: CPU only, fp32/bf16, where PyTorch was built with oneDNN."""
+    return (
+        device.type == "cpu"
+        and dtype in (torch.float32, torch.bfloat16)
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    )
+
+
+def _linear_binary(x, other, weight, bias, op: str) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, op)
+
+
+class Projection:
+    """One linear projection (possibly several HF linears concatenated along the output).
+
+    On CPU the weight is reordered once into oneDNN's blocked layout: about 1.5x faster
+    than ``F.linear`` for decode-sized batches on this project's CPUs, and it fuses the
+    activation / residual that follows. Elsewhere it is a plain ``F.linear``.
+    """
+
+    def __init__(self, linears: list[nn.Linear], prepack: bool) -> None:
+        weight = (
+            torch.cat([lin.weight.data for lin in linears])
+            if len(linears) > 1
+            else (linears[0].weight.data)
         )
-    offset = 0
-    for lin in linears:
-        n = lin.out_features
-        lin.weight.data = weight[offset : offset + n]
-        if bias is not None and lin.bias is not None:
-            lin.bias.data = bias[offset : offset + n]
-        offset += n
-    return weight, bias
+        self.bias = None
+        if any(lin.bias is not None for lin in linears):
+            self.bias = torch.cat(
+                [
+                    lin.bias.data if lin.bias is not None else weight.new_zeros(lin.out_features)
+                    for lin in linears
+                ]
+            )
+        self.prepacked = prepack
+        if prepack:
+            self.weight = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
+        else:
+            self.weight = weight.contiguous()
+            if len(linears) > 1:
+                # Let the HF modules view the fused weight, so it is not held twice.
+                offset = 0
+                for lin in linears:
+                    lin.weight.data = self.weight[offset : offset + lin.out_features]
+                    offset += lin.out_features
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prepacked:
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+    def silu(self, x: torch.Tensor) -> torch.Tensor:
+        """silu(x W^T + b) in one op where fused."""
+        if self.prepacked:
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "swish", [], "")
+        return F.silu(F.linear(x, self.weight, self.bias))
+
+    def mul(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """(x W^T + b) * other in one op where fused."""
+        if self.prepacked:
+            return torch.ops.mkldnn._linear_pointwise.binary(
+                x, other, self.weight, self.bias, "mul"
+            )
+        return F.linear(x, self.weight, self.bias) * other
+
+    def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """(x W^T + b) + other in one op where fused (the residual connection)."""
+        if self.prepacked:
+            return torch.ops.mkldnn._linear_pointwise.binary(
+                x, other, self.weight, self.bias, "add"
+            )
+        return F.linear(x, self.weight, self.bias) + other
 
 
 @dataclass
 class _Layer:
     input_norm: torch.Tensor
     post_norm: torch.Tensor
-    qkv_w: torch.Tensor
-    qkv_b: torch.Tensor | None
-    o_w: torch.Tensor
-    gate_up_w: torch.Tensor
-    gate_up_b: torch.Tensor | None
-    down_w: torch.Tensor
-    down_b: torch.Tensor | None
+    qkv: Projection
+    o: Projection
+    gate: Projection
+    up: Projection
+    down: Projection
 
 
 class LlamaPagedModel:
-    """The forward pass; holds references to (fused) weights of an HF Llama-family model."""
+    """The forward pass over an HF Llama-family model's weights (fused / prepacked once)."""
 
     def __init__(self, model: nn.Module, max_positions: int) -> None:
         config = model.config
@@ -111,26 +164,23 @@ class LlamaPagedModel:
         self.eps = config.rms_norm_eps
         self.dtype = inner.embed_tokens.weight.dtype
         self.device = inner.embed_tokens.weight.device
+        self.prepacked = can_prepack(self.device, self.dtype)
+        pack = self.prepacked
         self.embed = inner.embed_tokens.weight
         self.final_norm = inner.norm.weight
-        self.lm_head = model.lm_head.weight
-        self.lm_head_bias = getattr(model.lm_head, "bias", None)
+        self.lm_head = Projection([model.lm_head], pack)
         self.layers: list[_Layer] = []
         for layer in inner.layers:
             attn, mlp = layer.self_attn, layer.mlp
-            qkv_w, qkv_b = _fused(attn.q_proj, attn.k_proj, attn.v_proj)
-            gate_up_w, gate_up_b = _fused(mlp.gate_proj, mlp.up_proj)
             self.layers.append(
                 _Layer(
                     input_norm=layer.input_layernorm.weight,
                     post_norm=layer.post_attention_layernorm.weight,
-                    qkv_w=qkv_w,
-                    qkv_b=qkv_b,
-                    o_w=attn.o_proj.weight,
-                    gate_up_w=gate_up_w,
-                    gate_up_b=gate_up_b,
-                    down_w=mlp.down_proj.weight,
-                    down_b=mlp.down_proj.bias,
+                    qkv=Projection([attn.q_proj, attn.k_proj, attn.v_proj], pack),
+                    o=Projection([attn.o_proj], pack),
+                    gate=Projection([mlp.gate_proj], pack),
+                    up=Projection([mlp.up_proj], pack),
+                    down=Projection([mlp.down_proj], pack),
                 )
             )
         positions = torch.arange(max_positions, device=self.device)[None]
@@ -171,7 +221,7 @@ class LlamaPagedModel:
         h = F.embedding(input_ids, self.embed)
         for i, layer in enumerate(self.layers):
             x = self.rms_norm(h, layer.input_norm)
-            qkv = F.linear(x, layer.qkv_w, layer.qkv_b).view(num_tokens, hq + 2 * hkv, d)
+            qkv = layer.qkv(x).view(num_tokens, hq + 2 * hkv, d)
             qk = self.rope(qkv[:, : hq + hkv], cos, sin)  # q and k heads are adjacent
             q, k, v = qk[:, :hq], qk[:, hq:], qkv[:, hq + hkv :]
             k_layer, v_layer = k_cache[i], v_cache[i]
@@ -179,10 +229,9 @@ class LlamaPagedModel:
             k_layer.view(hkv, num_slots, d).index_copy_(1, meta.slot_mapping, k.transpose(0, 1))
             v_layer.view(hkv, num_slots, d).index_copy_(1, meta.slot_mapping, v.transpose(0, 1))
             attn = self.attention(q, k, v, k_layer, v_layer, meta)
-            h = h + F.linear(attn, layer.o_w)
+            h = layer.o.add(attn, h)
             x = self.rms_norm(h, layer.post_norm)
-            gate, up = F.linear(x, layer.gate_up_w, layer.gate_up_b).chunk(2, dim=-1)
-            h = h + F.linear(F.silu(gate) * up, layer.down_w, layer.down_b)
+            h = layer.down.add(layer.up.mul(x, layer.gate.silu(x)), h)
         return self.rms_norm(h, self.final_norm)
 
     def attention(
@@ -205,12 +254,19 @@ class LlamaPagedModel:
         if nd:
             # GQA without repeating K/V: the `group` query heads that share a KV head are
             # batched against it. qd: [kv_heads, D, group, d]; kd, vd: [kv_heads, D, L, d]
-            qd = (q[:nd] * d**-0.5).view(nd, hkv, group, d).transpose(0, 1)
+            qd = q[:nd].reshape(nd, hkv, group, d).transpose(0, 1)
             kd = k_layer.index_select(1, meta.decode_blocks).view(hkv, nd, -1, d)
             vd = v_layer.index_select(1, meta.decode_blocks).view(hkv, nd, -1, d)
-            scores = torch.matmul(qd, kd.transpose(-1, -2)) + meta.decode_bias
-            probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
-            out = torch.matmul(probs, vd)  # [kv_heads, D, group, d]
+            if nd * kd.shape[2] <= SDPA_DECODE_MAX_KEYS:
+                # Small batches: the fused kernel has far less per-call overhead.
+                out = F.scaled_dot_product_attention(
+                    qd.contiguous(), kd, vd, attn_mask=meta.decode_bias
+                )
+            else:
+                # Large batches: two batched matmuls beat the fused CPU kernel.
+                scores = torch.matmul(qd * d**-0.5, kd.transpose(-1, -2)) + meta.decode_bias
+                probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
+                out = torch.matmul(probs, vd)  # [kv_heads, D, group, d]
             outputs.append(out.transpose(0, 1).reshape(nd, hq * d))
         for chunk in meta.prefills:
             rows = slice(chunk.row_start, chunk.row_end)
@@ -231,4 +287,4 @@ class LlamaPagedModel:
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden: [N, hidden] (already normed) -> [N, vocab] fp32."""
-        return F.linear(hidden, self.lm_head, self.lm_head_bias).float()
+        return self.lm_head(hidden).float()
