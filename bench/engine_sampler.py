@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from inference.engine import physical_cpu_count
+from inference.model_runner import physical_cpu_count
 from inference.sampler import SamplerRow, sample
 from inference.types import SamplingParams
 

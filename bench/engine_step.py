@@ -13,8 +13,9 @@ import time
 import torch
 
 from inference.config import EngineConfig, ModelConfig
-from inference.engine import Engine, physical_cpu_count
+from inference.engine import Engine
 from inference.loader import build_tiny_llama, load_model
+from inference.model_runner import physical_cpu_count
 from inference.types import Request, SamplingParams
 
 

@@ -24,7 +24,12 @@ import torch
 from inference.config import EngineConfig, ModelConfig
 from inference.detokenizer import IncrementalDetokenizer
 from inference.loader import LoadedModel, load_model
-from inference.model_runner import ModelRunner, build_runner
+from inference.model_runner import (
+    ModelRunner,
+    build_runner,
+    prepare_engine_thread,
+    release_idle_openmp_pools,
+)
 from inference.sampler import SamplerRow, sample
 from inference.scheduler import Scheduler, SchedulerConfig, Sequence
 from inference.stopping import StoppingCriteria
@@ -45,21 +50,6 @@ ENGINE_SHUT_DOWN = "The engine shut down before the request finished"
 DUPLICATE_REQUEST_ID = "A request with this id is already running"
 STEP_FAILED = "Generation failed: {error}"
 MAX_SEED = 2**63 - 1
-
-
-def physical_cpu_count() -> int:
-    """Physical cores available to this process (torch's best thread count on CPU)."""
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False) or 1
-        logical = psutil.cpu_count(logical=True) or physical
-        allowed = len(psutil.Process().cpu_affinity() or []) or logical
-        return max(1, min(physical, allowed * physical // logical))
-    except Exception:
-        import os
-
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -342,6 +332,9 @@ class AsyncEngine:
         self.loaded = loaded
         self.config = config
         self.engine = Engine(loaded, config)
+        if loaded.device.type == "cpu":
+            # This thread loaded the model and packed its weights; `start` may run on another.
+            release_idle_openmp_pools()
         self.is_ready = False
         self.last_batch_size = 0
         self._subscribers: dict[str, _Subscriber] = {}
@@ -370,15 +363,33 @@ class AsyncEngine:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        """Warm up, then start the background step loop."""
+        """Start the background step loop; returns once its warm-up step ran."""
         if self._thread is not None:
             return
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+
+        def report(error: BaseException | None) -> None:
+            if started.done():
+                return
+            if error is None:
+                started.set_result(None)
+            else:
+                started.set_exception(error)
+
         if self.loaded.device.type == "cpu":
-            torch.set_num_threads(physical_cpu_count())
-        await asyncio.to_thread(self.engine.warmup)
+            # Torch work on this thread left an OpenMP pool that would slow every step.
+            release_idle_openmp_pools()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="inference-engine", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(loop, report), name="inference-engine", daemon=True
+        )
         self._thread.start()
+        try:
+            await started
+        except BaseException:
+            self._thread = None
+            raise
         self.is_ready = True
 
     async def shutdown(self) -> None:
@@ -465,8 +476,17 @@ class AsyncEngine:
         for request_id in aborts:
             self.engine.abort(request_id)
 
-    def _run(self) -> None:
-        torch.set_grad_enabled(False)
+    def _run(self, loop: asyncio.AbstractEventLoop, report) -> None:
+        # NOTE: every torch op of the engine runs on this one thread, warm-up included: see
+        # `release_idle_openmp_pools` for why a second OpenMP pool costs ~30% per step.
+        try:
+            prepare_engine_thread(self.loaded.device)
+            self.engine.warmup()
+        except BaseException as exc:
+            logger.exception("Engine warm-up failed")
+            loop.call_soon_threadsafe(report, exc)
+            return
+        loop.call_soon_threadsafe(report, None)
         while True:
             with self._wake:
                 while not (self._stopping or self._inbox or self._aborts or self.engine.has_work):
