@@ -6,6 +6,11 @@ more than everything else on the token's path. Other processes get the events th
 Channels group `conversation_<id>` (handler `chat.event`), tagged with this process's `ORIGIN`
 so that the sockets here drop the copy they also receive.
 
+While a process runs many answers at once, `TokenBatcher` sends the tokens of each answer that
+arrive within a short tick as one event (a valid token: the offsets are contiguous): a frame
+per token costs more than the rest of the token's path. A quiet process sends every token as
+it comes.
+
 A running answer sends through its `RemoteQueue`: one task, in order, merging consecutive
 tokens while a send is in flight (so a slow layer gets fewer, larger messages). Tokens go to
 other processes only after one of their sockets asked for the answer's text so far (the
@@ -21,9 +26,10 @@ import contextlib
 import logging
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +76,18 @@ def _layer_message(payload: dict[str, Any]) -> dict[str, Any]:
     return {"type": EVENT_TYPE, "event": payload, "origin": ORIGIN}
 
 
+def _reaches_other_processes(layer: Any) -> bool:
+    """The in-memory layer reaches only this process, whose sockets have the event already
+    (and its group sends scan every channel of the process)."""
+    return not isinstance(layer, InMemoryChannelLayer)
+
+
 async def publish(conversation_id: Any, payload: dict[str, Any]) -> None:
     """The event to every socket on the conversation: here, then in other processes."""
     await deliver_local(conversation_id, payload)
-    await get_channel_layer().group_send(
-        conversation_group(conversation_id), _layer_message(payload)
-    )
+    layer = get_channel_layer()
+    if _reaches_other_processes(layer):
+        await layer.group_send(conversation_group(conversation_id), _layer_message(payload))
 
 
 class RemoteQueue:
@@ -117,6 +129,7 @@ class RemoteQueue:
 
     async def _send_all(self) -> None:
         layer = get_channel_layer()
+        to_group = _reaches_other_processes(layer)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -124,7 +137,8 @@ class RemoteQueue:
                 reply_channel, payload = self._items.popleft()  # `put` merges only into later ones
                 try:
                     if reply_channel is None:
-                        await layer.group_send(self.group, _layer_message(payload))
+                        if to_group:
+                            await layer.group_send(self.group, _layer_message(payload))
                     else:
                         await layer.send(reply_channel, {"type": EVENT_TYPE, "event": payload})
                 except Exception:
@@ -140,3 +154,52 @@ class RemoteQueue:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+class TokenBatcher:
+    """One answer's tokens as `token` events, each at once or, when `batch` says so, those of
+    one `tick_s` together."""
+
+    def __init__(
+        self,
+        emit: Callable[[dict[str, Any]], Awaitable[None]],
+        message_id: str,
+        tick_s: float,
+    ) -> None:
+        self._emit = emit
+        self._message_id = message_id
+        self._tick_s = tick_s
+        self._text = ""  # tokens not sent yet
+        self._offset = 0  # of the first of them
+        self._timer: asyncio.TimerHandle | None = None
+        self._lock = asyncio.Lock()  # tokens leave in order, from the stream or the timer
+
+    async def add(self, token: str, offset: int, *, batch: bool) -> None:
+        if not self._text and not batch:
+            async with self._lock:
+                await self._send(token, offset)
+            return
+        if not self._text:
+            self._offset = offset
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._tick_s, lambda: loop.create_task(self.flush()))
+        self._text += token
+
+    async def flush(self) -> None:
+        """Sends the tokens that wait (before the answer's `final`, and at each tick)."""
+        async with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._text:
+                text, self._text = self._text, ""
+                await self._send(text, self._offset)
+
+    async def _send(self, token: str, offset: int) -> None:
+        payload = {
+            "type": "token",
+            "message_id": self._message_id,
+            "token": token,
+            "offset": offset,
+        }
+        await self._emit(payload)

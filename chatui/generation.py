@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 EVENT_TYPE = fanout.EVENT_TYPE
 conversation_group = fanout.conversation_group
 GENERATION_FAILED = "The answer could not be generated. Try again."
+# From this many answers at once in a process, each answer's tokens go out once per tick.
+BATCH_FROM_ANSWERS = 16
+BATCH_TICK_S = 0.015
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -93,15 +96,19 @@ class Generation:
     num_unsaved: int = 0
     last_save: float = 0.0
     save_due: asyncio.Event = field(default_factory=asyncio.Event)
+    is_saving: bool = False
+    is_finished: bool = False  # the stream ended: the saver stops after what is due
     is_stop_requested: bool = False
     task: asyncio.Task[None] | None = None
     stream_task: asyncio.Task[StreamResult | None] | None = None
     remote: fanout.RemoteQueue = field(init=False)
+    tokens: fanout.TokenBatcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.prefix = self.text
         self.length16 = utf16_len(self.text)
         self.remote = fanout.RemoteQueue(self.conversation_id)
+        self.tokens = fanout.TokenBatcher(self.emit, self.message_id, BATCH_TICK_S)
 
     async def emit(self, payload: dict[str, Any]) -> None:
         """An event of this answer to every socket, in order (see `chatui.fanout`)."""
@@ -257,6 +264,10 @@ async def _run(generation: Generation, channel: str, *, continue_message: bool) 
         error = GENERATION_FAILED
     finally:
         listener.cancel()
+        generation.is_finished = True
+        if generation.save_due.is_set() or generation.is_saving:
+            with contextlib.suppress(Exception):
+                await saver  # the batched save that is due still happens, before the final one
         saver.cancel()
         registry.pop(generation.conversation_id, None)
     try:
@@ -292,13 +303,8 @@ async def _stream(
             generation.length16 += utf16_len(item.text)
             generation.num_tokens += 1
             generation.num_unsaved += 1
-            await generation.emit(
-                {
-                    "type": "token",
-                    "message_id": generation.message_id,
-                    "token": item.text,
-                    "offset": offset,
-                }
+            await generation.tokens.add(
+                item.text, offset, batch=len(registry) >= BATCH_FROM_ANSWERS
             )
             due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
             if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
@@ -327,7 +333,13 @@ async def _saver(generation: Generation) -> None:
             await asyncio.wait_for(generation.save_due.wait(), settings.CHATUI_HEARTBEAT_INTERVAL_S)
         generation.save_due.clear()
         generation.last_save = max(generation.last_save, loop.time())
-        await _save_partial(generation)
+        generation.is_saving = True
+        try:
+            await _save_partial(generation)
+        finally:
+            generation.is_saving = False
+        if generation.is_finished and not generation.save_due.is_set():
+            return
 
 
 async def _listen(generation: Generation, channel: str) -> None:
@@ -379,6 +391,7 @@ async def _finish(
     )
     if message is None:
         return None
+    await generation.tokens.flush()
     await generation.emit({"type": "final", "message": message_to_dict(message)})
     status = "stopped" if is_stopped else "done"
     await generation.emit({"type": "status", "message_id": generation.message_id, "status": status})
