@@ -312,6 +312,11 @@ class Engine:
         self.last_batch_size = 0
 
 
+def _put_all(items: list[tuple[asyncio.Queue, GenerationEvent | BaseException]]) -> None:
+    for queue, item in items:
+        queue.put_nowait(item)
+
+
 class _Subscriber:
     """The asyncio side of one request: its loop and queue."""
 
@@ -462,6 +467,18 @@ class AsyncEngine:
         if subscriber is not None:
             subscriber.put(item)
 
+    def _deliver_all(self, results: list[StepResult]) -> None:
+        """A step's events: one wake-up per event loop rather than one per request."""
+        batches: dict[asyncio.AbstractEventLoop, list] = {}
+        for request_id, item in results:
+            subscriber = self._subscribers.get(request_id)
+            if subscriber is not None:
+                batches.setdefault(subscriber.loop, []).append((subscriber.queue, item))
+        for loop, items in batches.items():
+            # A closed loop means nobody is listening any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_put_all, items)
+
     def _drain_inbox(self) -> None:
         with self._lock:
             requests, self._inbox = self._inbox, []
@@ -505,5 +522,4 @@ class AsyncEngine:
                     self._deliver(request_id, error)
                 continue
             self.last_batch_size = self.engine.last_batch_size
-            for request_id, item in results:
-                self._deliver(request_id, item)
+            self._deliver_all(results)

@@ -11,9 +11,9 @@ new token sampled. Per step:
 2. then waiting requests, oldest first, while the batch, the prefill token budget and the
    free cache allow. As TGI's router, while sequences are decoding a new prefill is only
    started when enough requests wait (``waiting_served_ratio``) or they waited
-   ``max_waiting_tokens`` steps; and while sequences decode the prefill budget is capped at
-   ``max_prefill_tokens_while_decoding`` so a long prompt is chunked over several steps
-   instead of freezing every stream.
+   ``max_waiting_tokens`` steps; and while more sequences decode than wait, the prefill
+   budget is capped at ``max_prefill_tokens_while_decoding`` so a long prompt is chunked
+   over several steps instead of freezing every stream.
 
 Must not import torch (it is tested on CPU with request factories and no model).
 """
@@ -217,9 +217,12 @@ class Scheduler:
     def schedule(self) -> SchedulerOutput:
         out = SchedulerOutput()
         bm = self.block_manager
-        is_decoding = any(not s.is_prefilling for s in self.running)
+        num_decoding = sum(1 for s in self.running if not s.is_prefilling)
         budget = self.config.max_batch_prefill_tokens
-        if is_decoding:
+        if num_decoding and len(self.waiting) < num_decoding:
+            # Few newcomers among many streams: chunk their prompts so no stream stalls.
+            # (When at least as many wait as decode, e.g. a burst of arrivals, one large
+            # prefill serves more requests sooner and uses the CPU better, as TGI does.)
             budget = min(budget, self.config.max_prefill_tokens_while_decoding)
 
         decode_chunks: list[ScheduledChunk] = []

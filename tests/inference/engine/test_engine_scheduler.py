@@ -206,3 +206,17 @@ def test_finish_frees_blocks_of_running_and_waiting_sequences():
     s.finish(b)
     assert s.block_manager.num_used_blocks == 0
     assert not s.has_work
+
+
+def test_a_burst_of_arrivals_is_prefilled_together_despite_the_decoding_cap():
+    s = Scheduler(config(max_batch_prefill_tokens=64, max_prefill_tokens_while_decoding=16))
+    first = make_sequence(4)
+    s.add(first)
+    fake_run(s, s.schedule())
+    burst = [make_sequence(8) for _ in range(5)]
+    for seq in burst:
+        s.add(seq)
+    out = s.schedule()
+    # As many wait as decode: the full prefill budget, not the 16-token cap.
+    assert {c.seq for c in out.chunks} == {first, *burst}
+    assert out.num_tokens == 1 + 5 * 8
