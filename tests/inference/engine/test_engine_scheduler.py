@@ -213,7 +213,7 @@ def test_a_burst_of_arrivals_is_prefilled_together_despite_the_decoding_cap():
     first = make_sequence(4)
     s.add(first)
     fake_run(s, s.schedule())
-    burst = [make_sequence(8) for _ in range(5)]
+    burst = [make_sequence(list(range(200 + 10 * i, 208 + 10 * i))) for i in range(5)]
     for seq in burst:
         s.add(seq)
     out = s.schedule()
