@@ -85,6 +85,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     )
+    parser.add_argument(
+        "--settings",
+        default="config.settings.base",
+        help="DJANGO_SETTINGS_MODULE of the web processes (to compare a settings change)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="print the log directory")
     return parser.parse_args(argv)
 
@@ -108,7 +113,12 @@ def run_setup(
 ) -> Row:
     name = databases.create(template=template)
     redis_url = args.redis_url if setup.uses_redis else ""
-    env = web_env(database_url=databases.url(name), redis_url=redis_url, endpoint_url=endpoint)
+    env = web_env(
+        database_url=databases.url(name),
+        redis_url=redis_url,
+        endpoint_url=endpoint,
+        settings_module=args.settings,
+    )
     slug = setup.label.split(",")[0].replace(" ", "-")
     log_dir = Path(args.log_dir)
     processes = [

@@ -108,7 +108,13 @@ def _without_read_timeout(redis_url: str) -> str:
     return redis_url + ("&" if "?" in redis_url else "?") + "socket_timeout=3600"
 
 
-def web_env(*, database_url: str, redis_url: str, endpoint_url: str) -> dict[str, str]:
+def web_env(
+    *,
+    database_url: str,
+    redis_url: str,
+    endpoint_url: str,
+    settings_module: str = "config.settings.base",
+) -> dict[str, str]:
     model = {
         "id": MODEL_ID,
         "name": "bench/fake-tgi",
@@ -117,7 +123,7 @@ def web_env(*, database_url: str, redis_url: str, endpoint_url: str) -> dict[str
     }
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DJANGO_SETTINGS_MODULE": settings_module,
         "DATABASE_URL": database_url,
         "REDIS_URL": _without_read_timeout(redis_url),
         "SECRET_KEY": "bench-only",
