@@ -48,6 +48,7 @@ ENGINE_OVERLOADED = "Model is overloaded"
 ENGINE_NOT_RUNNING = "The engine is not running"
 ENGINE_SHUT_DOWN = "The engine shut down before the request finished"
 DUPLICATE_REQUEST_ID = "A request with this id is already running"
+PROMPT_TOO_LONG = "The prompt has {num_tokens} tokens; this model handles {max_positions} positions"
 STEP_FAILED = "Generation failed: {error}"
 MAX_SEED = 2**63 - 1
 
@@ -118,6 +119,13 @@ class Engine:
     def add_request(self, request: Request) -> None:
         if request.request_id in self.states:
             raise ValueError(DUPLICATE_REQUEST_ID)
+        if request.num_prompt_tokens >= self.loaded.max_position_embeddings:
+            raise ValueError(
+                PROMPT_TOO_LONG.format(
+                    num_tokens=request.num_prompt_tokens,
+                    max_positions=self.loaded.max_position_embeddings,
+                )
+            )
         params = request.params
         seed = generator = None
         if not params.is_greedy:

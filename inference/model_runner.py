@@ -89,6 +89,19 @@ def _prompt_targets(chunk: ScheduledChunk) -> tuple[int, int]:
     return 0, max(0, last - chunk.start)
 
 
+def _length_groups(num_blocks: list[int], slack: int = 2) -> list[tuple[int, int]]:
+    """Split rows sorted by context length into runs whose longest row is at most ``slack``
+    times the shortest (in blocks), so one long conversation does not make every row of the
+    batch gather and attend over its whole context. Returns [first, last) row ranges."""
+    groups, first = [], 0
+    for i, blocks in enumerate(num_blocks):
+        if blocks > slack * num_blocks[first] and blocks - num_blocks[first] > 2:
+            groups.append((first, i))
+            first = i
+    groups.append((first, len(num_blocks)))
+    return groups
+
+
 def _padded(values: list[int], width: int) -> list[int]:
     values = values[:width]
     return values + [0] * (width - len(values))
@@ -139,6 +152,17 @@ class PagedModelRunner(ModelRunner):
     def _tensor(self, values, dtype=torch.long) -> torch.Tensor:
         return torch.tensor(values, dtype=dtype, device=self.device)
 
+    def _decode_group(self, decodes: list[ScheduledChunk], row_start: int) -> llama.DecodeGroup:
+        bs = self.block_size
+        max_blocks = max(c.start // bs + 1 for c in decodes)
+        blocks = self._tensor([b for c in decodes for b in _padded(c.seq.block_table, max_blocks)])
+        lengths = self._tensor([c.start + 1 for c in decodes])
+        key_pos = torch.arange(max_blocks * bs, device=self.device)
+        n = len(decodes)
+        bias = torch.zeros((1, n, 1, max_blocks * bs), dtype=self.model.dtype, device=self.device)
+        bias.masked_fill_((key_pos >= lengths.unsqueeze(1)).view(1, n, 1, -1), -1e30)
+        return llama.DecodeGroup(row_start, row_start + n, blocks, bias)
+
     def _slots(self, block_table: list[int], start: int, end: int) -> torch.Tensor:
         positions = torch.arange(start, end, device=self.device)
         table = self._tensor(block_table)
@@ -146,29 +170,20 @@ class PagedModelRunner(ModelRunner):
 
     def execute(self, chunks: list[ScheduledChunk], prompt_logprob_ids: set[str]) -> RunnerOutput:
         bs = self.block_size
-        decodes = [c for c in chunks if c.num_new_tokens == 1]
+        # Decode rows sorted by context length, so that each group pads to a similar length.
+        decodes = sorted((c for c in chunks if c.num_new_tokens == 1), key=lambda c: c.start)
         prefills = [c for c in chunks if c.num_new_tokens > 1]
         ordered = decodes + prefills
 
-        input_ids: list[int] = []
-        positions: list[int] = []
+        input_ids: list[int] = [c.seq.token_ids[c.start] for c in decodes]
+        positions: list[int] = [c.start for c in decodes]
         slot_parts: list[torch.Tensor] = []
-        for c in decodes:
-            input_ids.append(c.seq.token_ids[c.start])
-            positions.append(c.start)
-        decode_blocks = decode_bias = None
+        groups: list[llama.DecodeGroup] = []
         if decodes:
-            d_slots = [c.seq.block_table[c.start // bs] * bs + c.start % bs for c in decodes]
-            slot_parts.append(self._tensor(d_slots))
-            max_blocks = max(c.start // bs + 1 for c in decodes)
-            decode_blocks = self._tensor(
-                [b for c in decodes for b in _padded(c.seq.block_table, max_blocks)]
-            )
-            lengths = self._tensor([c.start + 1 for c in decodes])
-            key_pos = torch.arange(max_blocks * bs, device=self.device)
-            decode_bias = torch.zeros(
-                (1, len(decodes), 1, max_blocks * bs), dtype=self.model.dtype, device=self.device
-            ).masked_fill_((key_pos >= lengths.unsqueeze(1)).view(1, len(decodes), 1, -1), -1e30)
+            slots = [c.seq.block_table[c.start // bs] * bs + c.start % bs for c in decodes]
+            slot_parts.append(self._tensor(slots))
+            for first, last in _length_groups([c.start // bs + 1 for c in decodes]):
+                groups.append(self._decode_group(decodes[first:last], first))
 
         prefill_meta: list[llama.PrefillChunk] = []
         row = len(decodes)
@@ -176,24 +191,12 @@ class PagedModelRunner(ModelRunner):
             input_ids.extend(c.seq.token_ids[c.start : c.end])
             positions.extend(range(c.start, c.end))
             slot_parts.append(self._slots(c.seq.block_table, c.start, c.end))
-            if c.start == 0:
-                blocks, mask = None, None
-            else:
-                blocks = self._tensor(c.seq.block_table[: -(-c.end // bs)])
-                q_pos = torch.arange(c.start, c.end, device=self.device)
-                k_pos = torch.arange(c.end, device=self.device)
-                mask = k_pos.unsqueeze(0) <= q_pos.unsqueeze(1)
-            prefill_meta.append(
-                llama.PrefillChunk(row, row + c.num_new_tokens, blocks, c.end, mask)
-            )
+            blocks = None if c.start == 0 else self._tensor(c.seq.block_table[: -(-c.end // bs)])
+            prefill_meta.append(llama.PrefillChunk(row, row + c.num_new_tokens, c.start, blocks))
             row += c.num_new_tokens
 
         meta = llama.AttentionMetadata(
-            slot_mapping=torch.cat(slot_parts),
-            num_decode=len(decodes),
-            decode_blocks=decode_blocks,
-            decode_bias=decode_bias,
-            prefills=prefill_meta,
+            slot_mapping=torch.cat(slot_parts), decode_groups=groups, prefills=prefill_meta
         )
         hidden = self.model.forward(
             self._tensor(input_ids), self._tensor(positions), meta, self.cache.k, self.cache.v

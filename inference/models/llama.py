@@ -21,6 +21,7 @@ from torch import nn
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 SDPA_DECODE_MAX_KEYS = 1024  # decode batch x context below which SDPA beats two matmuls (CPU)
+PREFILL_QUERY_BLOCK = 256  # prompt queries attended per batched matmul
 
 
 def is_supported(model: nn.Module) -> bool:
@@ -40,17 +41,13 @@ def is_supported(model: nn.Module) -> bool:
 
 
 @dataclass
-class AttentionMetadata:
-    """Where each packed token goes in the cache and what it attends to.
+class DecodeGroup:
+    """Single-token rows [row_start, row_end) of similar context length, attended together."""
 
-    Tokens are packed as: ``num_decode`` single-token rows first, then one chunk per prefill.
-    """
-
-    slot_mapping: torch.Tensor  # [T] slot (block * block_size + offset) written by each token
-    num_decode: int
-    decode_blocks: torch.Tensor | None  # [D * max_blocks] block ids, each row padded with 0
-    decode_bias: torch.Tensor | None  # [1, D, 1, max_blocks * block_size] 0 or -inf (padding)
-    prefills: list[PrefillChunk]
+    row_start: int
+    row_end: int
+    blocks: torch.Tensor  # [n * max_blocks] block ids, each row padded with block 0
+    bias: torch.Tensor  # [1, n, 1, max_blocks * block_size]: 0, or -inf past a row's length
 
 
 @dataclass
@@ -59,9 +56,21 @@ class PrefillChunk:
 
     row_start: int
     row_end: int
+    start: int  # position of the chunk's first token
     context_blocks: torch.Tensor | None  # [nb] blocks of positions 0..end-1; None: no prefix
-    context_len: int  # = the chunk's end position
-    mask: torch.Tensor | None  # [q, context_len] causal mask with offset; None: plain causal
+
+
+@dataclass
+class AttentionMetadata:
+    """Where each packed token goes in the cache and what it attends to.
+
+    Tokens are packed as: single-token (decode) rows first, grouped by context length, then
+    one chunk per prefilling sequence.
+    """
+
+    slot_mapping: torch.Tensor  # [T] slot (block * block_size + offset) written by each token
+    decode_groups: list[DecodeGroup]
+    prefills: list[PrefillChunk]
 
 
 def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
@@ -247,43 +256,67 @@ class LlamaPagedModel:
 
         k_layer, v_layer: [kv_heads, blocks, block_size, d], already holding this step's k, v.
         """
-        hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        group = hq // hkv
-        outputs = []
-        nd = meta.num_decode
-        if nd:
-            # GQA without repeating K/V: the `group` query heads that share a KV head are
-            # batched against it. qd: [kv_heads, D, group, d]; kd, vd: [kv_heads, D, L, d]
-            qd = q[:nd].reshape(nd, hkv, group, d).transpose(0, 1)
-            kd = k_layer.index_select(1, meta.decode_blocks).view(hkv, nd, -1, d)
-            vd = v_layer.index_select(1, meta.decode_blocks).view(hkv, nd, -1, d)
-            if nd * kd.shape[2] <= SDPA_DECODE_MAX_KEYS:
-                # Small batches: the fused kernel has far less per-call overhead.
-                out = F.scaled_dot_product_attention(
-                    qd.contiguous(), kd, vd, attn_mask=meta.decode_bias
-                )
-            else:
-                # Large batches: two batched matmuls beat the fused CPU kernel.
-                scores = torch.matmul(qd * d**-0.5, kd.transpose(-1, -2)) + meta.decode_bias
-                probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
-                out = torch.matmul(probs, vd)  # [kv_heads, D, group, d]
-            outputs.append(out.transpose(0, 1).reshape(nd, hq * d))
+        outputs = [self.decode_attention(q, k_layer, v_layer, g) for g in meta.decode_groups]
         for chunk in meta.prefills:
             rows = slice(chunk.row_start, chunk.row_end)
-            qc = q[rows].transpose(0, 1).unsqueeze(0).contiguous()  # [1, heads, q, d]
-            if chunk.context_blocks is None:
-                kc = k[rows].transpose(0, 1).unsqueeze(0).contiguous()
-                vc = v[rows].transpose(0, 1).unsqueeze(0).contiguous()
-                out = F.scaled_dot_product_attention(qc, kc, vc, is_causal=True, enable_gqa=True)
+            if chunk.context_blocks is None:  # a fresh prompt: its own keys are the context
+                kc = k[rows].transpose(0, 1)
+                vc = v[rows].transpose(0, 1)
             else:
-                n = chunk.context_len
-                kc = k_layer.index_select(1, chunk.context_blocks).view(hkv, -1, d)[:, :n]
-                vc = v_layer.index_select(1, chunk.context_blocks).view(hkv, -1, d)[:, :n]
-                out = F.scaled_dot_product_attention(
-                    qc, kc.unsqueeze(0), vc.unsqueeze(0), attn_mask=chunk.mask, enable_gqa=True
-                )
-            outputs.append(out[0].transpose(0, 1).reshape(-1, hq * d))
+                n = chunk.start + chunk.row_end - chunk.row_start
+                kc = k_layer.index_select(1, chunk.context_blocks).flatten(1, 2)[:, :n]
+                vc = v_layer.index_select(1, chunk.context_blocks).flatten(1, 2)[:, :n]
+            outputs.append(self.prefill_attention(q[rows], kc, vc, chunk.start))
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+    def decode_attention(
+        self, q: torch.Tensor, k_layer: torch.Tensor, v_layer: torch.Tensor, group: DecodeGroup
+    ) -> torch.Tensor:
+        """One token per row against its cached context; returns [n, heads * d]."""
+        hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        n = group.row_end - group.row_start
+        # GQA without repeating K/V: the query heads that share a KV head are batched
+        # against it. qd: [kv_heads, n, group, d]; kd, vd: [kv_heads, n, L, d]
+        qd = q[group.row_start : group.row_end].reshape(n, hkv, hq // hkv, d).transpose(0, 1)
+        kd = k_layer.index_select(1, group.blocks).view(hkv, n, -1, d)
+        vd = v_layer.index_select(1, group.blocks).view(hkv, n, -1, d)
+        if n * kd.shape[2] <= SDPA_DECODE_MAX_KEYS:
+            # Small batches: the fused kernel has far less per-call overhead.
+            out = F.scaled_dot_product_attention(qd.contiguous(), kd, vd, attn_mask=group.bias)
+        else:
+            # Large batches: two batched matmuls beat the fused CPU kernel.
+            scores = torch.matmul(qd * d**-0.5, kd.transpose(-1, -2)) + group.bias
+            probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
+            out = torch.matmul(probs, vd)  # [kv_heads, n, group, d]
+        return out.transpose(0, 1).reshape(n, hq * d)
+
+    def prefill_attention(
+        self, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, start: int
+    ) -> torch.Tensor:
+        """Causal attention of a chunk at position ``start`` over its context.
+
+        q: [n, heads, d]; kc, vc: [kv_heads, start + n, d]; returns [n, heads * d].
+        Queries go in blocks with batched matmuls (GQA folded into the query rows): the CPU
+        SDPA kernel is 3-10x slower for long causal prompts, and a block bounds the scores'
+        memory to [heads, block, context].
+        """
+        hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        group, n = hq // hkv, q.shape[0]
+        key_pos = torch.arange(start + n, device=q.device)
+        out = torch.empty(n, hq, d, dtype=q.dtype, device=q.device)
+        for a in range(0, n, PREFILL_QUERY_BLOCK):
+            b = min(n, a + PREFILL_QUERY_BLOCK)
+            visible = start + b  # keys the block's last query sees
+            qb = q[a:b].view(b - a, hkv, group, d).permute(1, 2, 0, 3)  # [kv, group, qb, d]
+            qb = qb.reshape(hkv, group * (b - a), d) * d**-0.5
+            scores = torch.matmul(qb, kc[:, :visible].transpose(1, 2))
+            q_pos = torch.arange(start + a, start + b, device=q.device)
+            hidden = key_pos[:visible].unsqueeze(0) > q_pos.unsqueeze(1)  # [qb, visible]
+            scores.view(hkv, group, b - a, visible).masked_fill_(hidden, float("-inf"))
+            probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
+            ob = torch.matmul(probs, vc[:, :visible])  # [kv, group * qb, d]
+            out[a:b] = ob.view(hkv, group, b - a, d).permute(2, 0, 1, 3).reshape(b - a, hq, d)
+        return out.view(n, hq * d)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden: [N, hidden] (already normed) -> [N, vocab] fp32."""

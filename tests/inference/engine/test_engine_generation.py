@@ -245,3 +245,21 @@ def test_preempted_requests_still_produce_the_greedy_output(engine_factory, expe
     assert sum(s.num_preemptions for s in seqs) > 0
     assert [token_ids(results[r.request_id]) for r in requests] == expected[:3]
     assert all(isinstance(e, GenerationEvent) for r in requests for e in results[r.request_id])
+
+
+def test_long_prompt_in_one_chunk_equals_transformers_generate(engine_factory, tiny):
+    # Longer than one attention query block (256): the blocked prefill path.
+    prompt = [(i * 53) % 40000 + 11 for i in range(450)]
+    config = dataclasses.replace(engine_factory().config, max_batch_prefill_tokens=1024)
+    engine = engine_factory(config)
+    request = make_request(prompt, max_new_tokens=6, ignore_eos=True)
+    engine.add_request(request)
+    results = run_to_completion(engine)
+    assert token_ids(results[request.request_id]) == hf_greedy(tiny.model, prompt, 6)
+
+
+def test_prompt_longer_than_the_model_context_is_refused(engine_factory, tiny):
+    engine = engine_factory()
+    with pytest.raises(ValueError, match="positions"):
+        engine.add_request(make_request(tiny.max_position_embeddings, max_new_tokens=2))
+    assert not engine.has_work
