@@ -112,7 +112,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 2000},
+            # NOTE: no read timeout: redis-py 8 defaults to 5 s, which a quiet socket's
+            # blocking receive (channels_redis waits 5 s) outlasts, dropping the connection.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "capacity": 2000,
+            },
         }
     }
 else:

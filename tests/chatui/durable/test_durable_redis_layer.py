@@ -35,11 +35,6 @@ def production_layer_config(redis_url: str) -> dict:
     return json.loads(done.stdout)["default"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/settings/base.py must give the layer's Redis connections no read timeout: "
-    '"hosts": [{"address": REDIS_URL, "socket_timeout": None}] (redis-py 8 defaults to 5 s)',
-)
 async def test_a_quiet_channel_keeps_receiving(service_urls):
     config = production_layer_config(service_urls[1])
     assert config["BACKEND"] == "channels_redis.core.RedisChannelLayer"
