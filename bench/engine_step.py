@@ -72,7 +72,7 @@ def main() -> None:
             f"decode batch={batch:3d}: p50 {p50:7.1f} ms/step  min {min(times):7.1f}  "
             f"-> {batch * 1e3 / p50:7.1f} tok/s"
         )
-    for length in (128, 512):
+    for length in (128, 512, 2000):
         print(f"prefill {length} tokens: {measure_prefill(engine, length):7.1f} ms")
 
 

@@ -1,11 +1,12 @@
 """A batched Llama-family forward over the paged KV cache, reusing the HF module's weights.
 
 All new tokens of a step (decodes and prefill chunks of several sequences) are packed into
-one [T, hidden] tensor, so every linear layer is one matmul for the whole batch. Q/K/V and
-gate/up projections are fused once at load (the HF modules keep views of the fused weights,
-so no memory is duplicated). Attention reads the cache through each sequence's slots:
-single-token rows are attended in one batched call (GQA folded into the query length),
-longer prompt chunks one sequence at a time with a causal mask that knows their offset.
+one [T, hidden] tensor, so every projection is one matmul for the whole batch. Q/K/V are
+concatenated once at load; on CPU every projection is prepacked for oneDNN, which also fuses
+SiLU, the gate*up product and the residual adds. Attention gathers each sequence's cache
+blocks: single-token rows are attended in batched calls, one per group of similar context
+length (GQA folded into the query rows, no K/V repeat); prompt chunks one sequence at a
+time, in query blocks, with a causal mask that knows their offset.
 
 Supports Llama, Mistral (no sliding window) and Qwen2 (q/k/v bias) checkpoints.
 Must not import the scheduler or the engine.
