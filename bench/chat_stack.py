@@ -99,15 +99,6 @@ class Databases:
         return {table: (inserted, updated) for table, inserted, updated in rows}
 
 
-def _without_read_timeout(redis_url: str) -> str:
-    """NOTE: redis-py 8 reads with a 5 s timeout by default, which ends channels_redis's 5 s
-    blocking receive in a quiet process (and a socket with it); a longer one is asked for
-    in the URL unless the URL sets its own."""
-    if not redis_url or "socket_timeout=" in redis_url:
-        return redis_url
-    return redis_url + ("&" if "?" in redis_url else "?") + "socket_timeout=3600"
-
-
 def web_env(
     *,
     database_url: str,
@@ -125,7 +116,7 @@ def web_env(
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings_module,
         "DATABASE_URL": database_url,
-        "REDIS_URL": _without_read_timeout(redis_url),
+        "REDIS_URL": redis_url,
         "SECRET_KEY": "bench-only",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "MODELS": json.dumps([model]),
