@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -67,7 +67,6 @@ class _RequestState:
     num_generated: int = 0
     first_scheduled_at: float = 0.0
     sent_prefill: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 StepResult = tuple[str, GenerationEvent | GenerationError]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from inference import sampler
 from inference.kv_cache import KVCache
 from inference.loader import LoadedModel
 from inference.models import llama
@@ -219,8 +220,8 @@ class PagedModelRunner(ModelRunner):
                 continue
             rows = hidden[starts[id(c)] + a : starts[id(c)] + b]
             targets = self._tensor(c.seq.token_ids[c.start + a + 1 : c.start + b + 1])
-            lp = self.model.logits(rows).log_softmax(-1).gather(1, targets.unsqueeze(1))
-            prompt_logprobs[c.seq.seq_id] = (c.start + a + 1, lp.squeeze(1).tolist())
+            values = sampler.prompt_logprobs(self.model.logits(rows), targets)
+            prompt_logprobs[c.seq.seq_id] = (c.start + a + 1, values)
         return RunnerOutput(logits=logits, prompt_logprobs=prompt_logprobs)
 
 
@@ -267,8 +268,8 @@ class HFModelRunner(ModelRunner):
                     targets = torch.tensor(
                         c.seq.token_ids[c.start + a + 1 : c.start + b + 1], device=self.device
                     )
-                    lp = logits[a:b].log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1)
-                    prompt_logprobs[seq_id] = (c.start + a + 1, lp.tolist())
+                    values = sampler.prompt_logprobs(logits[a:b], targets)
+                    prompt_logprobs[seq_id] = (c.start + a + 1, values)
         logits = torch.stack(rows) if rows else None
         return RunnerOutput(logits=logits, prompt_logprobs=prompt_logprobs)
 
