@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         for conc in levels:
             for server in servers:  # alternate servers at each level
                 server.reset_peak()
-                summary, _ = asyncio.run(
+                summary, results = asyncio.run(
                     run_load(
                         server.base_url,
                         server.spec.model_name,
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
                 rows.append(Row(server.spec.label, summary, server.peak_rss / 2**20))
+                if failures := [r.error for r in results if r.error]:
+                    print(f"  {server.spec.label}: first error: {failures[0]}", file=sys.stderr)
                 print(
                     f"  {server.spec.label}: {conc} clients done in {summary.wall_s:.1f} s",
                     file=sys.stderr,

@@ -47,9 +47,12 @@ def our_server(
     return ServerSpec(f"ours ({dtype})", argv, port, model_name="tgi")
 
 
-def transformers_serve(model_dir: Path, dtype: str) -> ServerSpec:
+def transformers_serve(model_dir: Path, dtype: str, cache_tokens: int = 65536) -> ServerSpec:
+    """The peer, with a KV cache of `cache_tokens` like ours (its own default sizes the cache
+    from free memory: two of them at once exhaust this machine)."""
     port = free_port()
     argv = [str(VENV_BIN / "transformers"), "serve", "--continuous-batching", "--dtype", dtype]
+    argv += ["--cb-block-size", "32", "--cb-num-blocks", str(cache_tokens // 32)]
     argv += ["--port", str(port), "--host", "127.0.0.1", str(model_dir)]
     return ServerSpec(f"transformers serve CB ({dtype})", argv, port, model_name=str(model_dir))
 

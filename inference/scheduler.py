@@ -130,7 +130,7 @@ class SchedulerConfig:
     max_batch_total_tokens: int = 65536
     waiting_served_ratio: float = 0.3
     max_waiting_tokens: int = 20
-    max_prefill_tokens_while_decoding: int = 256
+    max_prefill_tokens_while_decoding: int = 64
     block_size: int = DEFAULT_BLOCK_SIZE
     enable_prefix_caching: bool = True
 
