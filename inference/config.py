@@ -52,9 +52,11 @@ class ModelConfig:
 
     model_id: str = "bundled"  # "bundled", a local HF dir, a .gguf file, or a hub id
     revision: str | None = None
-    dtype: str = "auto"  # auto: bf16 where the device supports it, else fp32 (fp16 on CUDA w/o bf16)
+    dtype: str = (
+        "auto"  # auto: bf16 where the device supports it, else fp32 (fp16 on CUDA w/o bf16)
+    )
     device: str = "auto"  # auto: cuda when available
-    compile: bool = False  # torch.compile the decode step
+    compile: bool = False  # reserved: torch.compile recompiled every CPU step, so it is unused
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
