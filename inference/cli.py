@@ -80,7 +80,7 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         "--compile",
         action="store_true",
         default=_truthy(_env(env, "COMPILE")),
-        help="reserved: torch.compile of the decode step (no effect yet: it recompiles every step on CPU) [env COMPILE]",
+        help="reserved: torch.compile of the decode step (no effect yet) [env COMPILE]",
     )
     for name, (env_name, kind, text) in ENGINE_FLAGS.items():
         parser.add_argument(
