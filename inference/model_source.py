@@ -125,7 +125,7 @@ def _download_from_hub(model_id: str, revision: str | None) -> Path:
                 allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"],
             )
         )
-    except Exception as exc:  # noqa: BLE001 - any hub failure becomes one readable message
+    except Exception as exc:
         raise ModelNotFoundError(
             f"Could not load model {model_id!r}: it is not a local directory or .gguf file, "
             f"and the Hugging Face Hub could not provide it ({type(exc).__name__}: "

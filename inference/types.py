@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 
-class FinishReason(str, enum.Enum):
+class FinishReason(enum.StrEnum):
     """Why a sequence stopped, spelled as TGI spells it on the wire."""
 
     LENGTH = "length"
