@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -15,7 +15,7 @@ from fastapi import Request
 from inference.api.errors import ApiError, ClientDisconnected
 from inference.api.generation import Generated, timings_of
 from inference.api.schemas import ErrorResponse
-from inference.api.state import ServerState
+from inference.api.state import Permit, ServerState
 from inference.api.validation import ValidRequest
 from inference.metrics import RequestTimings
 
@@ -46,6 +46,19 @@ def count_failure(state: ServerState, error: ApiError) -> None:
     state.metrics.count_failure(FAILURE_LABELS.get(error.error_type, error.error_type))
     if error.status_code >= 500 or error.error_type == "generation":
         logger.warning("Request failed (%s): %s", error.error_type, error.message)
+
+
+def admit_validated(state: ServerState, prepare: Callable[[], T]) -> tuple[Permit, T]:
+    """Take a concurrency permit, then validate: a refused request gives its permit back and
+    is counted as a failure, so a stream's permit is only held by a request that will run."""
+    permit = state.admit()
+    try:
+        return permit, prepare()
+    except BaseException as error:
+        permit.release()
+        if isinstance(error, ApiError):
+            count_failure(state, error)
+        raise
 
 
 def validate(state: ServerState, inputs: str, parameters: Any, **kwargs: Any) -> ValidRequest:

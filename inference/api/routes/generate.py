@@ -16,6 +16,7 @@ from inference.api.errors import ApiError, IncompleteGeneration
 from inference.api.generation import Generated, engine_events, generate_best_of, wire_token
 from inference.api.routes.common import (
     ERROR_RESPONSES,
+    admit_validated,
     count_failure,
     generate_headers,
     record_success,
@@ -118,14 +119,9 @@ async def run_generate(
 
 def open_stream(state: ServerState, body: GenerateRequest, start: float) -> EventStreamResponse:
     """Admit and validate now (errors keep their HTTP status), then stream TGI events."""
-    permit = state.admit()
-    try:
-        valid = validate(state, body.inputs, body.parameters, stream=True)
-    except BaseException as error:
-        permit.release()
-        if isinstance(error, ApiError):
-            count_failure(state, error)
-        raise
+    permit, valid = admit_validated(
+        state, lambda: validate(state, body.inputs, body.parameters, stream=True)
+    )
     return EventStreamResponse(
         tgi_events(state, valid, start, permit),
         keepalive_interval=state.keepalive_interval,

@@ -22,6 +22,7 @@ from inference.api.generation import Generated, engine_events, generate_one
 from inference.api.prompts import render_chat
 from inference.api.routes.common import (
     ERROR_RESPONSES,
+    admit_validated,
     count_failure,
     generate_headers,
     record_success,
@@ -191,14 +192,7 @@ def prepare_chat(state: ServerState, body: ChatRequest) -> ValidRequest:
 async def chat_completions(body: ChatRequest, request: Request) -> Response:
     state = get_state(request)
     start = time.monotonic()
-    permit = state.admit()
-    try:
-        valid = prepare_chat(state, body)
-    except BaseException as error:
-        permit.release()
-        if isinstance(error, ApiError):
-            count_failure(state, error)
-        raise
+    permit, valid = admit_validated(state, lambda: prepare_chat(state, body))
     model = response_model_name(state, body.model)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
@@ -334,14 +328,7 @@ def prepare_completions(state: ServerState, body: CompletionRequest) -> list[Val
 async def completions(body: CompletionRequest, request: Request) -> Response:
     state = get_state(request)
     start = time.monotonic()
-    permit = state.admit()
-    try:
-        valids = prepare_completions(state, body)
-    except BaseException as error:
-        permit.release()
-        if isinstance(error, ApiError):
-            count_failure(state, error)
-        raise
+    permit, valids = admit_validated(state, lambda: prepare_completions(state, body))
     model = response_model_name(state, body.model)
     completion_id = f"cmpl-{uuid.uuid4().hex}"
     created = int(time.time())
