@@ -34,7 +34,8 @@ from pathlib import Path
 import psycopg
 
 from bench.chat_clients import Outcome, run_visitors
-from bench.chat_stack import Databases, WebProcess, fake_endpoint, migrate, web_env
+from bench.chat_stack import Databases, WebProcess, fake_endpoint, web_env
+from bench.processes import migrate
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,15 +24,9 @@ import httpx
 import psycopg
 from psycopg import sql
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+from bench.processes import PROJECT_ROOT, VENV_BIN, free_port
+
 MODEL_ID = "bench-model"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
@@ -124,19 +117,6 @@ def web_env(
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
     }
-
-
-def migrate(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
 
 
 class WebProcess:

@@ -4,7 +4,7 @@
 // through the callbacks app.js passes in.
 
 import { postJSON, patchJSON } from "./api.js";
-import { ICONS } from "./icons.js";
+import { ICONS, iconButton } from "./icons.js";
 import { copyText, flashCopied, forgetRendered, installCodeCopy, renderInto } from "./markdown.js";
 import { ConversationSocket } from "./socket.js";
 import { MessageTree } from "./tree.js";
@@ -814,12 +814,7 @@ function textSpan(text) {
 }
 
 function actionButton(className, label, icon, { needsIdle = false, busy = false } = {}) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = `icon-btn ${className}`;
-  button.setAttribute("aria-label", label);
-  button.title = label;
-  button.innerHTML = icon;
+  const button = iconButton(className, label, icon);
   if (needsIdle) {
     button.dataset.needsIdle = "";
     button.disabled = busy;

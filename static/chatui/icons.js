@@ -15,3 +15,14 @@ export const ICONS = {
   retry: svg('<path d="M4 13a8 8 0 1 0 2.3-5.7"/><path d="M4 4v5h5"/>'),
   alert: svg('<circle cx="12" cy="12" r="9"/><path d="M12 7.5v5.5M12 16.5v.01"/>'),
 };
+
+/** An icon-only button: the label is its accessible name and its tooltip. */
+export function iconButton(className, label, icon) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = `icon-btn ${className}`;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  button.innerHTML = icon;
+  return button;
+}

@@ -3,7 +3,7 @@
 // (chat.js tells it about live changes through setGenerating / setTitle / upsert).
 
 import { ApiError, del, getJSON, patchJSON } from "./api.js";
-import { ICONS } from "./icons.js";
+import { ICONS, iconButton } from "./icons.js";
 
 export const SEARCH_DEBOUNCE_MS = 250;
 const POLL_MS = 4000;
@@ -266,14 +266,4 @@ export class Sidebar {
     this.render();
     this.onDeleted(id);
   }
-}
-
-function iconButton(className, label, icon) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = `icon-btn ${className}`;
-  button.setAttribute("aria-label", label);
-  button.title = label;
-  button.innerHTML = icon;
-  return button;
 }

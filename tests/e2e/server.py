@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,8 +18,9 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
+from bench.processes import PROJECT_ROOT as ROOT
+from bench.processes import VENV_BIN, free_port, migrate
+
 STARTUP_TIMEOUT_S = 60.0
 
 APP_NAME = "Test Chat"
@@ -44,12 +43,6 @@ ISOLATED_VARIABLES = (
 )
 EXAMPLE_TITLE = "Write an email"
 EXAMPLE_PROMPT = "Write an email to my boss asking for a day off."
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def models_config(url_a: str, url_b: str) -> list[dict[str, Any]]:
@@ -118,16 +111,7 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         env = self.env()
-        migrate = subprocess.run(
-            [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if migrate.returncode != 0:
-            raise RuntimeError(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+        migrate(env)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [

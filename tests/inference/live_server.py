@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -12,13 +11,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+from bench.processes import free_port
+
 STARTUP_DEADLINE_S = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

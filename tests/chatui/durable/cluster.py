@@ -12,9 +12,7 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,17 +25,12 @@ import psycopg
 from psycopg import sql
 from websockets.asyncio.client import ClientConnection, connect
 
-ROOT = Path(__file__).resolve().parents[3]
-VENV_BIN = Path(sys.executable).parent
+from bench.processes import PROJECT_ROOT as ROOT
+from bench.processes import VENV_BIN, free_port
+
 SETTINGS_MODULE = "tests.chatui.durable.web_settings"
 STARTUP_TIMEOUT_S = 60.0
 EVENT_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _with_database(url: str, name: str) -> str:
@@ -78,19 +71,6 @@ def web_env(*, database_url: str, redis_url: str, models: list[dict[str, Any]], 
         }
     )
     return env
-
-
-def migrate(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
 
 
 class WebProcess:

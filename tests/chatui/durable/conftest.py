@@ -23,13 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.chatui.durable.cluster import (
-    WebProcess,
-    free_port,
-    migrate,
-    scratch_database,
-    web_env,
-)
+from bench.processes import free_port, migrate
+from tests.chatui.durable.cluster import WebProcess, scratch_database, web_env
 from tests.chatui.fake_endpoints import (  # noqa: F401  (fixtures)
     FakeOpenAI,
     FakeTGI,

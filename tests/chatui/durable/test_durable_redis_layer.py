@@ -14,7 +14,7 @@ import sys
 import pytest
 from channels_redis.core import RedisChannelLayer
 
-from tests.chatui.durable.cluster import ROOT
+from bench.processes import PROJECT_ROOT as ROOT
 
 pytestmark = pytest.mark.services
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import free_port
 from inference.cli import engine_config_for, parse_args
-from tests.inference.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
