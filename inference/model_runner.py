@@ -27,6 +27,10 @@ from inference.scheduler import ScheduledChunk
 
 logger = logging.getLogger(__name__)
 
+GROUPED_PREFILL_MAX_CONTEXT = 512  # a prompt chunk seeing more positions is attended alone
+GROUPED_PREFILL_MAX_SCORES = 1 << 19  # padded queries x keys of one batch (bounds its memory)
+GROUPED_PREFILL_SLACK = 64  # positions a batch's longest context may exceed twice its shortest
+
 
 @dataclass
 class RunnerOutput:
@@ -103,6 +107,28 @@ def _length_groups(num_blocks: list[int], slack: int = 2) -> list[tuple[int, int
     return groups
 
 
+def _prefill_batches(prefills: list[ScheduledChunk]) -> list[list[ScheduledChunk]]:
+    """Prompt chunks sorted by context length, in padded batches attended together: short
+    ones batched while the padded scores stay small and lengths similar, long ones alone."""
+    batches: list[list[ScheduledChunk]] = []
+    current: list[ScheduledChunk] = []
+    for chunk in prefills:
+        if chunk.end > GROUPED_PREFILL_MAX_CONTEXT:
+            batches.append([chunk])
+            continue
+        if current:
+            max_len = max(chunk.num_new_tokens, *(c.num_new_tokens for c in current))
+            scores = (len(current) + 1) * max_len * chunk.end  # sorted: the longest context
+            similar = chunk.end <= 2 * current[0].end + GROUPED_PREFILL_SLACK
+            if scores > GROUPED_PREFILL_MAX_SCORES or not similar:
+                batches.append(current)
+                current = []
+        current.append(chunk)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def _padded(values: list[int], width: int) -> list[int]:
     values = values[:width]
     return values + [0] * (width - len(values))
@@ -164,6 +190,38 @@ class PagedModelRunner(ModelRunner):
         bias.masked_fill_((key_pos >= lengths.unsqueeze(1)).view(1, n, 1, -1), -1e30)
         return llama.DecodeGroup(row_start, row_start + n, blocks, bias)
 
+    def _prefill_group(self, batch: list[ScheduledChunk], row_start: int) -> llama.PrefillGroup:
+        """Pads the chunks to their longest; a padding query repeats its chunk's last one."""
+        bs, model = self.block_size, self.model
+        max_len = max(c.num_new_tokens for c in batch)
+        max_blocks = -(-max(c.end for c in batch) // bs)
+        query_rows: list[int] = []
+        valid: list[int] = []
+        query_pos: list[int] = []
+        offset = 0
+        for i, c in enumerate(batch):
+            n = c.num_new_tokens
+            query_rows += [offset + min(j, n - 1) for j in range(max_len)]
+            query_pos += [c.start + min(j, n - 1) for j in range(max_len)]
+            valid += range(i * max_len, i * max_len + n)
+            offset += n
+        blocks = self._tensor([b for c in batch for b in _padded(c.seq.block_table, max_blocks)])
+        key_pos = torch.arange(max_blocks * bs, device=self.device)
+        future = key_pos.view(1, 1, -1) > self._tensor(query_pos).view(len(batch), max_len, 1)
+        bias = torch.zeros(future.shape, dtype=model.dtype, device=self.device)
+        bias.masked_fill_(future, -1e30)
+        bias = bias.repeat_interleave(model.num_heads // model.num_kv_heads, dim=1).unsqueeze(0)
+        return llama.PrefillGroup(
+            row_start,
+            row_start + offset,
+            len(batch),
+            max_len,
+            self._tensor(query_rows),
+            self._tensor(valid),
+            blocks,
+            bias,
+        )
+
     def _slots(self, block_table: list[int], start: int, end: int) -> torch.Tensor:
         positions = torch.arange(start, end, device=self.device)
         table = self._tensor(block_table)
@@ -173,8 +231,10 @@ class PagedModelRunner(ModelRunner):
         bs = self.block_size
         # Decode rows sorted by context length, so that each group pads to a similar length.
         decodes = sorted((c for c in chunks if c.num_new_tokens == 1), key=lambda c: c.start)
-        prefills = [c for c in chunks if c.num_new_tokens > 1]
-        ordered = decodes + prefills
+        batches = _prefill_batches(
+            sorted((c for c in chunks if c.num_new_tokens > 1), key=lambda c: c.end)
+        )
+        ordered = decodes + [c for batch in batches for c in batch]
 
         input_ids: list[int] = [c.seq.token_ids[c.start] for c in decodes]
         positions: list[int] = [c.start for c in decodes]
@@ -186,15 +246,24 @@ class PagedModelRunner(ModelRunner):
             for first, last in _length_groups([c.start // bs + 1 for c in decodes]):
                 groups.append(self._decode_group(decodes[first:last], first))
 
-        prefill_meta: list[llama.PrefillChunk] = []
+        prefill_meta: list[llama.PrefillChunk | llama.PrefillGroup] = []
         row = len(decodes)
-        for c in prefills:
-            input_ids.extend(c.seq.token_ids[c.start : c.end])
-            positions.extend(range(c.start, c.end))
-            slot_parts.append(self._slots(c.seq.block_table, c.start, c.end))
-            blocks = None if c.start == 0 else self._tensor(c.seq.block_table[: -(-c.end // bs)])
-            prefill_meta.append(llama.PrefillChunk(row, row + c.num_new_tokens, c.start, blocks))
-            row += c.num_new_tokens
+        for batch in batches:
+            for c in batch:
+                input_ids.extend(c.seq.token_ids[c.start : c.end])
+                positions.extend(range(c.start, c.end))
+                slot_parts.append(self._slots(c.seq.block_table, c.start, c.end))
+            if len(batch) > 1:
+                prefill_meta.append(self._prefill_group(batch, row))
+            else:
+                c = batch[0]
+                blocks = (
+                    None if c.start == 0 else self._tensor(c.seq.block_table[: -(-c.end // bs)])
+                )
+                prefill_meta.append(
+                    llama.PrefillChunk(row, row + c.num_new_tokens, c.start, blocks)
+                )
+            row += sum(c.num_new_tokens for c in batch)
 
         meta = llama.AttentionMetadata(
             slot_mapping=torch.cat(slot_parts), decode_groups=groups, prefills=prefill_meta

@@ -5,8 +5,10 @@ one [T, hidden] tensor, so every projection is one matmul for the whole batch. Q
 concatenated once at load; on CPU every projection is prepacked for oneDNN, which also fuses
 SiLU, the gate*up product and the residual adds. Attention gathers each sequence's cache
 blocks: single-token rows are attended in batched calls, one per group of similar context
-length (GQA folded into the query rows, no K/V repeat); prompt chunks one sequence at a
-time, in query blocks, with a causal mask that knows their offset.
+length (GQA folded into the query rows, no K/V repeat); short prompt chunks the same way,
+padded into one batch per group of similar length (a burst of chat requests is one call per
+layer, not one per request); long prompt chunks one sequence at a time, in query blocks,
+with a causal mask that knows their offset.
 
 Supports Llama, Mistral (no sliding window) and Qwen2 (q/k/v bias) checkpoints.
 Must not import the scheduler or the engine.
@@ -62,16 +64,31 @@ class PrefillChunk:
 
 
 @dataclass
+class PrefillGroup:
+    """Several sequences' prompt chunks, packed rows [row_start, row_end), attended as one
+    padded batch of ``num_seqs`` x ``max_len`` queries over their cached contexts."""
+
+    row_start: int
+    row_end: int
+    num_seqs: int
+    max_len: int
+    query_rows: torch.Tensor  # [num_seqs * max_len] packed row (from row_start) of each query
+    valid: torch.Tensor  # [row_end - row_start] padded query of each packed row, in order
+    blocks: torch.Tensor  # [num_seqs * max_blocks] block ids, each row padded with block 0
+    bias: torch.Tensor  # [1, num_seqs, max_len * group, max_blocks * block_size]: 0 or -1e30
+
+
+@dataclass
 class AttentionMetadata:
     """Where each packed token goes in the cache and what it attends to.
 
     Tokens are packed as: single-token (decode) rows first, grouped by context length, then
-    one chunk per prefilling sequence.
+    the prompt chunks, batched groups and single sequences, in the order of ``prefills``.
     """
 
     slot_mapping: torch.Tensor  # [T] slot (block * block_size + offset) written by each token
     decode_groups: list[DecodeGroup]
-    prefills: list[PrefillChunk]
+    prefills: list[PrefillChunk | PrefillGroup]
 
 
 def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
@@ -259,6 +276,9 @@ class LlamaPagedModel:
         """
         outputs = [self.decode_attention(q, k_layer, v_layer, g) for g in meta.decode_groups]
         for chunk in meta.prefills:
+            if isinstance(chunk, PrefillGroup):
+                outputs.append(self.grouped_prefill_attention(q, k_layer, v_layer, chunk))
+                continue
             rows = slice(chunk.row_start, chunk.row_end)
             if chunk.context_blocks is None:  # a fresh prompt: its own keys are the context
                 kc = k[rows].transpose(0, 1)
@@ -290,6 +310,23 @@ class LlamaPagedModel:
             probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
             out = torch.matmul(probs, vd)  # [kv_heads, n, group, d]
         return out.transpose(0, 1).reshape(n, hq * d)
+
+    def grouped_prefill_attention(
+        self, q: torch.Tensor, k_layer: torch.Tensor, v_layer: torch.Tensor, g: PrefillGroup
+    ) -> torch.Tensor:
+        """Short prompt chunks of several sequences in one padded batch; [rows, heads * d]."""
+        hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        group, n, length = hq // hkv, g.num_seqs, g.max_len
+        qg = q[g.row_start : g.row_end].index_select(0, g.query_rows)  # [n * length, hq, d]
+        # [kv_heads, n, length * group, d]: the query heads sharing a KV head are extra rows.
+        qd = qg.view(n, length, hkv, group, d).permute(2, 0, 1, 3, 4).reshape(hkv, n, -1, d)
+        kd = k_layer.index_select(1, g.blocks).view(hkv, n, -1, d)
+        vd = v_layer.index_select(1, g.blocks).view(hkv, n, -1, d)
+        scores = torch.matmul(qd * d**-0.5, kd.transpose(-1, -2)) + g.bias
+        probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
+        out = torch.matmul(probs, vd).view(hkv, n, length, group, d)
+        out = out.permute(1, 2, 0, 3, 4).reshape(n * length, hq * d)
+        return out.index_select(0, g.valid)
 
     def prefill_attention(
         self, q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, start: int

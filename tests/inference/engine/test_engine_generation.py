@@ -9,9 +9,15 @@ import torch
 
 from inference.engine import Engine
 from inference.model_runner import HFModelRunner, PagedModelRunner
+from inference.models.llama import LlamaPagedModel
 from inference.scheduler import PROMPT_TOO_LONG_FOR_CACHE
 from inference.types import FinishReason, GenerationError, GenerationEvent
-from tests.inference.engine.factories import make_request, run_to_completion, token_ids
+from tests.inference.engine.factories import (
+    SMALL_LIMITS,
+    make_request,
+    run_to_completion,
+    token_ids,
+)
 
 # Varied lengths: tiny, sub-block, several blocks, and longer than the prefill budget (64)
 # so it is computed in chunks while the others already decode.
@@ -65,6 +71,30 @@ def test_prefix_cache_hit_gives_the_same_greedy_output(engine_factory, tiny, exp
     block_size = engine.scheduler.block_manager.block_size
     assert seq.num_cached_tokens >= len(prompt) // block_size * block_size  # its full blocks
     assert token_ids(results[follow.request_id]) == hf_greedy(tiny.model, follow_prompt, 6)
+
+
+def test_burst_of_prompts_is_attended_in_one_padded_batch(engine_factory, tiny, monkeypatch):
+    """A burst of chat requests (a shared cached prefix, different lengths) is one grouped
+    attention call per layer, and each answer still equals transformers' greedy output."""
+    calls = []
+    grouped = LlamaPagedModel.grouped_prefill_attention
+    monkeypatch.setattr(
+        LlamaPagedModel,
+        "grouped_prefill_attention",
+        lambda self, q, k, v, group: calls.append(group.num_seqs) or grouped(self, q, k, v, group),
+    )
+    engine = engine_factory(dataclasses.replace(SMALL_LIMITS, max_batch_prefill_tokens=400))
+    shared = [(i * 53) % 30000 + 11 for i in range(64)]  # two full cache blocks
+    engine.add_request(make_request([*shared, 5], max_new_tokens=1))
+    run_to_completion(engine)
+    prompts = [shared + list(range(200, 200 + n)) for n in (2, 7, 20, 33)]
+    requests = [make_request(p, max_new_tokens=NEW_TOKENS, ignore_eos=True) for p in prompts]
+    for r in requests:
+        engine.add_request(r)
+    results = run_to_completion(engine)
+    assert calls and max(calls) == len(prompts)
+    for request, prompt in zip(requests, prompts, strict=True):
+        assert token_ids(results[request.request_id]) == hf_greedy(tiny.model, prompt)
 
 
 def test_concurrent_requests_with_different_params_match_running_alone(engine_factory):
