@@ -1,8 +1,9 @@
 """`python -m bench` / `make bench`: this server against `transformers serve --continuous-batching`.
 
 Same model directory, same prompts, same streaming `/v1/chat/completions` load at each
-concurrency, servers alternated row by row; then the chunked-prefill check (a long prompt
-arriving while streams decode). Prints one table plus the machine's limits.
+concurrency, servers alternated row by row, each warmed up first by one short run at the
+highest concurrency (so no row pays for kernel creation); then the chunked-prefill check
+(a long prompt arriving while streams decode). Prints one table plus the machine's limits.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from bench.limits import format_limits, measure
 from bench.load import LoadSummary, StreamResult, percentile, run_load, stream_one
 from bench.servers import RunningServer, ServerSpec, our_server, transformers_serve
+
+WARMUP_TOKENS = 16  # per request of the warm-up run, at the highest concurrency measured
 
 
 @dataclass
@@ -127,9 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for server in servers:
             server.wait_ready()
-        for server in servers:  # warm-up: first requests compile kernels / allocate caches
+        for server in servers:  # warm-up: the first batches of each size create kernels
             asyncio.run(
-                run_load(server.base_url, server.spec.model_name, concurrency=2, max_tokens=8)
+                run_load(
+                    server.base_url,
+                    server.spec.model_name,
+                    concurrency=max(levels),
+                    max_tokens=WARMUP_TOKENS,
+                )
             )
         for conc in levels:
             for server in servers:  # alternate servers at each level

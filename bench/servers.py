@@ -40,10 +40,13 @@ def our_server(
 
 def transformers_serve(model_dir: Path, dtype: str, cache_tokens: int = 65536) -> ServerSpec:
     """The peer, with a KV cache of `cache_tokens` like ours (its own default sizes the cache
-    from free memory: two of them at once exhaust this machine)."""
+    from free memory: two of them at once exhaust this machine). Its check that the cache fits
+    allows 60% of the memory on CPU, counted on the process's NUMA node only (half of this
+    machine), which refuses the float32 cache: 90% lets it start; the cache size is fixed."""
     port = free_port()
     argv = [str(VENV_BIN / "transformers"), "serve", "--continuous-batching", "--dtype", dtype]
     argv += ["--cb-block-size", "32", "--cb-num-blocks", str(cache_tokens // 32)]
+    argv += ["--cb-max-memory-percent", "0.9"]
     argv += ["--port", str(port), "--host", "127.0.0.1", str(model_dir)]
     return ServerSpec(f"transformers serve CB ({dtype})", argv, port, model_name=str(model_dir))
 
