@@ -262,8 +262,11 @@ def sample(logits: torch.Tensor, rows: list[SamplerRow]) -> SamplerOutput:
     """
     device, vocab = logits.device, logits.shape[-1]
     scores = process_logits(logits, rows)
-    lse = scores.logsumexp(dim=-1, keepdim=True)  # log-softmax = scores - lse
-    token_ids = scores.argmax(dim=-1)
+    # One pass gives the greedy pick and the row maximum that log-softmax needs (argmax and
+    # logsumexp would each pass over the [N, vocab] scores again).
+    best, token_ids = scores.max(dim=-1)
+    best = best.unsqueeze(1)
+    lse = best + (scores - best).exp_().sum(dim=-1, keepdim=True).log_()  # log-softmax = s - lse
 
     groups: dict[int, list[int]] = {}
     for i, r in enumerate(rows):
