@@ -10,9 +10,11 @@ endpoint's socket and the browser's websocket. Three configurations, one table:
 - one daphne on the Redis layer,
 - two daphnes on the Redis layer, the visitors split between them,
 
-all on Postgres (a fresh clone of one migrated database each), so database writes are counted
-the same way everywhere: Postgres's row counters for the clone (`pg_stat_user_tables`), read
-after the web processes exit. "writes/answer" counts the rows inserted or updated in messages
+each web process started as production starts it (`python -m config.serve`: daphne on uvloop,
+the production settings with their Postgres connection pool), all on Postgres (a fresh clone of
+one migrated database each), so database writes are counted the same way everywhere:
+Postgres's row counters for the clone (`pg_stat_user_tables`), read after the web processes
+exit. "writes/answer" counts the rows inserted or updated in messages
 and conversations (the user's message, the answer, its batched saves and final save, the
 conversation's time and title); "answer row" counts only the writes of the answer's own row
 (insert, batched saves, final). Creating sessions and conversations beforehand is not counted.

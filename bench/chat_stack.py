@@ -24,7 +24,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from bench.processes import PROJECT_ROOT, VENV_BIN, free_port
+from bench.processes import PROJECT_ROOT, VENV_BIN, free_port, web_argv
 
 MODEL_ID = "bench-model"
 
@@ -120,15 +120,15 @@ def web_env(
 
 
 class WebProcess:
-    """`daphne -b 127.0.0.1 -p PORT config.asgi:application` (access log off)."""
+    """`python -m config.serve -b 127.0.0.1 -p PORT config.asgi:application`: daphne on uvloop
+    as in production (access log off)."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.log_path = log_path
-        argv = [str(VENV_BIN / "daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(self.port)]
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [*argv, "config.asgi:application"],
+                web_argv(self.port, "-v", "0"),
                 cwd=PROJECT_ROOT,
                 env=env,
                 stdout=log,

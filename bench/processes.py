@@ -24,6 +24,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def web_argv(port: int, *extra: str) -> list[str]:
+    """The web process as production runs it (`python -m config.serve`: daphne on uvloop) on
+    127.0.0.1:`port`; `extra` daphne options go before the application."""
+    serve = [str(VENV_BIN / "python"), "-m", "config.serve", "-b", "127.0.0.1", "-p", str(port)]
+    return [*serve, *extra, "config.asgi:application"]
+
+
 def migrate(env: Mapping[str, str]) -> None:
     """`manage.py migrate` with `env` (its DATABASE_URL picks the database); raises on failure."""
     done = subprocess.run(

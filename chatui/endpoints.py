@@ -162,10 +162,13 @@ def choose_endpoint(
 # -- chat templates -------------------------------------------------------------------------------
 
 _template_cache: dict[tuple[str, str | None], str | None] = {}
+# The look-up in flight per key: a burst of first answers waits for one, not one each.
+_template_loads: dict[tuple[str, str | None], asyncio.Task[str | None]] = {}
 
 
 def clear_template_cache() -> None:
     _template_cache.clear()
+    _template_loads.clear()
 
 
 def _read_local_template(source: str) -> str | None:
@@ -210,6 +213,23 @@ async def fetch_chat_template(
     cache_key = (endpoint.key, tokenizer)
     if cache_key in _template_cache:
         return _template_cache[cache_key]
+    load = _template_loads.get(cache_key)
+    if load is None or load.get_loop() is not asyncio.get_running_loop():
+        load = asyncio.create_task(_load_chat_template(endpoint, tokenizer, client))
+        _template_loads[cache_key] = load
+        load.add_done_callback(lambda done: _forget_load(cache_key, done))
+    return await asyncio.shield(load)  # one waiter giving up does not stop the others' load
+
+
+def _forget_load(cache_key: tuple[str, str | None], load: asyncio.Task[str | None]) -> None:
+    if _template_loads.get(cache_key) is load:
+        del _template_loads[cache_key]
+
+
+async def _load_chat_template(
+    endpoint: Endpoint, tokenizer: str | None, client: httpx.AsyncClient | None
+) -> str | None:
+    cache_key = (endpoint.key, tokenizer)
     source = tokenizer
     if source is None and endpoint.type == "tgi":
         try:

@@ -37,7 +37,7 @@ from chatui.apps import get_chat_config
 from chatui.endpoints import DEFAULT_TIMEOUT, EndpointError, StreamResult, stream_generation
 from chatui.models import DEFAULT_TITLE, Conversation, Message
 from chatui.prompting import ChatMessage
-from chatui.selectors import conversation_detail, message_path
+from chatui.selectors import conversation_detail
 from chatui.serializers import message_to_dict
 from chatui.titles import generate_title
 
@@ -135,13 +135,11 @@ class _Prompt:
     needs_title: bool
 
 
-def _build_prompt(message_id: str, continue_message: bool) -> _Prompt:
+def _build_prompt(request: services.GenerationRequest) -> _Prompt:
     """The path root -> answer as chat messages (the answer itself only when continuing)."""
-    answer = Message.objects.select_related("conversation").get(pk=message_id)
+    answer, continue_message = request.assistant_message, request.continue_message
     conversation = answer.conversation
-    path = message_path(message=answer)
-    if not continue_message:
-        path = path[:-1]
+    path = list(request.path if continue_message else request.path[:-1])
     messages = [
         ChatMessage(role=m.role, content=m.content)
         for m in path
@@ -176,7 +174,7 @@ async def generation_start(request: services.GenerationRequest) -> Generation:
     )
     # A fresh context: the task must not inherit (and outlive) the caller's sync executor.
     generation.task = asyncio.get_running_loop().create_task(
-        _run(generation, channel, continue_message=request.continue_message),
+        _run(generation, channel, request),
         context=contextvars.Context(),
     )
     ensure_reaper()
@@ -232,7 +230,7 @@ async def request_sync(*, conversation_id: Any, reply_channel: str) -> None:
 # --- the task --------------------------------------------------------------------------------
 
 
-async def _run(generation: Generation, channel: str, *, continue_message: bool) -> None:
+async def _run(generation: Generation, channel: str, request: services.GenerationRequest) -> None:
     loop = asyncio.get_running_loop()
     generation.last_save = loop.time()
     generation.remote.start()
@@ -242,16 +240,14 @@ async def _run(generation: Generation, channel: str, *, continue_message: bool) 
     error = ""
     prompt: _Prompt | None = None
     try:
-        prompt = await database_sync_to_async(_build_prompt)(
-            generation.message_id, continue_message
-        )
+        prompt = _build_prompt(request)
         generation.num_previous_tokens = prompt.previous_tokens
         if not generation.is_stop_requested:  # a stop may come before the stream starts
             await generation.emit(
                 {"type": "status", "message_id": generation.message_id, "status": "generating"}
             )
             generation.stream_task = asyncio.create_task(
-                _stream(generation, prompt, continue_message)
+                _stream(generation, prompt, request.continue_message)
             )
             result = await generation.stream_task
     except asyncio.CancelledError:

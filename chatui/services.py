@@ -31,6 +31,7 @@ from chatui.selectors import (
     CONVERSATION_NOT_FOUND,
     conversation_detail,
     message_get,
+    message_path,
     settings_find,
 )
 
@@ -225,12 +226,23 @@ def owner_transfer(*, anon_key: str, user: Any) -> None:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """What the generation task needs: the answer to write and the messages that lead to it."""
+    """What the generation task needs: the answer to write and the messages that lead to it,
+    read in the request's own transaction (the task builds its prompt without a query)."""
 
     conversation_id: Any
-    assistant_message: Message
+    assistant_message: Message  # its `conversation` loaded
     new_messages: tuple[Message, ...]  # created by this request (user and/or assistant)
+    path: tuple[Message, ...]  # root -> the answer
     continue_message: bool = False
+
+
+def _generation_request(
+    answer: Message, new_messages: tuple[Message, ...], *, continue_message: bool = False
+) -> GenerationRequest:
+    path = tuple(message_path(message=answer))
+    return GenerationRequest(
+        answer.conversation_id, answer, new_messages, path, continue_message=continue_message
+    )
 
 
 def _locked_conversation(*, identity: Identity, conversation_id: Any) -> Conversation:
@@ -288,7 +300,7 @@ def message_send(
             conversation=conversation, parent=parent, role=Message.Role.USER, content=content
         )
         answer = _new_answer(conversation=conversation, parent=user_message)
-    return GenerationRequest(conversation.pk, answer, (user_message, answer))
+        return _generation_request(answer, (user_message, answer))
 
 
 def message_edit(
@@ -311,7 +323,7 @@ def message_edit(
             content=content,
         )
         answer = _new_answer(conversation=conversation, parent=user_message)
-    return GenerationRequest(conversation.pk, answer, (user_message, answer))
+        return _generation_request(answer, (user_message, answer))
 
 
 def message_regenerate(
@@ -330,7 +342,7 @@ def message_regenerate(
             raise ChatError(NOT_REGENERABLE)
         limits.check_new_message(identity=identity, conversation=conversation, config=config)
         answer = _new_answer(conversation=conversation, parent=question)
-    return GenerationRequest(conversation.pk, answer, (answer,))
+        return _generation_request(answer, (answer,))
 
 
 def message_continue(
@@ -358,7 +370,7 @@ def message_continue(
                 "updated_at",
             ]
         )
-    return GenerationRequest(conversation.pk, answer, (), continue_message=True)
+        return _generation_request(answer, (), continue_message=True)
 
 
 def message_save_partial(*, message_id: Any, content: str, generated_tokens: int) -> bool:

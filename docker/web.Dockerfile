@@ -1,4 +1,4 @@
-# The chat web app: daphne serving config.asgi:application (HTTP + websockets).
+# The chat web app: daphne (on uvloop, `config.serve`) serving config.asgi:application.
 # Only the web side's packages are installed (no torch), at the versions requirements.txt pins.
 FROM python:3.11-slim
 
@@ -10,8 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY requirements.txt /app/requirements.txt
 RUN pip install -c requirements.txt \
-        Django channels channels-redis daphne dj-database-url psycopg psycopg-binary \
-        whitenoise httpx json5 pybars3 Jinja2 python-dotenv huggingface_hub
+        Django channels channels-redis daphne uvloop dj-database-url psycopg psycopg-binary \
+        psycopg-pool whitenoise httpx json5 pybars3 Jinja2 python-dotenv huggingface_hub
 
 COPY manage.py /app/
 COPY config /app/config
@@ -22,4 +22,4 @@ COPY static /app/static
 RUN useradd --create-home --uid 1000 app && mkdir -p /app/var && chown app /app/var
 USER app
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec daphne -b 0.0.0.0 -p 8000 config.asgi:application"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec python -m config.serve -b 0.0.0.0 -p 8000 config.asgi:application"]

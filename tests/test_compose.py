@@ -54,12 +54,12 @@ def test_dockerfiles_exist(service):
     assert (ROOT / build["context"] / build["dockerfile"]).is_file()
 
 
-def test_web_runs_daphne_on_the_asgi_app_after_migrations():
+def test_web_runs_daphne_on_uvloop_on_the_asgi_app_after_migrations():
     words = command_words("web")
     assert words[:2] == ["sh", "-c"]
     script = words[2]
     assert "manage.py migrate --noinput" in script
-    assert "daphne -b 0.0.0.0 -p 8000 config.asgi:application" in script
+    assert "python -m config.serve -b 0.0.0.0 -p 8000 config.asgi:application" in script
     module, attribute = "config.asgi", "application"
     result = subprocess.run(
         [sys.executable, "-c", f"import {module}; assert callable({module}.{attribute})"],

@@ -105,6 +105,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # NOTE: a pool (psycopg-pool) instead of a new connection per request or per generation
+    # step (a Postgres backend forked each time: most of the database's CPU under load). Not
+    # CONN_MAX_AGE: every request runs on its own thread, so persistent connections would
+    # pile up by the hundreds; a pooled one goes back to the pool when the request closes it.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": 16}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = ENV.get("REDIS_URL", "")

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from bench.processes import PROJECT_ROOT as ROOT
-from bench.processes import VENV_BIN, free_port, migrate
+from bench.processes import free_port, migrate, web_argv
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -114,14 +114,7 @@ class LiveServer:
         migrate(env)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [
-                str(VENV_BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "config.asgi:application",
-            ],
+            web_argv(self.port),
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -445,6 +445,17 @@ async def test_template_from_the_servers_model_directory(fake_tgi, client, tmp_p
     assert [r.path for r in server.requests].count("/info") == 1  # cached
 
 
+async def test_a_burst_of_first_answers_looks_the_template_up_once(
+    fake_tgi, client, tmp_path: Path
+) -> None:
+    (tmp_path / "chat_template.jinja").write_text(TEMPLATE)
+    server = fake_tgi(model_id=str(tmp_path))
+    endpoint = model(tgi(server)).endpoints[0]
+    found = await asyncio.gather(*(fetch_chat_template(endpoint, client=client) for _ in range(8)))
+    assert found == [TEMPLATE] * 8
+    assert [r.path for r in server.requests].count("/info") == 1
+
+
 async def test_template_from_a_tokenizer_directory(fake_tgi, client, tmp_path: Path) -> None:
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": TEMPLATE}))
     server = fake_tgi()

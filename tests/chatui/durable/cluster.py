@@ -26,7 +26,7 @@ from psycopg import sql
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.processes import PROJECT_ROOT as ROOT
-from bench.processes import VENV_BIN, free_port
+from bench.processes import free_port, web_argv
 
 SETTINGS_MODULE = "tests.chatui.durable.web_settings"
 STARTUP_TIMEOUT_S = 60.0
@@ -74,7 +74,7 @@ def web_env(*, database_url: str, redis_url: str, models: list[dict[str, Any]], 
 
 
 class WebProcess:
-    """One `daphne -b 127.0.0.1 -p PORT config.asgi:application` process."""
+    """One web process as production runs it (`bench.processes.web_argv`: daphne on uvloop)."""
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
         self.name = name
@@ -93,10 +93,9 @@ class WebProcess:
 
     def start(self) -> WebProcess:
         """Starts the process without waiting (start several, then `wait_ready` each)."""
-        argv = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*argv, "config.asgi:application"],
+                web_argv(self.port),
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
