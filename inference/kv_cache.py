@@ -187,11 +187,15 @@ class BlockManager:
 
 
 class KVCache:
-    """Key and value tensors for every layer, head-major inside each block.
+    """Keys and values of every layer in one tensor, block-major, K and V side by side.
 
-    k, v: [num_layers, num_kv_heads, num_blocks, block_size, head_dim], allocated once.
-    Head-major blocks let one ``index_select`` over block ids gather a batch's context as a
-    contiguous [kv_heads, batch, length, head_dim] tensor, ready for batched matmuls.
+    kv: [num_layers, num_blocks, block_size, 2, num_kv_heads, head_dim], allocated once.
+    A step writes its tokens' K and V with one ``index_copy_`` per layer (a layer viewed as
+    [slots, 2, kv_heads, head_dim]), and one ``index_select`` over block ids gathers a
+    batch's whole context, K and V together, in block-sized contiguous chunks: about half
+    the cost of gathering K and V from head-major tensors (one small chunk per head).
+    Attention reads the gathered K and V as strided views, which the CPU SDPA kernel takes
+    as they are.
     """
 
     def __init__(
@@ -206,11 +210,10 @@ class KVCache:
     ) -> None:
         import torch
 
-        shape = (num_layers, num_kv_heads, num_blocks, block_size, head_dim)
+        shape = (num_layers, num_blocks, block_size, 2, num_kv_heads, head_dim)
         self.block_size = block_size
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.kv = torch.zeros(shape, dtype=dtype, device=device)
 
     @property
     def num_bytes(self) -> int:
-        return 2 * self.k.numel() * self.k.element_size()
+        return self.kv.numel() * self.kv.element_size()

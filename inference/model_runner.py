@@ -186,8 +186,8 @@ class PagedModelRunner(ModelRunner):
         lengths = self._tensor([c.start + 1 for c in decodes])
         key_pos = torch.arange(max_blocks * bs, device=self.device)
         n = len(decodes)
-        bias = torch.zeros((1, n, 1, max_blocks * bs), dtype=self.model.dtype, device=self.device)
-        bias.masked_fill_((key_pos >= lengths.unsqueeze(1)).view(1, n, 1, -1), -1e30)
+        bias = torch.zeros((n, 1, 1, max_blocks * bs), dtype=self.model.dtype, device=self.device)
+        bias.masked_fill_((key_pos >= lengths.unsqueeze(1)).view(n, 1, 1, -1), -1e30)
         return llama.DecodeGroup(row_start, row_start + n, blocks, bias)
 
     def _prefill_group(self, batch: list[ScheduledChunk], row_start: int) -> llama.PrefillGroup:
@@ -210,7 +210,7 @@ class PagedModelRunner(ModelRunner):
         future = key_pos.view(1, 1, -1) > self._tensor(query_pos).view(len(batch), max_len, 1)
         bias = torch.zeros(future.shape, dtype=model.dtype, device=self.device)
         bias.masked_fill_(future, -1e30)
-        bias = bias.repeat_interleave(model.num_heads // model.num_kv_heads, dim=1).unsqueeze(0)
+        bias = bias.repeat_interleave(model.num_heads // model.num_kv_heads, dim=1).unsqueeze(1)
         return llama.PrefillGroup(
             row_start,
             row_start + offset,
@@ -269,7 +269,7 @@ class PagedModelRunner(ModelRunner):
             slot_mapping=torch.cat(slot_parts), decode_groups=groups, prefills=prefill_meta
         )
         hidden = self.model.forward(
-            self._tensor(input_ids), self._tensor(positions), meta, self.cache.k, self.cache.v
+            self._tensor(input_ids), self._tensor(positions), meta, self.cache.kv
         )
 
         # Rows of `hidden` per chunk, in packed order.

@@ -3,12 +3,19 @@
 All new tokens of a step (decodes and prefill chunks of several sequences) are packed into
 one [T, hidden] tensor, so every projection is one matmul for the whole batch. Q/K/V are
 concatenated once at load; on CPU every projection is prepacked for oneDNN, which also fuses
-SiLU, the gate*up product and the residual adds. Attention gathers each sequence's cache
-blocks: single-token rows are attended in batched calls, one per group of similar context
-length (GQA folded into the query rows, no K/V repeat); short prompt chunks the same way,
-padded into one batch per group of similar length (a burst of chat requests is one call per
-layer, not one per request); long prompt chunks one sequence at a time, in query blocks,
-with a causal mask that knows their offset.
+SiLU, the gate*up product and the residual adds.
+
+The cache is block-major with K and V side by side (a layer is [blocks, block_size, 2,
+kv_heads, d]): a step writes its K and V with one ``index_copy_``, and one ``index_select``
+over block ids gathers a batch's K and V together in block-sized contiguous chunks, about
+half the cost of gathering K and V from head-major tensors. Every attention is PyTorch's
+fused SDPA on strided views: on this project's CPUs 1.2-7x faster than batched matmuls at
+every shape measured, fp32 and bf16 (a batch-32 decode step ~63 -> ~52 ms with the layout,
+a 2000-token prompt ~1.8 -> ~0.8 s). Single-token rows are attended in batched calls, one
+per group of similar context length (GQA folded into the query rows, no K/V repeat); short
+prompt chunks the same way, padded into one batch per group of similar length (a burst of
+chat requests is one call per layer, not one per request); long prompt chunks one sequence
+at a time, with a causal mask that knows their offset.
 
 Supports Llama, Mistral (no sliding window) and Qwen2 (q/k/v bias) checkpoints.
 Must not import the scheduler or the engine.
@@ -23,8 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
-SDPA_DECODE_MAX_KEYS = 1024  # decode batch x context below which SDPA beats two matmuls (CPU)
-PREFILL_QUERY_BLOCK = 256  # prompt queries attended per batched matmul
+PREFILL_QUERY_BLOCK = 256  # queries of a chunk after a cached prefix attended per call
 
 
 def is_supported(model: nn.Module) -> bool:
@@ -50,7 +56,7 @@ class DecodeGroup:
     row_start: int
     row_end: int
     blocks: torch.Tensor  # [n * max_blocks] block ids, each row padded with block 0
-    bias: torch.Tensor  # [1, n, 1, max_blocks * block_size]: 0, or -inf past a row's length
+    bias: torch.Tensor  # [n, 1, 1, max_blocks * block_size]: 0, or -1e30 past a row's length
 
 
 @dataclass
@@ -75,7 +81,7 @@ class PrefillGroup:
     query_rows: torch.Tensor  # [num_seqs * max_len] packed row (from row_start) of each query
     valid: torch.Tensor  # [row_end - row_start] padded query of each packed row, in order
     blocks: torch.Tensor  # [num_seqs * max_blocks] block ids, each row padded with block 0
-    bias: torch.Tensor  # [1, num_seqs, max_len * group, max_blocks * block_size]: 0 or -1e30
+    bias: torch.Tensor  # [num_seqs, 1, max_len * group, max_blocks * block_size]: 0 or -1e30
 
 
 @dataclass
@@ -233,12 +239,11 @@ class LlamaPagedModel:
         input_ids: torch.Tensor,
         positions: torch.Tensor,
         meta: AttentionMetadata,
-        k_cache: torch.Tensor,
-        v_cache: torch.Tensor,
+        kv_cache: torch.Tensor,
     ) -> torch.Tensor:
         """Hidden states after the final norm for every packed token.
 
-        input_ids, positions: [T]; k_cache, v_cache: [layers, kv_heads, blocks, block_size, d]
+        input_ids, positions: [T]; kv_cache: [layers, blocks, block_size, 2, kv_heads, d]
         returns: [T, hidden]
         """
         hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
@@ -250,82 +255,74 @@ class LlamaPagedModel:
             x = self.rms_norm(h, layer.input_norm)
             qkv = layer.qkv(x).view(num_tokens, hq + 2 * hkv, d)
             qk = self.rope(qkv[:, : hq + hkv], cos, sin)  # q and k heads are adjacent
-            q, k, v = qk[:, :hq], qk[:, hq:], qkv[:, hq + hkv :]
-            k_layer, v_layer = k_cache[i], v_cache[i]
-            num_slots = k_layer.shape[1] * k_layer.shape[2]
-            k_layer.view(hkv, num_slots, d).index_copy_(1, meta.slot_mapping, k.transpose(0, 1))
-            v_layer.view(hkv, num_slots, d).index_copy_(1, meta.slot_mapping, v.transpose(0, 1))
-            attn = self.attention(q, k, v, k_layer, v_layer, meta)
+            q = qk[:, :hq]
+            kv = torch.stack((qk[:, hq:], qkv[:, hq + hkv :]), dim=1)  # [T, 2, kv_heads, d]
+            kv_layer = kv_cache[i]
+            kv_layer.view(-1, 2, hkv, d).index_copy_(0, meta.slot_mapping, kv)
+            attn = self.attention(q, kv, kv_layer, meta)
             h = layer.o.add(attn, h)
             x = self.rms_norm(h, layer.post_norm)
             h = layer.down.add(layer.up.mul(x, layer.gate.silu(x)), h)
         return self.rms_norm(h, self.final_norm)
 
     def attention(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        k_layer: torch.Tensor,
-        v_layer: torch.Tensor,
-        meta: AttentionMetadata,
+        self, q: torch.Tensor, kv: torch.Tensor, kv_layer: torch.Tensor, meta: AttentionMetadata
     ) -> torch.Tensor:
-        """q: [T, heads, d]; k, v: [T, kv_heads, d] (this step's); returns [T, heads * d].
+        """q: [T, heads, d]; kv: [T, 2, kv_heads, d] (this step's); returns [T, heads * d].
 
-        k_layer, v_layer: [kv_heads, blocks, block_size, d], already holding this step's k, v.
+        kv_layer: [blocks, block_size, 2, kv_heads, d], already holding this step's kv.
         """
-        outputs = [self.decode_attention(q, k_layer, v_layer, g) for g in meta.decode_groups]
+        outputs = [self.decode_attention(q, kv_layer, g) for g in meta.decode_groups]
         for chunk in meta.prefills:
             if isinstance(chunk, PrefillGroup):
-                outputs.append(self.grouped_prefill_attention(q, k_layer, v_layer, chunk))
+                outputs.append(self.grouped_prefill_attention(q, kv_layer, chunk))
                 continue
             rows = slice(chunk.row_start, chunk.row_end)
             if chunk.context_blocks is None:  # a fresh prompt: its own keys are the context
-                kc = k[rows].transpose(0, 1)
-                vc = v[rows].transpose(0, 1)
+                context = kv[rows]
             else:
                 n = chunk.start + chunk.row_end - chunk.row_start
-                kc = k_layer.index_select(1, chunk.context_blocks).flatten(1, 2)[:, :n]
-                vc = v_layer.index_select(1, chunk.context_blocks).flatten(1, 2)[:, :n]
-            outputs.append(self.prefill_attention(q[rows], kc, vc, chunk.start))
+                context = kv_layer.index_select(0, chunk.context_blocks).flatten(0, 1)[:n]
+            kc, vc = context.unbind(1)  # [n, kv_heads, d] each
+            outputs.append(
+                self.prefill_attention(q[rows], kc.transpose(0, 1), vc.transpose(0, 1), chunk.start)
+            )
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
+    def _gather(self, kv_layer: torch.Tensor, blocks: torch.Tensor, n: int):
+        """The blocks' K and V as [n, kv_heads, L, d] strided views of one gathered copy."""
+        kv = kv_layer.index_select(0, blocks).view(n, -1, 2, self.num_kv_heads, self.head_dim)
+        return kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+
     def decode_attention(
-        self, q: torch.Tensor, k_layer: torch.Tensor, v_layer: torch.Tensor, group: DecodeGroup
+        self, q: torch.Tensor, kv_layer: torch.Tensor, group: DecodeGroup
     ) -> torch.Tensor:
-        """One token per row against its cached context; returns [n, heads * d]."""
+        """One token per row against its cached context; returns [n, heads * d].
+
+        GQA without repeating K/V: the query heads that share a KV head are the query rows
+        of one attention against it. The fused CPU kernel reads the gathered K and V in
+        place and beats two batched matmuls at every decode shape measured (1-64 rows,
+        64-4096 keys: up to 4x at 32 rows of 512).
+        """
         hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
         n = group.row_end - group.row_start
-        # GQA without repeating K/V: the query heads that share a KV head are batched
-        # against it. qd: [kv_heads, n, group, d]; kd, vd: [kv_heads, n, L, d]
-        qd = q[group.row_start : group.row_end].reshape(n, hkv, hq // hkv, d).transpose(0, 1)
-        kd = k_layer.index_select(1, group.blocks).view(hkv, n, -1, d)
-        vd = v_layer.index_select(1, group.blocks).view(hkv, n, -1, d)
-        if n * kd.shape[2] <= SDPA_DECODE_MAX_KEYS:
-            # Small batches: the fused kernel has far less per-call overhead.
-            out = F.scaled_dot_product_attention(qd.contiguous(), kd, vd, attn_mask=group.bias)
-        else:
-            # Large batches: two batched matmuls beat the fused CPU kernel.
-            scores = torch.matmul(qd * d**-0.5, kd.transpose(-1, -2)) + group.bias
-            probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
-            out = torch.matmul(probs, vd)  # [kv_heads, n, group, d]
-        return out.transpose(0, 1).reshape(n, hq * d)
+        qd = q[group.row_start : group.row_end].reshape(n, hkv, hq // hkv, d)
+        kd, vd = self._gather(kv_layer, group.blocks, n)  # [n, kv_heads, L, d]
+        out = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=group.bias)
+        return out.reshape(n, hq * d)
 
     def grouped_prefill_attention(
-        self, q: torch.Tensor, k_layer: torch.Tensor, v_layer: torch.Tensor, g: PrefillGroup
+        self, q: torch.Tensor, kv_layer: torch.Tensor, g: PrefillGroup
     ) -> torch.Tensor:
         """Short prompt chunks of several sequences in one padded batch; [rows, heads * d]."""
         hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
         group, n, length = hq // hkv, g.num_seqs, g.max_len
         qg = q[g.row_start : g.row_end].index_select(0, g.query_rows)  # [n * length, hq, d]
-        # [kv_heads, n, length * group, d]: the query heads sharing a KV head are extra rows.
-        qd = qg.view(n, length, hkv, group, d).permute(2, 0, 1, 3, 4).reshape(hkv, n, -1, d)
-        kd = k_layer.index_select(1, g.blocks).view(hkv, n, -1, d)
-        vd = v_layer.index_select(1, g.blocks).view(hkv, n, -1, d)
-        scores = torch.matmul(qd * d**-0.5, kd.transpose(-1, -2)) + g.bias
-        probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
-        out = torch.matmul(probs, vd).view(hkv, n, length, group, d)
-        out = out.permute(1, 2, 0, 3, 4).reshape(n * length, hq * d)
+        # [n, kv_heads, length * group, d]: the query heads sharing a KV head are extra rows.
+        qd = qg.view(n, length, hkv, group, d).transpose(1, 2).reshape(n, hkv, -1, d)
+        kd, vd = self._gather(kv_layer, g.blocks, n)  # [n, kv_heads, L, d]
+        out = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=g.bias)
+        out = out.view(n, hkv, length, group, d).transpose(1, 2).reshape(n * length, hq * d)
         return out.index_select(0, g.valid)
 
     def prefill_attention(
@@ -334,27 +331,33 @@ class LlamaPagedModel:
         """Causal attention of a chunk at position ``start`` over its context.
 
         q: [n, heads, d]; kc, vc: [kv_heads, start + n, d]; returns [n, heads * d].
-        Queries go in blocks with batched matmuls (GQA folded into the query rows): the CPU
-        SDPA kernel is 3-10x slower for long causal prompts, and a block bounds the scores'
-        memory to [heads, block, context].
+        The fused CPU kernel (GQA by broadcast, no K/V repeat) is 2-7x faster here than
+        blocked matmuls and bounds its own memory. A chunk after a cached prefix needs an
+        explicit mask (the kernel's causal mask ignores the offset): its queries go in
+        blocks, so the mask stays [block, context].
         """
-        hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        group, n = hq // hkv, q.shape[0]
-        key_pos = torch.arange(start + n, device=q.device)
-        out = torch.empty(n, hq, d, dtype=q.dtype, device=q.device)
-        for a in range(0, n, PREFILL_QUERY_BLOCK):
-            b = min(n, a + PREFILL_QUERY_BLOCK)
-            visible = start + b  # keys the block's last query sees
-            qb = q[a:b].view(b - a, hkv, group, d).permute(1, 2, 0, 3)  # [kv, group, qb, d]
-            qb = qb.reshape(hkv, group * (b - a), d) * d**-0.5
-            scores = torch.matmul(qb, kc[:, :visible].transpose(1, 2))
-            q_pos = torch.arange(start + a, start + b, device=q.device)
-            hidden = key_pos[:visible].unsqueeze(0) > q_pos.unsqueeze(1)  # [qb, visible]
-            scores.view(hkv, group, b - a, visible).masked_fill_(hidden, float("-inf"))
-            probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
-            ob = torch.matmul(probs, vc[:, :visible])  # [kv, group * qb, d]
-            out[a:b] = ob.view(hkv, group, b - a, d).permute(2, 0, 1, 3).reshape(b - a, hq, d)
-        return out.view(n, hq * d)
+        hq, d = self.num_heads, self.head_dim
+        n = q.shape[0]
+        qd = q.transpose(0, 1).unsqueeze(0)  # [1, heads, n, d]
+        kd, vd = kc.unsqueeze(0), vc.unsqueeze(0)  # [1, kv_heads, start + n, d]
+        if start == 0:
+            out = F.scaled_dot_product_attention(qd, kd, vd, is_causal=True, enable_gqa=True)
+        else:
+            key_pos = torch.arange(start + n, device=q.device)
+            out = torch.empty_like(qd)
+            for a in range(0, n, PREFILL_QUERY_BLOCK):
+                b = min(n, a + PREFILL_QUERY_BLOCK)
+                visible = start + b  # keys the block's last query sees
+                q_pos = torch.arange(start + a, start + b, device=q.device)
+                seen = key_pos[:visible].unsqueeze(0) <= q_pos.unsqueeze(1)  # [qb, visible]
+                out[:, :, a:b] = F.scaled_dot_product_attention(
+                    qd[:, :, a:b],
+                    kd[:, :, :visible],
+                    vd[:, :, :visible],
+                    attn_mask=seen,
+                    enable_gqa=True,
+                )
+        return out[0].transpose(0, 1).reshape(n, hq * d)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden: [N, hidden] (already normed) -> [N, vocab] fp32."""
