@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from huggingface_hub import try_to_load_from_cache
 
 from chatui.models_config import Endpoint, ModelSpec
 from chatui.prompting import (
@@ -178,8 +179,6 @@ def _read_local_template(source: str) -> str | None:
         jinja_file, config_file = path / "chat_template.jinja", path / "tokenizer_config.json"
     else:
         try:
-            from huggingface_hub import try_to_load_from_cache
-
             found = [
                 try_to_load_from_cache(source, f)
                 for f in ("chat_template.jinja", "tokenizer_config.json")

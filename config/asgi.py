@@ -7,7 +7,6 @@ the garbage collector at the end (`gc.freeze`). The web process itself is `confi
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import sys
@@ -43,11 +42,6 @@ application = with_reaper(
         }
     )
 )
-# The chat-template lookup's import (`chatui.endpoints`), taken now rather than by the first
-# answer while others stream (a tenth of a second holding the GIL).
-with contextlib.suppress(ImportError):
-    import huggingface_hub.file_download  # noqa: F401
-
 # NOTE: the objects of start-up (Django, the app, their imports) live as long as the process:
 # frozen, the garbage collector stops walking them, so a full collection no longer pauses every
 # stream for tens of milliseconds.

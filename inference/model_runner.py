@@ -180,21 +180,29 @@ class PagedModelRunner(ModelRunner):
         return torch.tensor(values, dtype=dtype, device=self.device)
 
     def _decode_group(self, decodes: list[ScheduledChunk], row_start: int) -> llama.DecodeGroup:
-        bs = self.block_size
-        max_blocks = max(c.start // bs + 1 for c in decodes)
-        blocks = self._tensor([b for c in decodes for b in _padded(c.seq.block_table, max_blocks)])
-        lengths = self._tensor([c.start + 1 for c in decodes])
-        key_pos = torch.arange(max_blocks * bs, device=self.device)
+        max_blocks = max(c.start // self.block_size + 1 for c in decodes)
         n = len(decodes)
-        bias = torch.zeros((n, 1, 1, max_blocks * bs), dtype=self.model.dtype, device=self.device)
-        bias.masked_fill_((key_pos >= lengths.unsqueeze(1)).view(n, 1, 1, -1), -1e30)
-        return llama.DecodeGroup(row_start, row_start + n, blocks, bias)
+        bias = self._causal_bias([c.start for c in decodes], n, max_blocks).view(n, 1, 1, -1)
+        return llama.DecodeGroup(
+            row_start, row_start + n, self._block_tables(decodes, max_blocks), bias
+        )
+
+    def _block_tables(self, chunks: list[ScheduledChunk], max_blocks: int) -> torch.Tensor:
+        """[len(chunks) * max_blocks] block ids, each sequence's table padded with block 0."""
+        return self._tensor([b for c in chunks for b in _padded(c.seq.block_table, max_blocks)])
+
+    def _causal_bias(self, query_pos: list[int], rows: int, max_blocks: int) -> torch.Tensor:
+        """[rows, len(query_pos) // rows, keys]: 0 where a query sees a key, -1e30 after it."""
+        key_pos = torch.arange(max_blocks * self.block_size, device=self.device)
+        future = key_pos.view(1, 1, -1) > self._tensor(query_pos).view(rows, -1, 1)
+        bias = torch.zeros(future.shape, dtype=self.model.dtype, device=self.device)
+        return bias.masked_fill_(future, -1e30)
 
     def _prefill_group(self, batch: list[ScheduledChunk], row_start: int) -> llama.PrefillGroup:
         """Pads the chunks to their longest; a padding query repeats its chunk's last one."""
-        bs, model = self.block_size, self.model
+        model = self.model
         max_len = max(c.num_new_tokens for c in batch)
-        max_blocks = -(-max(c.end for c in batch) // bs)
+        max_blocks = -(-max(c.end for c in batch) // self.block_size)
         query_rows: list[int] = []
         valid: list[int] = []
         query_pos: list[int] = []
@@ -205,11 +213,7 @@ class PagedModelRunner(ModelRunner):
             query_pos += [c.start + min(j, n - 1) for j in range(max_len)]
             valid += range(i * max_len, i * max_len + n)
             offset += n
-        blocks = self._tensor([b for c in batch for b in _padded(c.seq.block_table, max_blocks)])
-        key_pos = torch.arange(max_blocks * bs, device=self.device)
-        future = key_pos.view(1, 1, -1) > self._tensor(query_pos).view(len(batch), max_len, 1)
-        bias = torch.zeros(future.shape, dtype=model.dtype, device=self.device)
-        bias.masked_fill_(future, -1e30)
+        bias = self._causal_bias(query_pos, len(batch), max_blocks)
         bias = bias.repeat_interleave(model.num_heads // model.num_kv_heads, dim=1).unsqueeze(1)
         return llama.PrefillGroup(
             row_start,
@@ -218,7 +222,7 @@ class PagedModelRunner(ModelRunner):
             max_len,
             self._tensor(query_rows),
             self._tensor(valid),
-            blocks,
+            self._block_tables(batch, max_blocks),
             bias,
         )
 
