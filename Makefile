@@ -9,6 +9,7 @@ MODEL_DIR := var/models/smollm2-135m-instruct
 .PHONY: setup run test lint format bench bench-chat clean browsers
 
 setup: $(STAMP) $(MODEL_DIR)/config.json
+	@$(PY) -m inference.kernels
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

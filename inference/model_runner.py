@@ -182,9 +182,15 @@ class PagedModelRunner(ModelRunner):
     def _decode_group(self, decodes: list[ScheduledChunk], row_start: int) -> llama.DecodeGroup:
         max_blocks = max(c.start // self.block_size + 1 for c in decodes)
         n = len(decodes)
-        bias = self._causal_bias([c.start for c in decodes], n, max_blocks).view(n, 1, 1, -1)
+        bias = None
+        if not self.model.decode_kernel:  # the kernel reads each row's own length instead
+            bias = self._causal_bias([c.start for c in decodes], n, max_blocks).view(n, 1, 1, -1)
         return llama.DecodeGroup(
-            row_start, row_start + n, self._block_tables(decodes, max_blocks), bias
+            row_start,
+            row_start + n,
+            self._block_tables(decodes, max_blocks),
+            self._tensor([c.start + 1 for c in decodes]),
+            bias,
         )
 
     def _block_tables(self, chunks: list[ScheduledChunk], max_blocks: int) -> torch.Tensor:
@@ -247,7 +253,9 @@ class PagedModelRunner(ModelRunner):
         if decodes:
             slots = [c.seq.block_table[c.start // bs] * bs + c.start % bs for c in decodes]
             slot_parts.append(self._tensor(slots))
-            for first, last in _length_groups([c.start // bs + 1 for c in decodes]):
+            # The kernel attends each row over its own length: one call for every row.
+            lengths = [] if self.model.decode_kernel else [c.start // bs + 1 for c in decodes]
+            for first, last in _length_groups(lengths) if lengths else [(0, len(decodes))]:
                 groups.append(self._decode_group(decodes[first:last], first))
 
         prefill_meta: list[llama.PrefillChunk | llama.PrefillGroup] = []

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inference import kernels
+
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 PREFILL_QUERY_BLOCK = 256  # queries of a chunk after a cached prefix attended per call
 
@@ -56,7 +58,9 @@ class DecodeGroup:
     row_start: int
     row_end: int
     blocks: torch.Tensor  # [n * max_blocks] block ids, each row padded with block 0
-    bias: torch.Tensor  # [n, 1, 1, max_blocks * block_size]: 0, or -1e30 past a row's length
+    context_lens: torch.Tensor  # [n] positions each row attends to (its own included)
+    # [n, 1, 1, max_blocks * block_size]: 0, or -1e30 past a row's length (SDPA path only)
+    bias: torch.Tensor | None
 
 
 @dataclass
@@ -198,6 +202,9 @@ class LlamaPagedModel:
         self.dtype = inner.embed_tokens.weight.dtype
         self.device = inner.embed_tokens.weight.device
         self.prepacked = can_prepack(self.device, self.dtype)
+        self.decode_kernel = kernels.supports(
+            self.device, self.dtype, self.head_dim, self.num_heads // self.num_kv_heads
+        )
         pack = self.prepacked
         self.embed = inner.embed_tokens.weight
         self.final_norm = inner.norm.weight
@@ -306,6 +313,15 @@ class LlamaPagedModel:
         """
         hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
         n = group.row_end - group.row_start
+        if self.decode_kernel:
+            out = kernels.paged_decode_attention(
+                q[group.row_start : group.row_end].contiguous(),
+                kv_layer,
+                group.blocks.view(n, -1),
+                group.context_lens,
+                d**-0.5,
+            )
+            return out.view(n, hq * d)
         qd = q[group.row_start : group.row_end].reshape(n, hkv, hq // hkv, d)
         kd, vd = self._gather(kv_layer, group.blocks, n)  # [n, kv_heads, L, d]
         out = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=group.bias)

@@ -46,9 +46,13 @@ def test_tiny_engine_uses_the_paged_runner(engine_factory):
     assert isinstance(engine_factory().runner, PagedModelRunner)
 
 
-@pytest.mark.parametrize("fallback", [False, True], ids=["paged", "transformers"])
-def test_greedy_batch_equals_transformers_generate(engine_factory, tiny, expected, fallback):
-    engine = engine_factory(runner=HFModelRunner(tiny) if fallback else None)
+@pytest.mark.parametrize(
+    "runner", ["paged", "paged-sdpa-decode", "transformers"], ids=lambda name: name
+)
+def test_greedy_batch_equals_transformers_generate(engine_factory, tiny, expected, runner):
+    engine = engine_factory(runner=HFModelRunner(tiny) if runner == "transformers" else None)
+    if runner == "paged-sdpa-decode":  # the portable path, as without a C++ toolchain
+        engine.runner.model.decode_kernel = False
     requests = [make_request(p, max_new_tokens=NEW_TOKENS, ignore_eos=True) for p in PROMPTS]
     for r in requests:
         engine.add_request(r)
