@@ -4,7 +4,11 @@
 out fixed-size blocks, keeps each sequence's block table, and remembers the hash of every
 fully computed block so a later request whose prompt starts with the same tokens (a chat
 follow-up resends the whole history) reuses those blocks instead of recomputing them.
-Freed blocks stay reusable until they are evicted, least recently freed first.
+A finished sequence's last, partly filled block is remembered too (by its parent's hash and
+the tokens it holds): the next request that continues the same prefix takes that block over
+as its own, so a resent prompt (a regenerated answer, the same question again) computes
+only its last token instead of up to a block's worth. Freed blocks stay reusable until they
+are evicted, least recently freed first.
 
 ``KVCache`` holds the tensors (imported lazily, so importing this module stays torch-free).
 Must not import the scheduler, the engine or Django.
@@ -36,6 +40,8 @@ class Block:
     block_id: int
     ref_count: int = 0
     hash: int | None = None  # set once the block's KV is computed and hashed
+    # A freed, partly filled last block: (parent block's hash, the tokens its KV holds).
+    tail: tuple[int | None, tuple[int, ...]] | None = None
 
 
 @dataclass
@@ -48,6 +54,7 @@ class BlockManager:
     blocks: list[Block] = field(init=False)
     _free: OrderedDict[int, None] = field(init=False)
     _by_hash: dict[int, int] = field(init=False)
+    _tails: dict[int | None, set[int]] = field(init=False)  # parent hash -> tail block ids
 
     def __post_init__(self) -> None:
         if self.num_blocks < 1 or self.block_size < 1:
@@ -55,6 +62,7 @@ class BlockManager:
         self.blocks = [Block(i) for i in range(self.num_blocks)]
         self._free = OrderedDict((i, None) for i in range(self.num_blocks))
         self._by_hash = {}
+        self._tails = {}
 
     # -- queries -------------------------------------------------------------------------
     @property
@@ -94,6 +102,23 @@ class BlockManager:
             matched.append(block_id)
         return matched
 
+    def _match_tail(self, token_ids: list[int], matched: list[int]) -> tuple[int | None, int]:
+        """The freed tail block that continues ``matched`` furthest into ``token_ids``, and
+        how many of its tokens match (None, 0 where none does)."""
+        parent = self.blocks[matched[-1]].hash if matched else None
+        rest = token_ids[len(matched) * self.block_size :]
+        best, best_len = None, 0
+        for block_id in self._tails.get(parent, ()):
+            held = self.blocks[block_id].tail[1]  # type: ignore[index]
+            n = 0
+            for a, b in zip(held, rest, strict=False):
+                if a != b:
+                    break
+                n += 1
+            if n > best_len:
+                best, best_len = block_id, n
+        return best, best_len
+
     def num_blocks_to_allocate(self, seq: CacheUser, use_prefix_cache: bool = True) -> int:
         """Free-list blocks that ``allocate(seq)`` would consume."""
         matched = self._match(seq.token_ids, use_prefix_cache)
@@ -115,6 +140,11 @@ class BlockManager:
             if self._by_hash.get(block.hash) == block.block_id:
                 del self._by_hash[block.hash]
             block.hash = None
+        if block.tail is not None:  # taken over or evicted: its tokens will be overwritten
+            self._tails[block.tail[0]].discard(block_id)
+            if not self._tails[block.tail[0]]:
+                del self._tails[block.tail[0]]
+            block.tail = None
         return block
 
     def allocate(self, seq: CacheUser, use_prefix_cache: bool = True) -> int:
@@ -134,11 +164,14 @@ class BlockManager:
             block.ref_count += 1
             seq.block_table.append(block_id)
         seq.block_hashes = [self.blocks[b].hash for b in matched]  # type: ignore[misc]
-        for _ in range(self.blocks_for(len(seq.token_ids)) - len(matched)):
-            block = self._take_free()
+        tail, tail_len = (None, 0)
+        if self.enable_prefix_caching and use_prefix_cache:
+            tail, tail_len = self._match_tail(seq.token_ids, matched)
+        for i in range(self.blocks_for(len(seq.token_ids)) - len(matched)):
+            block = self._take_free(tail if i == 0 else None)
             block.ref_count = 1
             seq.block_table.append(block.block_id)
-        num_cached = len(matched) * self.block_size
+        num_cached = len(matched) * self.block_size + tail_len
         return min(num_cached, len(seq.token_ids) - 1)
 
     def can_grow(self, seq: CacheUser, num_tokens: int) -> bool:
@@ -171,13 +204,27 @@ class BlockManager:
                 block.hash = h
                 self._by_hash[h] = block.block_id
 
+    def _remember_tail(self, seq: CacheUser) -> None:
+        """Index ``seq``'s partly filled last computed block, about to be freed."""
+        num_full, held = divmod(seq.num_computed_tokens, self.block_size)
+        if not (self.enable_prefix_caching and held) or num_full >= len(seq.block_table):
+            return
+        block = self.blocks[seq.block_table[num_full]]
+        if block.ref_count != 1 or block.hash is not None or num_full > len(seq.block_hashes):
+            return
+        parent = seq.block_hashes[num_full - 1] if num_full else None
+        start = num_full * self.block_size
+        block.tail = (parent, tuple(seq.token_ids[start : start + held]))
+        self._tails.setdefault(parent, set()).add(block.block_id)
+
     def free(self, seq: CacheUser) -> None:
         """Release ``seq``'s blocks (tail first, so prefixes are evicted last)."""
+        self._remember_tail(seq)
         for block_id in reversed(seq.block_table):
             block = self.blocks[block_id]
             block.ref_count -= 1
             if block.ref_count == 0:
-                if block.hash is None:
+                if block.hash is None and block.tail is None:
                     self._free[block_id] = None
                     self._free.move_to_end(block_id, last=False)  # no content: reuse first
                 else:

@@ -72,9 +72,25 @@ def test_prefix_cache_hit_gives_the_same_greedy_output(engine_factory, tiny, exp
     engine.add_request(follow)
     seq = engine.states[follow.request_id].seq
     results = run_to_completion(engine)
-    block_size = engine.scheduler.block_manager.block_size
-    assert seq.num_cached_tokens >= len(prompt) // block_size * block_size  # its full blocks
+    # Every position the first request computed: its full blocks and its last, partly
+    # filled one (the final answer token was sampled, never fed back).
+    assert seq.num_cached_tokens == len(prompt) + NEW_TOKENS - 1
     assert token_ids(results[follow.request_id]) == hf_greedy(tiny.model, follow_prompt, 6)
+
+
+def test_resent_prompt_computes_only_its_last_token(engine_factory, expected):
+    """A regenerated answer (the same prompt again) reuses the finished request's blocks,
+    the partly filled one included, and still gives the same greedy output."""
+    engine = engine_factory()
+    outputs, cached = [], []
+    for _ in range(2):
+        request = make_request(PROMPTS[2], max_new_tokens=NEW_TOKENS, ignore_eos=True)
+        engine.add_request(request)
+        seq = engine.states[request.request_id].seq
+        outputs.append(token_ids(run_to_completion(engine)[request.request_id]))
+        cached.append(seq.num_cached_tokens)
+    assert cached == [0, len(PROMPTS[2]) - 1]
+    assert outputs == [expected[2], expected[2]]
 
 
 def test_burst_of_prompts_is_attended_in_one_padded_batch(engine_factory, tiny, monkeypatch):

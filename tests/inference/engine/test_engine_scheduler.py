@@ -191,8 +191,9 @@ def test_prefix_cache_hit_skips_computed_tokens():
     follow_up = make_sequence([*history, 30, 31, 32])
     s.add(follow_up)
     out = s.schedule()
-    assert [(c.start, c.num_new_tokens) for c in out.chunks] == [(16, 4)]
-    assert follow_up.num_cached_tokens == 16
+    # The full block and the finished sequence's partly filled block (token 17) are reused.
+    assert [(c.start, c.num_new_tokens) for c in out.chunks] == [(17, 3)]
+    assert follow_up.num_cached_tokens == 17
 
 
 def test_finish_frees_blocks_of_running_and_waiting_sequences():
