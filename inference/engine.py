@@ -193,6 +193,8 @@ class Engine:
                 for c in out.chunks
                 if self.states[c.seq.seq_id].prompt_logprobs is not None
             }
+            if out.block_copies:
+                self.runner.copy_blocks(out.block_copies)
             run = self.runner.execute(out.chunks, wanted)
             sampled = None
             if sampling:

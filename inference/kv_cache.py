@@ -4,11 +4,14 @@
 out fixed-size blocks, keeps each sequence's block table, and remembers the hash of every
 fully computed block so a later request whose prompt starts with the same tokens (a chat
 follow-up resends the whole history) reuses those blocks instead of recomputing them.
-A finished sequence's last, partly filled block is remembered too (by its parent's hash and
-the tokens it holds): the next request that continues the same prefix takes that block over
-as its own, so a resent prompt (a regenerated answer, the same question again) computes
-only its last token instead of up to a block's worth. Freed blocks stay reusable until they
-are evicted, least recently freed first.
+Within the first block that no cached block matches whole, the longest run of tokens that
+any known block under the same prefix holds is reused too (SGLang-style token-granular
+reuse at block cost): its KV is copied into the new sequence's fresh block before the next
+step (``take_copies``). Known blocks are the hashed full ones and the partly filled last
+block a finished sequence leaves. So a resent prompt (a regenerated answer: its prompt's
+last block was since filled with the old answer) and a follow-up (the history ends inside
+the previous answer's last block) compute only their new tokens, not up to a block more.
+Freed blocks stay reusable until they are evicted, least recently freed first.
 
 ``KVCache`` holds the tensors (imported lazily, so importing this module stays torch-free).
 Must not import the scheduler, the engine or Django.
@@ -40,8 +43,9 @@ class Block:
     block_id: int
     ref_count: int = 0
     hash: int | None = None  # set once the block's KV is computed and hashed
-    # A freed, partly filled last block: (parent block's hash, the tokens its KV holds).
-    tail: tuple[int | None, tuple[int, ...]] | None = None
+    # Known content (a hashed full block, or a freed sequence's partly filled last block):
+    # the hash of the block before it and the tokens whose KV it holds.
+    content: tuple[int | None, tuple[int, ...]] | None = None
 
 
 @dataclass
@@ -54,7 +58,8 @@ class BlockManager:
     blocks: list[Block] = field(init=False)
     _free: OrderedDict[int, None] = field(init=False)
     _by_hash: dict[int, int] = field(init=False)
-    _tails: dict[int | None, set[int]] = field(init=False)  # parent hash -> tail block ids
+    _children: dict[int | None, set[int]] = field(init=False)  # parent hash -> known blocks
+    _copies: list[tuple[int, int]] = field(init=False)  # (source, destination) still to copy
 
     def __post_init__(self) -> None:
         if self.num_blocks < 1 or self.block_size < 1:
@@ -62,7 +67,8 @@ class BlockManager:
         self.blocks = [Block(i) for i in range(self.num_blocks)]
         self._free = OrderedDict((i, None) for i in range(self.num_blocks))
         self._by_hash = {}
-        self._tails = {}
+        self._children = {}
+        self._copies = []
 
     # -- queries -------------------------------------------------------------------------
     @property
@@ -102,14 +108,14 @@ class BlockManager:
             matched.append(block_id)
         return matched
 
-    def _match_tail(self, token_ids: list[int], matched: list[int]) -> tuple[int | None, int]:
-        """The freed tail block that continues ``matched`` furthest into ``token_ids``, and
-        how many of its tokens match (None, 0 where none does)."""
+    def _match_partial(self, token_ids: list[int], matched: list[int]) -> tuple[int, int]:
+        """The known block after ``matched`` holding the longest run of ``token_ids``' next
+        tokens, and that run's length ((-1, 0) where none holds even one)."""
         parent = self.blocks[matched[-1]].hash if matched else None
         rest = token_ids[len(matched) * self.block_size :]
-        best, best_len = None, 0
-        for block_id in self._tails.get(parent, ()):
-            held = self.blocks[block_id].tail[1]  # type: ignore[index]
+        best, best_len = -1, 0
+        for block_id in self._children.get(parent, ()):
+            held = self.blocks[block_id].content[1]  # type: ignore[index]
             n = 0
             for a, b in zip(held, rest, strict=False):
                 if a != b:
@@ -118,6 +124,23 @@ class BlockManager:
             if n > best_len:
                 best, best_len = block_id, n
         return best, best_len
+
+    def _remember(self, block: Block, parent: int | None, tokens: tuple[int, ...]) -> None:
+        block.content = (parent, tokens)
+        self._children.setdefault(parent, set()).add(block.block_id)
+
+    def _forget(self, block: Block) -> None:
+        if block.content is not None:
+            siblings = self._children[block.content[0]]
+            siblings.discard(block.block_id)
+            if not siblings:
+                del self._children[block.content[0]]
+            block.content = None
+
+    def take_copies(self) -> list[tuple[int, int]]:
+        """Block copies (source, destination) the cache must make before the next step."""
+        copies, self._copies = self._copies, []
+        return copies
 
     def num_blocks_to_allocate(self, seq: CacheUser, use_prefix_cache: bool = True) -> int:
         """Free-list blocks that ``allocate(seq)`` would consume."""
@@ -140,11 +163,8 @@ class BlockManager:
             if self._by_hash.get(block.hash) == block.block_id:
                 del self._by_hash[block.hash]
             block.hash = None
-        if block.tail is not None:  # taken over or evicted: its tokens will be overwritten
-            self._tails[block.tail[0]].discard(block_id)
-            if not self._tails[block.tail[0]]:
-                del self._tails[block.tail[0]]
-            block.tail = None
+        if block.ref_count == 0:  # evicted: a later step overwrites its tokens
+            self._forget(block)
         return block
 
     def allocate(self, seq: CacheUser, use_prefix_cache: bool = True) -> int:
@@ -164,14 +184,17 @@ class BlockManager:
             block.ref_count += 1
             seq.block_table.append(block_id)
         seq.block_hashes = [self.blocks[b].hash for b in matched]  # type: ignore[misc]
-        tail, tail_len = (None, 0)
+        source, num_partial = (-1, 0)
         if self.enable_prefix_caching and use_prefix_cache:
-            tail, tail_len = self._match_tail(seq.token_ids, matched)
+            source, num_partial = self._match_partial(seq.token_ids, matched)
         for i in range(self.blocks_for(len(seq.token_ids)) - len(matched)):
-            block = self._take_free(tail if i == 0 else None)
+            block = self._take_free()
             block.ref_count = 1
             seq.block_table.append(block.block_id)
-        num_cached = len(matched) * self.block_size + tail_len
+            if i == 0 and num_partial and block.block_id != source:
+                # Copied at the start of the next step, before any step writes a block.
+                self._copies.append((source, block.block_id))
+        num_cached = len(matched) * self.block_size + num_partial
         return min(num_cached, len(seq.token_ids) - 1)
 
     def can_grow(self, seq: CacheUser, num_tokens: int) -> bool:
@@ -199,10 +222,12 @@ class BlockManager:
         computed = seq.token_ids[: num_full * self.block_size]
         for i, h in enumerate(self.full_block_hashes(computed, start, prev), start):
             block = self.blocks[seq.block_table[i]]
-            seq.block_hashes.append(h)
             if block.hash is None and h not in self._by_hash:
                 block.hash = h
                 self._by_hash[h] = block.block_id
+                tokens = tuple(computed[i * self.block_size : (i + 1) * self.block_size])
+                self._remember(block, seq.block_hashes[-1] if seq.block_hashes else None, tokens)
+            seq.block_hashes.append(h)
 
     def _remember_tail(self, seq: CacheUser) -> None:
         """Index ``seq``'s partly filled last computed block, about to be freed."""
@@ -214,8 +239,7 @@ class BlockManager:
             return
         parent = seq.block_hashes[num_full - 1] if num_full else None
         start = num_full * self.block_size
-        block.tail = (parent, tuple(seq.token_ids[start : start + held]))
-        self._tails.setdefault(parent, set()).add(block.block_id)
+        self._remember(block, parent, tuple(seq.token_ids[start : start + held]))
 
     def free(self, seq: CacheUser) -> None:
         """Release ``seq``'s blocks (tail first, so prefixes are evicted last)."""
@@ -224,7 +248,7 @@ class BlockManager:
             block = self.blocks[block_id]
             block.ref_count -= 1
             if block.ref_count == 0:
-                if block.hash is None and block.tail is None:
+                if block.content is None:
                     self._free[block_id] = None
                     self._free.move_to_end(block_id, last=False)  # no content: reuse first
                 else:

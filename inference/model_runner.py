@@ -150,6 +150,10 @@ class ModelRunner(ABC):
     def release(self, seq_id: str) -> None:  # noqa: B027 - optional hook
         """Forget per-sequence device state (the paged cache is freed by the block manager)."""
 
+    def copy_blocks(self, pairs: list[tuple[int, int]]) -> None:
+        """Copy cache blocks (source, destination), every layer (prefix-caching runners)."""
+        raise NotImplementedError(f"{type(self).__name__} has no shared cache")
+
 
 class PagedModelRunner(ModelRunner):
     """Llama-family forward over the shared paged cache, all sequences in one packed batch."""
@@ -175,6 +179,12 @@ class PagedModelRunner(ModelRunner):
             block_size,
             self.cache.num_bytes / 2**20,
         )
+
+    def copy_blocks(self, pairs: list[tuple[int, int]]) -> None:
+        sources = self._tensor([a for a, _ in pairs])
+        destinations = self._tensor([b for _, b in pairs])
+        kv = self.cache.kv  # [layers, blocks, ...]
+        kv.index_copy_(1, destinations, kv.index_select(1, sources))
 
     def _tensor(self, values, dtype=torch.long) -> torch.Tensor:
         return torch.tensor(values, dtype=dtype, device=self.device)

@@ -111,6 +111,9 @@ class SchedulerOutput:
     chunks: list[ScheduledChunk] = field(default_factory=list)
     preempted: list[Sequence] = field(default_factory=list)
     failed: list[tuple[Sequence, str]] = field(default_factory=list)  # can never be served
+    # Cache blocks (source, destination) to copy before the step: admitted prompts that
+    # reuse part of a cached block (see ``BlockManager``).
+    block_copies: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def num_tokens(self) -> int:
@@ -257,6 +260,7 @@ class Scheduler:
         elif self.waiting:
             self._steps_without_admission += 1
         out.chunks = decode_chunks + prefill_chunks
+        out.block_copies = bm.take_copies()
         return out
 
     def _may_admit(self, num_running: int) -> bool:

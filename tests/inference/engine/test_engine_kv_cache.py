@@ -69,8 +69,22 @@ def test_different_prefix_is_not_reused():
     first = make_sequence([1, 2, 3, 4, 5, 6, 7, 8])
     bm.allocate(first)
     _computed(bm, first)
-    other = make_sequence([1, 2, 3, 9, 5, 6, 7, 8, 10])
+    other = make_sequence([9, 2, 3, 4, 5, 6, 7, 8, 10])
     assert bm.allocate(other) == 0
+    assert bm.take_copies() == []
+
+
+def test_block_that_differs_inside_is_reused_up_to_the_difference_by_copy():
+    bm = BlockManager(num_blocks=16, block_size=4)
+    first = make_sequence([1, 2, 3, 4, 5, 6, 7, 8])
+    bm.allocate(first)
+    _computed(bm, first)
+    other = make_sequence([1, 2, 3, 9, 5, 6, 7, 8, 10])
+    assert bm.allocate(other) == 3
+    # Its own block (it will write position 3 on), filled from the cached one first.
+    assert other.block_table[0] != first.block_table[0]
+    assert bm.take_copies() == [(first.block_table[0], other.block_table[0])]
+    assert bm.take_copies() == []  # handed out once
 
 
 def test_uncomputed_blocks_are_not_shared():
@@ -121,70 +135,63 @@ def test_request_may_opt_out_of_prefix_reuse():
     assert bm.allocate(make_sequence(list(range(1, 10))), use_prefix_cache=False) == 0
 
 
-def _finished(bm: BlockManager, seq, generated: list[int]) -> None:
-    """The sequence computed its prompt and all but the last of ``generated``, then ends."""
+def _finished(bm: BlockManager, seq, generated: list[int]) -> list[int]:
+    """The sequence computed its prompt and all but the last of ``generated``, then ends;
+    returns the block table it had."""
     seq.token_ids.extend(generated)
     seq.num_computed_tokens = len(seq.token_ids) - 1
     bm.grow(seq, len(seq.token_ids))
     bm.commit(seq)
+    table = list(seq.block_table)
     bm.free(seq)
+    return table
 
 
-def test_finished_sequences_partly_filled_block_is_taken_over_by_the_same_prompt():
+def test_finished_sequences_partly_filled_block_is_copied_for_a_follow_up():
     bm = BlockManager(num_blocks=16, block_size=4)
-    prompt = list(range(1, 11))  # 2 full blocks + 2 tokens
+    first = make_sequence(list(range(1, 11)))  # 2 full blocks + 2 tokens
+    bm.allocate(first)
+    table = _finished(bm, first, [70, 71])  # computed 1..10, 70: last block holds 9, 10, 70
+    bm.take_copies()
+
+    follow_up = make_sequence([*range(1, 11), 70, 71, 5, 6])  # the history, then new tokens
+    assert bm.allocate(follow_up) == 11
+    assert follow_up.block_table[:2] == table[:2]
+    assert bm.take_copies() == [(table[2], follow_up.block_table[2])]
+
+
+def test_resent_prompt_reuses_the_prompt_part_of_a_block_the_answer_filled():
+    bm = BlockManager(num_blocks=16, block_size=4)
+    prompt = list(range(1, 11))
     first = make_sequence(list(prompt))
     bm.allocate(first)
-    table = list(first.block_table)
-    _finished(bm, first, [70, 71])  # computed: 1..10, 70 -> the tail block holds 9, 10, 70
+    table = _finished(bm, first, [70, 71, 72, 73])  # block 2 (9, 10, 70, 71): full, hashed
+    bm.take_copies()
 
-    again = make_sequence(list(prompt))
-    assert bm.allocate(again) == 9  # everything but the last token, which gives the logits
-    assert again.block_table == table  # the tail block is now this sequence's own
-    # Taken over, the tail is no longer offered: the next copy reuses only full blocks.
-    third = make_sequence(list(prompt))
-    assert bm.allocate(third) == 8
-    assert third.block_table[2] != table[2]
+    for _ in range(2):  # each resend copies the cached block's first two tokens
+        again = make_sequence(list(prompt))
+        assert bm.allocate(again) == 9  # all but the last token, which gives the logits
+        assert bm.take_copies() == [(table[2], again.block_table[2])]
 
 
-def test_tail_reuse_stops_where_the_tokens_differ():
-    bm = BlockManager(num_blocks=16, block_size=4)
-    first = make_sequence(list(range(1, 11)))
-    bm.allocate(first)
-    _finished(bm, first, [70, 71])  # tail holds 9, 10, 70
-
-    follow_up = make_sequence([*range(1, 11), 70, 5, 6, 7])  # the history, then new tokens
-    assert bm.allocate(follow_up) == 11
-    other = make_sequence([*range(1, 10), 55, 56])  # shares only the 9 after the full blocks
-    assert bm.allocate(other) == 8  # the tail was taken by `follow_up`
-
-
-def test_tail_of_another_prefix_is_not_reused():
-    bm = BlockManager(num_blocks=16, block_size=4)
-    first = make_sequence(list(range(1, 11)))
-    bm.allocate(first)
-    _finished(bm, first, [70])
-    # Same tokens in the tail position, different first block: different parent hash.
-    stranger = make_sequence([100, 2, 3, 4, *range(5, 11)])
-    assert bm.allocate(stranger) == 0
-
-
-def test_evicted_tail_is_forgotten():
+def test_evicted_block_is_not_copied():
     bm = BlockManager(num_blocks=4, block_size=4)
     first = make_sequence(list(range(1, 7)))
     bm.allocate(first)
-    _finished(bm, first, [70])  # 1 full block + tail (5, 6)
+    _finished(bm, first, [70])  # 1 full block + a last block holding 5, 6
     filler = make_sequence(list(range(200, 216)))
-    bm.allocate(filler)  # takes every block, the tail included
+    bm.allocate(filler)  # takes every block
     bm.free(filler)
+    bm.take_copies()
     assert bm.allocate(make_sequence(list(range(1, 7)))) == 0
+    assert bm.take_copies() == []
 
 
-def test_tails_are_not_kept_without_prefix_caching():
+def test_nothing_is_remembered_without_prefix_caching():
     bm = BlockManager(num_blocks=16, block_size=4, enable_prefix_caching=False)
     first = make_sequence(list(range(1, 11)))
     bm.allocate(first)
     _finished(bm, first, [70])
     assert bm.allocate(make_sequence(list(range(1, 11)))) == 0
-    first_free = next(iter(bm._free))
-    assert bm.blocks[first_free].tail is None
+    assert bm.take_copies() == []
+    assert all(block.content is None for block in bm.blocks)
