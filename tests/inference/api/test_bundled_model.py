@@ -38,6 +38,10 @@ def bundled_url():
 def test_chat_completion_answers_in_coherent_english(bundled_url):
     client = InferenceClient(model=bundled_url)
     messages = [{"role": "user", "content": "What is Deep Learning?"}]
+    # In bf16 a prompt computed fresh and one served from the prefix cache (only its last
+    # token computed) may round differently and, at a near tie, pick another late token.
+    # Prime the cache, so both compared answers are computed the same way.
+    client.chat_completion(messages, max_tokens=1, temperature=0)
     output = client.chat_completion(messages, max_tokens=60, temperature=0)
     answer = output.choices[0].message.content
     assert "learning" in answer.lower()
