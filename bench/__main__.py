@@ -3,7 +3,8 @@
 Same model directory, same prompts, same streaming `/v1/chat/completions` load at each
 concurrency, servers alternated row by row, each warmed up first by one short run at the
 highest concurrency (so no row pays for kernel creation); then the chunked-prefill check
-(a long prompt arriving while streams decode). Prints one table plus the machine's limits.
+(a long prompt arriving while streams decode), and this server's TTFT with prefix reuse
+off. Prints one table plus the machine's limits.
 """
 
 from __future__ import annotations
@@ -76,6 +77,26 @@ def print_table(rows: list[Row], ours_label: str) -> None:
                 f"| {row.peak_rss_mb:>11.0f} | {s.errors:>6} | {tput_ratio:>17} "
                 f"| {ttft_ratio:>20} |"
             )
+
+
+def run_without_prefix_reuse(args: argparse.Namespace, conc: int, logs: Path) -> LoadSummary:
+    """This server with PREFIX_CACHING=0 at `conc` clients (warmed up the same way): every
+    prompt computed in full. The load's 8 prompts repeat, so the table's TTFT includes
+    prefix-cache hits; this row shows the TTFT without them."""
+    spec = our_server(args.model_dir, args.dtype, args.device)
+    spec.env["PREFIX_CACHING"] = "0"
+    server = RunningServer(spec, logs / "server-no-prefix-reuse.log")
+    try:
+        server.wait_ready()
+        asyncio.run(
+            run_load(server.base_url, spec.model_name, concurrency=conc, max_tokens=WARMUP_TOKENS)
+        )
+        summary, _ = asyncio.run(
+            run_load(server.base_url, spec.model_name, concurrency=conc, max_tokens=args.max_tokens)
+        )
+    finally:
+        server.stop()
+    return summary
 
 
 async def prefill_interference(
@@ -165,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in servers:
             server.stop()
+    reuse_level = 32 if 32 in levels else max(levels)
+    no_reuse = run_without_prefix_reuse(args, reuse_level, logs)
     print(
         f"\nStreaming /v1/chat/completions, {args.max_tokens} new tokens per request, "
         f"model {args.model_dir.name}"
@@ -175,6 +198,25 @@ def main(argv: list[str] | None = None) -> int:
         "arrives "
         f"({ours_label}): ITL p50 {itl_p50 * 1000:.0f} ms, p95 {itl_p95 * 1000:.0f} ms "
         f"(p95/p50 = {itl_p95 / itl_p50:.2f}); the long prompt's TTFT {long_ttft:.2f} s"
+    )
+    peer = next(
+        (
+            r.summary
+            for r in rows
+            if r.summary.concurrency == reuse_level and r.server.endswith("(bfloat16)")
+        ),
+        None,
+    )
+    versus = (
+        f" = {no_reuse.ttft_p50 / peer.ttft_p50:.2f} of transformers serve bf16's"
+        if peer and peer.ttft_p50
+        else ""
+    )
+    print(
+        f"\nPrefix reuse off ({ours_label}, PREFIX_CACHING=0), {reuse_level} clients: "
+        f"{no_reuse.tokens_per_s:.0f} tok/s, TTFT p50 {fmt_ms(no_reuse.ttft_p50)} ms{versus} "
+        f"(every prompt computed in full; the load's 8 prompts repeat, so the table's TTFT "
+        f"includes prefix-cache hits, as chat follow-ups and regenerated answers get them)"
     )
     if not args.skip_limits:
         print("\nLimits of this machine:")

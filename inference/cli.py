@@ -82,6 +82,14 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         default=_truthy(_env(env, "COMPILE")),
         help="reserved: torch.compile of the decode step (no effect yet) [env COMPILE]",
     )
+    parser.add_argument(
+        "--no-prefix-caching",
+        dest="prefix_caching",
+        action="store_false",
+        default=_truthy(_env(env, "PREFIX_CACHING") or "1"),
+        help="compute every prompt in full, reusing no cached KV (TGI's PREFIX_CACHING=0) "
+        "[env PREFIX_CACHING]",
+    )
     for name, (env_name, kind, text) in ENGINE_FLAGS.items():
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -104,7 +112,7 @@ def engine_config_for(args: argparse.Namespace, max_position_embeddings: int) ->
         max(defaults["max_batch_prefill_tokens"], given["max_input_tokens"]),
     )
     given.setdefault("max_batch_total_tokens", max(defaults["max_batch_total_tokens"], total))
-    return EngineConfig(**given)
+    return EngineConfig(**given, enable_prefix_caching=getattr(args, "prefix_caching", True))
 
 
 def parse_args(

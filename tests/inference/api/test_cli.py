@@ -104,3 +104,18 @@ def test_an_unreachable_hub_model_fails_with_one_error_line():
     assert len(errors) == 1
     assert model_id in errors[0] and "--model-id" in errors[0]
     assert "Uvicorn running on" in result.stderr  # the port was bound before the model loaded
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        ([], {}, True),
+        ([], {"PREFIX_CACHING": "0"}, False),
+        ([], {"PREFIX_CACHING": "1"}, True),
+        (["--no-prefix-caching"], {"PREFIX_CACHING": "1"}, False),
+    ],
+)
+def test_prefix_caching_is_on_unless_turned_off(argv, environ, expected):
+    config, args = parse_args(argv, environ=environ)
+    assert config.engine.enable_prefix_caching is expected
+    assert engine_config_for(args, 2048).enable_prefix_caching is expected
