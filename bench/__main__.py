@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.limits import format_limits, measure
-from bench.load import LoadSummary, StreamResult, percentile, run_load, stream_one
+from bench.load import PROMPTS, LoadSummary, StreamResult, percentile, run_load, stream_one
 from bench.servers import RunningServer, ServerSpec, our_server, transformers_serve
 
 WARMUP_TOKENS = 16  # per request of the warm-up run, at the highest concurrency measured
@@ -110,13 +110,14 @@ async def prefill_interference(
     )
     limits = httpx.Limits(max_connections=streams + 8)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
-        tasks = [
+        tasks = [  # the load's prompts, which ask for long answers (a stream must outlast
+            # the injection; a short one would end with EOS before it)
             asyncio.create_task(
-                stream_one(client, server.base_url, model, "Tell me a long story.", max_tokens)
+                stream_one(client, server.base_url, model, PROMPTS[i % len(PROMPTS)], max_tokens)
             )
-            for _ in range(streams)
+            for i in range(streams)
         ]
-        await asyncio.sleep(1.5)  # let the streams reach steady decoding
+        await asyncio.sleep(1.0)  # let the streams reach steady decoding
         injected_at = time.perf_counter()
         long_task = asyncio.create_task(stream_one(client, server.base_url, model, long_prompt, 8))
         results: list[StreamResult] = await asyncio.gather(*tasks)
@@ -127,6 +128,8 @@ async def prefill_interference(
         for a, b in zip(r.chunk_times, r.chunk_times[1:], strict=False)
         if b >= injected_at - 0.5
     ]
+    if not gaps:
+        raise RuntimeError("every stream ended before the long prompt arrived: no measurement")
     long_ttft = long_result.ttft if long_result.ttft is not None else float("nan")
     return statistics.median(gaps), percentile(gaps, 95), long_ttft
 

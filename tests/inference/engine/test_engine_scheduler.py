@@ -221,3 +221,41 @@ def test_a_burst_of_arrivals_is_prefilled_together_despite_the_decoding_cap():
     # As many wait as decode: the full prefill budget, not the 16-token cap.
     assert {c.seq for c in out.chunks} == {first, *burst}
     assert out.num_tokens == 1 + 5 * 8
+
+
+def test_chunks_deep_into_a_long_prompt_shrink_while_streams_decode():
+    s = Scheduler(
+        config(
+            max_batch_total_tokens=4096,
+            max_prefill_tokens_while_decoding=64,
+            max_prefill_attention_while_decoding=64 * 256,
+        )
+    )
+    stream = make_sequence(4)
+    s.add(stream)
+    fake_run(s, s.schedule())
+    long_prompt = make_sequence(list(range(1000, 2000)))
+    s.add(long_prompt)
+    sizes = []
+    while long_prompt.is_prefilling or long_prompt.num_computed_tokens == 0:
+        out = s.schedule()
+        sizes += [c.num_new_tokens for c in out.chunks if c.seq is long_prompt]
+        fake_run(s, out)
+    assert sum(sizes) == 1000
+    # 64 tokens while the context is short, then query x context stays within 64 x 256,
+    # never below the 16-token floor.
+    assert sizes[:4] == [64, 64, 64, 64]
+    context = 0
+    for n in sizes:
+        assert n <= max(16, 64 * 256 // max(1, context))
+        assert n >= 16 or context + n == 1000
+        context += n
+    assert sizes[-2] == 16
+
+
+def test_alone_a_long_prompt_is_not_cut_by_the_attention_budget():
+    s = Scheduler(config(max_batch_total_tokens=4096, max_prefill_attention_while_decoding=1))
+    long_prompt = make_sequence(list(range(1000, 1100)))
+    s.add(long_prompt)
+    out = s.schedule()
+    assert [c.num_new_tokens for c in out.chunks] == [64]  # only the token budget applies
