@@ -3,8 +3,9 @@
 Same model directory, same prompts, same streaming `/v1/chat/completions` load at each
 concurrency, servers alternated row by row, each warmed up first by one short run at the
 highest concurrency (so no row pays for kernel creation); then the chunked-prefill check
-(a long prompt arriving while streams decode), and this server's TTFT with prefix reuse
-off. Prints one table plus the machine's limits.
+(a long prompt arriving while streams decode), and one more run of this server and the bf16
+peer with every prompt distinct (the table's 8 prompts repeat, which prefix caching serves).
+Prints one table plus the machine's limits.
 """
 
 from __future__ import annotations
@@ -79,23 +80,23 @@ def print_table(rows: list[Row], ours_label: str) -> None:
             )
 
 
-def run_without_prefix_reuse(args: argparse.Namespace, conc: int, logs: Path) -> LoadSummary:
-    """This server with PREFIX_CACHING=0 at `conc` clients (warmed up the same way): every
-    prompt computed in full. The load's 8 prompts repeat, so the table's TTFT includes
-    prefix-cache hits; this row shows the TTFT without them."""
-    spec = our_server(args.model_dir, args.dtype, args.device)
-    spec.env["PREFIX_CACHING"] = "0"
-    server = RunningServer(spec, logs / "server-no-prefix-reuse.log")
-    try:
-        server.wait_ready()
-        asyncio.run(
-            run_load(server.base_url, spec.model_name, concurrency=conc, max_tokens=WARMUP_TOKENS)
+def distinct_prompts(conc: int, tag: str) -> list[str]:
+    """The load's prompts, each opened by a unique request line, so that two clients (or two
+    runs) share only the chat template's system prompt: nothing else can come from a cache."""
+    return [f"Request {tag}-{i}. {PROMPTS[i % len(PROMPTS)]}" for i in range(conc)]
+
+
+def run_distinct(server: RunningServer, conc: int, max_tokens: int) -> LoadSummary:
+    tag = f"{time.time_ns()}"
+    summary, _ = asyncio.run(
+        run_load(
+            server.base_url,
+            server.spec.model_name,
+            concurrency=conc,
+            max_tokens=max_tokens,
+            prompts=distinct_prompts(conc, tag),
         )
-        summary, _ = asyncio.run(
-            run_load(server.base_url, spec.model_name, concurrency=conc, max_tokens=args.max_tokens)
-        )
-    finally:
-        server.stop()
+    )
     return summary
 
 
@@ -181,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"  {server.spec.label}: {conc} clients done in {summary.wall_s:.1f} s",
                     file=sys.stderr,
                 )
+        distinct_level = 32 if 32 in levels else max(levels)
+        peers = [sv for sv in servers[1:] if sv.spec.label.endswith("(bfloat16)")]
+        distinct = [
+            (sv.spec.label, run_distinct(sv, distinct_level, args.max_tokens))
+            for sv in [servers[0], *peers]
+        ]
         itl_p50, itl_p95, long_ttft = asyncio.run(
             prefill_interference(
                 servers[0], specs[0].model_name, 16, args.long_prompt_tokens, args.max_tokens
@@ -189,8 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in servers:
             server.stop()
-    reuse_level = 32 if 32 in levels else max(levels)
-    no_reuse = run_without_prefix_reuse(args, reuse_level, logs)
     print(
         f"\nStreaming /v1/chat/completions, {args.max_tokens} new tokens per request, "
         f"model {args.model_dir.name}"
@@ -202,25 +207,22 @@ def main(argv: list[str] | None = None) -> int:
         f"({ours_label}): ITL p50 {itl_p50 * 1000:.0f} ms, p95 {itl_p95 * 1000:.0f} ms "
         f"(p95/p50 = {itl_p95 / itl_p50:.2f}); the long prompt's TTFT {long_ttft:.2f} s"
     )
-    peer = next(
-        (
-            r.summary
-            for r in rows
-            if r.summary.concurrency == reuse_level and r.server.endswith("(bfloat16)")
-        ),
-        None,
-    )
-    versus = (
-        f" = {no_reuse.ttft_p50 / peer.ttft_p50:.2f} of transformers serve bf16's"
-        if peer and peer.ttft_p50
-        else ""
-    )
     print(
-        f"\nPrefix reuse off ({ours_label}, PREFIX_CACHING=0), {reuse_level} clients: "
-        f"{no_reuse.tokens_per_s:.0f} tok/s, TTFT p50 {fmt_ms(no_reuse.ttft_p50)} ms{versus} "
-        f"(every prompt computed in full; the load's 8 prompts repeat, so the table's TTFT "
-        f"includes prefix-cache hits, as chat follow-ups and regenerated answers get them)"
+        f"\nEvery prompt distinct ({distinct_level} clients, a unique first line each: only the "
+        "chat template's system prompt is shared, so no answer comes from a cached prompt):"
     )
+    for label, summary in distinct:
+        ratio = ""
+        if label != ours_label and summary.ttft_p50 and summary.tokens_per_s:
+            ours_summary = distinct[0][1]
+            ratio = (
+                f" (ours/theirs: {ours_summary.tokens_per_s / summary.tokens_per_s:.2f}x tok/s, "
+                f"TTFT {ours_summary.ttft_p50 / summary.ttft_p50:.2f})"
+            )
+        print(
+            f"  {label}: {summary.tokens_per_s:.0f} tok/s, TTFT p50 {fmt_ms(summary.ttft_p50)} ms, "
+            f"p95 {fmt_ms(summary.ttft_p95)} ms, errors {summary.errors}{ratio}"
+        )
     if not args.skip_limits:
         print("\nLimits of this machine:")
         print(format_limits(measure(args.model_dir)))
