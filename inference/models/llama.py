@@ -8,10 +8,12 @@ SiLU, the gate*up product and the residual adds.
 The cache is block-major with K and V side by side (a layer is [blocks, block_size, 2,
 kv_heads, d]): a step writes its K and V with one ``index_copy_``, and one ``index_select``
 over block ids gathers a batch's K and V together in block-sized contiguous chunks, about
-half the cost of gathering K and V from head-major tensors. Every attention is PyTorch's
-fused SDPA on strided views: on this project's CPUs 1.2-7x faster than batched matmuls at
-every shape measured, fp32 and bf16 (a batch-32 decode step ~63 -> ~52 ms with the layout,
-a 2000-token prompt ~1.8 -> ~0.8 s). Single-token rows are attended in batched calls, one
+half the cost of gathering K and V from head-major tensors. On the CPU, single-token rows
+(decodes) go to the compiled kernel of ``inference.kernels``, which reads every row's blocks
+in place over its own length (2-3x faster than gather + SDPA at batch 32). Everything else,
+and decodes where the kernel is unavailable, is PyTorch's fused SDPA on strided views: on
+this project's CPUs 1.2-7x faster than batched matmuls at every shape measured, fp32 and bf16
+(a 2000-token prompt ~1.8 -> ~0.8 s). SDPA decode rows are attended in batched calls, one
 per group of similar context length (GQA folded into the query rows, no K/V repeat); short
 prompt chunks the same way, padded into one batch per group of similar length (a burst of
 chat requests is one call per layer, not one per request); long prompt chunks one sequence
