@@ -263,9 +263,11 @@ class PagedModelRunner(ModelRunner):
         if decodes:
             slots = [c.seq.block_table[c.start // bs] * bs + c.start % bs for c in decodes]
             slot_parts.append(self._tensor(slots))
-            # The kernel attends each row over its own length: one call for every row.
-            lengths = [] if self.model.decode_kernel else [c.start // bs + 1 for c in decodes]
-            for first, last in _length_groups(lengths) if lengths else [(0, len(decodes))]:
+            if self.model.decode_kernel:  # it attends each row over its own length
+                ranges = [(0, len(decodes))]
+            else:
+                ranges = _length_groups([c.start // bs + 1 for c in decodes])
+            for first, last in ranges:
                 groups.append(self._decode_group(decodes[first:last], first))
 
         prefill_meta: list[llama.PrefillChunk | llama.PrefillGroup] = []

@@ -180,7 +180,6 @@ class Scheduler:
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self._steps_without_admission = 0
-        self._chunking = False  # set per step: streams decode while few prompts wait
 
     # -- bookkeeping ---------------------------------------------------------------------
     @property
@@ -231,8 +230,8 @@ class Scheduler:
         bm = self.block_manager
         num_decoding = sum(1 for s in self.running if not s.is_prefilling)
         budget = self.config.max_batch_prefill_tokens
-        self._chunking = bool(num_decoding) and len(self.waiting) < num_decoding
-        if self._chunking:
+        chunking = bool(num_decoding) and len(self.waiting) < num_decoding
+        if chunking:
             # Few newcomers among many streams: chunk their prompts so no stream stalls.
             # (When at least as many wait as decode, e.g. a burst of arrivals, one large
             # prefill serves more requests sooner and uses the CPU better, as TGI does.)
@@ -246,7 +245,7 @@ class Scheduler:
             if seq.is_prefilling:
                 if budget <= 0:
                     continue
-                n = self._chunk_size(seq, budget)
+                n = self._chunk_size(seq, budget, chunking)
                 budget -= n
                 prefill_chunks.append(ScheduledChunk(seq, seq.num_computed_tokens, n))
                 continue
@@ -264,7 +263,7 @@ class Scheduler:
         decode_chunks = [c for c in decode_chunks if c.seq.status == SequenceStatus.RUNNING]
 
         if self.waiting and self._may_admit(len(decode_chunks) + len(prefill_chunks)):
-            admitted = self._admit(budget, out)
+            admitted = self._admit(budget, out, chunking)
             prefill_chunks.extend(admitted)
             self._steps_without_admission = 0 if admitted else self._steps_without_admission + 1
         elif self.waiting:
@@ -280,7 +279,7 @@ class Scheduler:
         min_size = math.floor(num_running * self.config.waiting_served_ratio)
         return len(self.waiting) >= min_size
 
-    def _admit(self, budget: int, out: SchedulerOutput) -> list[ScheduledChunk]:
+    def _admit(self, budget: int, out: SchedulerOutput, chunking: bool) -> list[ScheduledChunk]:
         bm = self.block_manager
         chunks: list[ScheduledChunk] = []
         while self.waiting and budget > 0 and len(self.running) < self.config.max_batch_size:
@@ -303,16 +302,17 @@ class Scheduler:
             seq.num_computed_tokens = seq.num_cached_tokens
             seq.status = SequenceStatus.RUNNING
             self.running.append(seq)
-            n = self._chunk_size(seq, budget)
+            n = self._chunk_size(seq, budget, chunking)
             budget -= n
             chunks.append(ScheduledChunk(seq, seq.num_computed_tokens, n))
         return chunks
 
-    def _chunk_size(self, seq: Sequence, budget: int) -> int:
+    def _chunk_size(self, seq: Sequence, budget: int, chunking: bool) -> int:
         """Prompt tokens of ``seq`` to compute this step, within the token budget and, while
-        streams decode, the attention budget (at least 16 tokens, so a prompt progresses)."""
+        streams decode (``chunking``), the attention budget (at least 16 tokens, so a prompt
+        progresses)."""
         n = min(seq.num_remaining, budget)
-        if self._chunking:
+        if chunking:
             context = max(1, seq.num_computed_tokens)
             cap = self.config.max_prefill_attention_while_decoding // context
             n = min(n, max(MIN_CHUNK_TOKENS, cap))
