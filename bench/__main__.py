@@ -211,13 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         f"\nEvery prompt distinct ({distinct_level} clients, a unique first line each: only the "
         "chat template's system prompt is shared, so no answer comes from a cached prompt):"
     )
+    ours_distinct = distinct[0][1]
     for label, summary in distinct:
         ratio = ""
         if label != ours_label and summary.ttft_p50 and summary.tokens_per_s:
-            ours_summary = distinct[0][1]
             ratio = (
-                f" (ours/theirs: {ours_summary.tokens_per_s / summary.tokens_per_s:.2f}x tok/s, "
-                f"TTFT {ours_summary.ttft_p50 / summary.ttft_p50:.2f})"
+                f" (ours/theirs: {ours_distinct.tokens_per_s / summary.tokens_per_s:.2f}x tok/s, "
+                f"TTFT {ours_distinct.ttft_p50 / summary.ttft_p50:.2f})"
             )
         print(
             f"  {label}: {summary.tokens_per_s:.0f} tok/s, TTFT p50 {fmt_ms(summary.ttft_p50)} ms, "

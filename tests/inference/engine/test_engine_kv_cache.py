@@ -64,21 +64,24 @@ def test_fully_cached_prompt_still_computes_its_last_token():
     assert bm.allocate(again) == 7
 
 
-def test_different_prefix_is_not_reused():
+def _two_computed_blocks() -> tuple[BlockManager, object]:
+    """A manager whose cache holds the computed blocks [1, 2, 3, 4] and [5, 6, 7, 8]."""
     bm = BlockManager(num_blocks=16, block_size=4)
     first = make_sequence([1, 2, 3, 4, 5, 6, 7, 8])
     bm.allocate(first)
     _computed(bm, first)
+    return bm, first
+
+
+def test_different_prefix_is_not_reused():
+    bm, _ = _two_computed_blocks()
     other = make_sequence([9, 2, 3, 4, 5, 6, 7, 8, 10])
     assert bm.allocate(other) == 0
     assert bm.take_copies() == []
 
 
 def test_block_that_differs_inside_is_reused_up_to_the_difference_by_copy():
-    bm = BlockManager(num_blocks=16, block_size=4)
-    first = make_sequence([1, 2, 3, 4, 5, 6, 7, 8])
-    bm.allocate(first)
-    _computed(bm, first)
+    bm, first = _two_computed_blocks()
     other = make_sequence([1, 2, 3, 9, 5, 6, 7, 8, 10])
     assert bm.allocate(other) == 3
     # Its own block (it will write position 3 on), filled from the cached one first.
