@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZE = ("auto", "none", "int8", "int4")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -52,15 +53,18 @@ class ModelConfig:
 
     model_id: str = "bundled"  # "bundled", a local HF dir, a .gguf file, or a hub id
     revision: str | None = None
-    dtype: str = (
-        "auto"  # auto: bf16 where the device supports it, else fp32 (fp16 on CUDA w/o bf16)
-    )
+    dtype: str = "auto"  # auto: the fastest on this device, measured on CPU (inference.loader)
     device: str = "auto"  # auto: cuda when available
+    quantize: str = "auto"  # auto: a GGUF's own 4/8-bit weights where faster (quant_loader)
     compile: bool = False  # reserved: torch.compile recompiled every CPU step, so it is unused
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"`dtype` must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.quantize not in QUANTIZE:
+            raise ValueError(
+                f"`quantize` must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
+            )
         if self.device not in DEVICES:
             raise ValueError(f"`device` must be one of {', '.join(DEVICES)}, got {self.device!r}")
 

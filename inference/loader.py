@@ -7,6 +7,7 @@ Must not import Django or the web framework.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -14,8 +15,11 @@ from typing import Any
 
 import torch
 
+from inference import quant_loader
 from inference.config import ModelConfig
-from inference.model_source import BUNDLED_DIR_NAME, models_dir, resolve_model_path
+from inference.cpu import cpu_info
+from inference.linear import QuantizedWeights, linear_path
+from inference.model_source import BUNDLED_DIR_NAME, gguf_source, models_dir, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -35,25 +39,12 @@ class LoadedModel:
     device: torch.device
     max_position_embeddings: int
     eos_token_ids: set[int] = field(default_factory=set)
+    quantized: QuantizedWeights | None = None  # linears served in 4/8 bits (None: dense)
 
-
-@cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags of /proc/cpuinfo (empty where the file does not exist)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 matmuls (AVX512-BF16 or AMX), where bf16 is ~2x fp32."""
-    flags = cpu_flags()
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    @property
+    def quantize(self) -> str | None:
+        """What ``/info`` reports: e.g. ``gguf:q4+q8``, ``int4``, or None for dense weights."""
+        return self.quantized.label if self.quantized else None
 
 
 def pick_device(name: str) -> torch.device:
@@ -62,13 +53,60 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bf16 where the device computes it natively, fp16 on older GPUs, else fp32."""
+def pick_dtype(name: str, device: torch.device, config: Any = None) -> torch.dtype:
+    """``auto``: bf16 on GPUs that have it (else fp16); on CPU the faster of fp32 and bf16
+    for this model's linears on this CPU, measured (see ``fastest_cpu_dtype``)."""
     if name != "auto":
         return _DTYPES[name]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    return fastest_cpu_dtype(_linear_shapes(config))
+
+
+def _linear_shapes(config: Any) -> list[tuple[int, int]]:
+    """(out, in) of one decoder layer's linears; a generic layer when the config is unknown."""
+    hidden = int(getattr(config, "hidden_size", 1024))
+    inter = int(getattr(config, "intermediate_size", 4 * hidden))
+    return [(3 * hidden, hidden), (hidden, hidden), (2 * inter, hidden), (hidden, inter)]
+
+
+@cache
+def _fastest_cpu_dtype(shapes: tuple[tuple[int, int], ...], isa: str) -> torch.dtype:
+    timings = {dtype: _time_linears(shapes, dtype) for dtype in (torch.float32, torch.bfloat16)}
+    best = min(timings, key=timings.get)
+    logger.info(
+        "dtype auto on %s: %s (ms for one layer at batch 1 + 32: %s)",
+        isa,
+        best,
+        {str(d).removeprefix("torch."): f"{t:.2f}" for d, t in timings.items()},
+    )
+    return best
+
+
+def fastest_cpu_dtype(shapes: list[tuple[int, int]]) -> torch.dtype:
+    """The dtype whose linear path runs these shapes fastest at batch 1 plus batch 32."""
+    return _fastest_cpu_dtype(tuple(shapes), cpu_info().isa.name)
+
+
+def _time_linears(shapes: tuple[tuple[int, int], ...], dtype: torch.dtype) -> float:
+    from inference.linear import DenseProjection
+
+    path = linear_path(torch.device("cpu"), dtype)
+    projections = [
+        DenseProjection(torch.randn(o, i, dtype=dtype) * 0.02, None, path) for o, i in shapes
+    ]
+    total = 0.0
+    with torch.inference_mode():
+        for rows in (1, 32):
+            inputs = [torch.randn(rows, i, dtype=dtype) for _, i in shapes]
+            best = float("inf")
+            for _ in range(5):
+                started = time.perf_counter()
+                for projection, x in zip(projections, inputs, strict=True):
+                    projection(x)
+                best = min(best, time.perf_counter() - started)
+            total += best * 1e3
+    return total
 
 
 def eos_token_ids_of(model: Any, tokenizer: Any) -> set[int]:
@@ -91,15 +129,30 @@ def eos_token_ids_of(model: Any, tokenizer: Any) -> set[int]:
 
 def load_model(model_config: ModelConfig) -> LoadedModel:
     """Resolve, load and place the model named by ``model_config`` (see module docstring)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model_path(model_config.model_id, model_config.revision)
     device = pick_device(model_config.device)
-    dtype = pick_dtype(model_config.dtype, device)
+    dtype = pick_dtype(model_config.dtype, device, AutoConfig.from_pretrained(path))
     logger.info("Loading %s from %s on %s as %s", model_config.model_id, path, device, dtype)
+    if device.type == "cpu":
+        logger.info("CPU: %s", cpu_info().describe())
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     model.to(device).eval()
+    quantized = None
+    if model_config.quantize != "none":
+        with torch.inference_mode():
+            quantized = quant_loader.plan(
+                model_config.quantize, model, dtype, device, gguf_source(model_config.model_id)
+            )
+    if quantized is not None:
+        logger.info(
+            "Serving quantized weights (%s): %.0f MB, kernels up to batch %s",
+            quantized.label,
+            sum(w.num_bytes for w in quantized.weights.values()) / 1e6,
+            quantized.max_rows if quantized.keep_dense else "any",
+        )
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -109,6 +162,7 @@ def load_model(model_config: ModelConfig) -> LoadedModel:
         device=device,
         max_position_embeddings=int(getattr(model.config, "max_position_embeddings", 2048)),
         eos_token_ids=eos_token_ids_of(model, tokenizer),
+        quantized=quantized,
     )
 
 

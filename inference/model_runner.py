@@ -162,7 +162,9 @@ class PagedModelRunner(ModelRunner):
 
     def __init__(self, loaded: LoadedModel, num_blocks: int, block_size: int) -> None:
         super().__init__(loaded)
-        self.model = llama.LlamaPagedModel(loaded.model, loaded.max_position_embeddings)
+        self.model = llama.LlamaPagedModel(
+            loaded.model, loaded.max_position_embeddings, loaded.quantized
+        )
         self.block_size = block_size
         self.cache = KVCache(
             self.model.num_layers,
@@ -208,11 +210,12 @@ class PagedModelRunner(ModelRunner):
         return self._tensor([b for c in chunks for b in _padded(c.seq.block_table, max_blocks)])
 
     def _causal_bias(self, query_pos: list[int], rows: int, max_blocks: int) -> torch.Tensor:
-        """[rows, len(query_pos) // rows, keys]: 0 where a query sees a key, -1e30 after it."""
+        """[rows, len(query_pos) // rows, keys]: 0 where a query sees a key, the dtype's lowest
+        finite value after it (-1e30 overflows float16)."""
         key_pos = torch.arange(max_blocks * self.block_size, device=self.device)
         future = key_pos.view(1, 1, -1) > self._tensor(query_pos).view(rows, -1, 1)
         bias = torch.zeros(future.shape, dtype=self.model.dtype, device=self.device)
-        return bias.masked_fill_(future, -1e30)
+        return bias.masked_fill_(future, torch.finfo(self.model.dtype).min)
 
     def _prefill_group(self, batch: list[ScheduledChunk], row_start: int) -> llama.PrefillGroup:
         """Pads the chunks to their longest; a padding query repeats its chunk's last one."""

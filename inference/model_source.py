@@ -92,6 +92,14 @@ def ensure_bundled_model() -> Path:
     return convert_gguf(bundled_gguf_path(), target)
 
 
+def gguf_source(model_id: str) -> Path | None:
+    """The GGUF file a model id is served from (the bundled one, or a .gguf path), if any."""
+    if model_id in (BUNDLED_MODEL_ID, BUNDLED_MODEL_NAME, ""):
+        return bundled_gguf_path()
+    path = Path(model_id).expanduser()
+    return path if path.suffix == ".gguf" and path.is_file() else None
+
+
 def resolve_model_path(model_id: str, revision: str | None = None) -> Path:
     """Turn `--model-id` into a local HF directory, or raise ModelNotFoundError."""
     if model_id in (BUNDLED_MODEL_ID, BUNDLED_MODEL_NAME, ""):

@@ -197,6 +197,7 @@ class Info(BaseModel):
     model_sha: str | None = None
     model_dtype: str
     model_device_type: str
+    quantize: str | None = None  # TGI's launcher flag: None for dense weights
     model_pipeline_tag: str | None = "text-generation"
     max_concurrent_requests: int
     max_best_of: int

@@ -126,6 +126,10 @@ class ServerState:
         return str(getattr(self.loaded, "dtype", self.config.model.dtype))
 
     @property
+    def quantize(self) -> str | None:
+        return getattr(self.loaded, "quantize", None)
+
+    @property
     def device_type(self) -> str:
         device = getattr(self.loaded, "device", None)
         return str(getattr(device, "type", None) or self.config.model.device)

@@ -2,8 +2,9 @@
 
 All new tokens of a step (decodes and prefill chunks of several sequences) are packed into
 one [T, hidden] tensor, so every projection is one matmul for the whole batch. Q/K/V are
-concatenated once at load; on CPU every projection is prepacked for oneDNN, which also fuses
-SiLU, the gate*up product and the residual adds.
+concatenated once at load; each projection takes the fastest path this CPU has for its
+weights (``inference.linear``: oneDNN prepacked with fused SiLU, gate*up and residual adds,
+plain ``F.linear``, or 4/8-bit weights read by the compiled kernels).
 
 The cache is block-major with K and V side by side (a layer is [blocks, block_size, 2,
 kv_heads, d]): a step writes its K and V with one ``index_copy_``, and one ``index_select``
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inference import kernels
+from inference.linear import Projection, QuantizedWeights, build_projection
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 PREFILL_QUERY_BLOCK = 256  # queries of a chunk after a cached prefix attended per call
@@ -61,7 +63,7 @@ class DecodeGroup:
     row_end: int
     blocks: torch.Tensor  # [n * max_blocks] block ids, each row padded with block 0
     context_lens: torch.Tensor  # [n] positions each row attends to (its own included)
-    # [n, 1, 1, max_blocks * block_size]: 0, or -1e30 past a row's length (SDPA path only)
+    # [n, 1, 1, max_blocks * block_size]: 0, or the lowest value past a row's length (SDPA only)
     bias: torch.Tensor | None
 
 
@@ -87,7 +89,7 @@ class PrefillGroup:
     query_rows: torch.Tensor  # [num_seqs * max_len] packed row (from row_start) of each query
     valid: torch.Tensor  # [row_end - row_start] padded query of each packed row, in order
     blocks: torch.Tensor  # [num_seqs * max_blocks] block ids, each row padded with block 0
-    bias: torch.Tensor  # [num_seqs, 1, max_len * group, max_blocks * block_size]: 0 or -1e30
+    bias: torch.Tensor  # [num_seqs, 1, max_len * group, max_blocks * block_size]: 0 or lowest
 
 
 @dataclass
@@ -101,82 +103,6 @@ class AttentionMetadata:
     slot_mapping: torch.Tensor  # [T] slot (block * block_size + offset) written by each token
     decode_groups: list[DecodeGroup]
     prefills: list[PrefillChunk | PrefillGroup]
-
-
-def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
-    """oneDNN prepacked linears: CPU only, fp32/bf16, where PyTorch was built with oneDNN."""
-    return (
-        device.type == "cpu"
-        and dtype in (torch.float32, torch.bfloat16)
-        and torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-    )
-
-
-def _linear_binary(x, other, weight, bias, op: str) -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, op)
-
-
-class Projection:
-    """One linear projection (possibly several HF linears concatenated along the output).
-
-    On CPU the weight is reordered once into oneDNN's blocked layout: about 1.5x faster
-    than ``F.linear`` for decode-sized batches on this project's CPUs, and it fuses the
-    activation / residual that follows. Elsewhere it is a plain ``F.linear``.
-    """
-
-    def __init__(self, linears: list[nn.Linear], prepack: bool) -> None:
-        weight = (
-            torch.cat([lin.weight.data for lin in linears])
-            if len(linears) > 1
-            else (linears[0].weight.data)
-        )
-        self.bias = None
-        if any(lin.bias is not None for lin in linears):
-            self.bias = torch.cat(
-                [
-                    lin.bias.data if lin.bias is not None else weight.new_zeros(lin.out_features)
-                    for lin in linears
-                ]
-            )
-        self.prepacked = prepack
-        if prepack:
-            self.weight = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
-        else:
-            self.weight = weight.contiguous()
-            if len(linears) > 1:
-                # Let the HF modules view the fused weight, so it is not held twice.
-                offset = 0
-                for lin in linears:
-                    lin.weight.data = self.weight[offset : offset + lin.out_features]
-                    offset += lin.out_features
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.prepacked:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
-        return F.linear(x, self.weight, self.bias)
-
-    def silu(self, x: torch.Tensor) -> torch.Tensor:
-        """silu(x W^T + b) in one op where fused."""
-        if self.prepacked:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "swish", [], "")
-        return F.silu(F.linear(x, self.weight, self.bias))
-
-    def mul(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        """(x W^T + b) * other in one op where fused."""
-        if self.prepacked:
-            return torch.ops.mkldnn._linear_pointwise.binary(
-                x, other, self.weight, self.bias, "mul"
-            )
-        return F.linear(x, self.weight, self.bias) * other
-
-    def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        """(x W^T + b) + other in one op where fused (the residual connection)."""
-        if self.prepacked:
-            return torch.ops.mkldnn._linear_pointwise.binary(
-                x, other, self.weight, self.bias, "add"
-            )
-        return F.linear(x, self.weight, self.bias) + other
 
 
 @dataclass
@@ -193,7 +119,9 @@ class _Layer:
 class LlamaPagedModel:
     """The forward pass over an HF Llama-family model's weights (fused / prepacked once)."""
 
-    def __init__(self, model: nn.Module, max_positions: int) -> None:
+    def __init__(
+        self, model: nn.Module, max_positions: int, quantized: QuantizedWeights | None = None
+    ) -> None:
         config = model.config
         inner = model.model
         self.num_layers = config.num_hidden_layers
@@ -203,14 +131,19 @@ class LlamaPagedModel:
         self.eps = config.rms_norm_eps
         self.dtype = inner.embed_tokens.weight.dtype
         self.device = inner.embed_tokens.weight.device
-        self.prepacked = can_prepack(self.device, self.dtype)
         self.decode_kernel = kernels.supports(
             self.device, self.dtype, self.head_dim, self.num_heads // self.num_kv_heads
         )
-        pack = self.prepacked
+        names = {module: name for name, module in model.named_modules()}
+
+        def project(*linears: nn.Linear, release_dense: bool = True) -> Projection:
+            named = [(names[lin], lin) for lin in linears]
+            return build_projection(named, self.device, self.dtype, quantized, release_dense)
+
         self.embed = inner.embed_tokens.weight
         self.final_norm = inner.norm.weight
-        self.lm_head = Projection([model.lm_head], pack)
+        tied = model.lm_head.weight is inner.embed_tokens.weight
+        self.lm_head = project(model.lm_head, release_dense=not tied)
         self.layers: list[_Layer] = []
         for layer in inner.layers:
             attn, mlp = layer.self_attn, layer.mlp
@@ -218,11 +151,11 @@ class LlamaPagedModel:
                 _Layer(
                     input_norm=layer.input_layernorm.weight,
                     post_norm=layer.post_attention_layernorm.weight,
-                    qkv=Projection([attn.q_proj, attn.k_proj, attn.v_proj], pack),
-                    o=Projection([attn.o_proj], pack),
-                    gate=Projection([mlp.gate_proj], pack),
-                    up=Projection([mlp.up_proj], pack),
-                    down=Projection([mlp.down_proj], pack),
+                    qkv=project(attn.q_proj, attn.k_proj, attn.v_proj),
+                    o=project(attn.o_proj),
+                    gate=project(mlp.gate_proj),
+                    up=project(mlp.up_proj),
+                    down=project(mlp.down_proj),
                 )
             )
         positions = torch.arange(max_positions, device=self.device)[None]

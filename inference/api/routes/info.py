@@ -58,6 +58,7 @@ async def get_model_info(request: Request) -> Info:
         model_sha=state.config.model.revision,
         model_dtype=state.model_dtype,
         model_device_type=state.device_type,
+        quantize=state.quantize,
         model_pipeline_tag="text-generation",
         max_concurrent_requests=limits.max_concurrent_requests,
         max_best_of=limits.max_best_of,

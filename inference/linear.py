@@ -1,0 +1,236 @@
+"""Linear projections on every CPU (and GPU): dense, oneDNN-prepacked, or quantized weights.
+
+A decode step at batch 1 reads every weight once, so what a projection stores and which
+kernel reads it decide latency. ``DenseProjection`` is ``F.linear`` (runs everywhere) or,
+where ``inference.cpu`` says oneDNN runs the dtype, a weight reordered once into oneDNN's
+blocked layout that also fuses the activation or residual that follows. ``QuantProjection``
+holds 4- or 8-bit weights (``inference.quant``) read by the compiled kernels at small
+batches, where bytes decide, and a dense copy for large batches, where compute decides
+(the crossover is measured at load, see ``inference.quant_plan``).
+Must not import the engine, the scheduler or Django.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inference import kernels
+from inference.cpu import LinearPath, cpu_info
+from inference.quant import Q4Weight, Q8Weight, QuantWeight, cat_rows
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class QuantizedWeights:
+    """Which linears are served quantized: HF module name -> weight, and how.
+
+    ``max_rows``: the largest batch the kernels take (measured at load); larger batches use
+    a dense copy of the same values when ``keep_dense``, else the kernels take every batch.
+    ``label``: what ``/info`` reports as ``quantize``.
+    """
+
+    weights: dict[str, QuantWeight] = field(default_factory=dict)
+    max_rows: int = 1 << 62
+    keep_dense: bool = False
+    label: str = ""
+
+
+def linear_path(device: torch.device, dtype: torch.dtype) -> str:
+    """The dense path ``dtype`` takes on ``device`` (oneDNN on CPUs that run it)."""
+    if device.type != "cpu":
+        return LinearPath.DENSE
+    return cpu_info().linear_path(dtype)
+
+
+class Projection:
+    """``x @ W.T + b``, and the fused forms the Llama forward uses."""
+
+    out_features: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def silu(self, x: torch.Tensor) -> torch.Tensor:
+        """silu(x W^T + b)."""
+        return F.silu(self(x))
+
+    def mul(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """(x W^T + b) * other."""
+        return self(x) * other
+
+    def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """(x W^T + b) + other (the residual connection)."""
+        return self(x) + other
+
+    @property
+    def num_bytes(self) -> int:
+        """Bytes a batch-1 call reads (the weights it stores for that path)."""
+        raise NotImplementedError
+
+
+class DenseProjection(Projection):
+    """A float weight, prepacked for oneDNN where ``path`` is ``onednn``.
+
+    oneDNN's blocked layout is about 1.5x faster than ``F.linear`` for decode-sized batches
+    on this project's CPUs and fuses the epilogue ops; ``F.linear`` runs every dtype on
+    every CPU.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, path: str) -> None:
+        self.out_features = weight.shape[0]
+        self.bias = bias
+        self.path = path
+        self.dtype = weight.dtype
+        self._bytes = weight.numel() * weight.element_size()
+        weight = weight.contiguous()
+        self.prepacked = path == LinearPath.ONEDNN
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight) if self.prepacked else weight
+
+    @property
+    def num_bytes(self) -> int:
+        return self._bytes
+
+    def _fused(self, x: torch.Tensor, op: str) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, op, [], "")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prepacked:
+            return self._fused(x, "none")
+        return F.linear(x, self.weight, self.bias)
+
+    def silu(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prepacked:
+            return self._fused(x, "swish")
+        return F.silu(F.linear(x, self.weight, self.bias))
+
+    def mul(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        if self.prepacked:
+            return torch.ops.mkldnn._linear_pointwise.binary(
+                x, other, self.weight, self.bias, "mul"
+            )
+        return F.linear(x, self.weight, self.bias) * other
+
+    def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        if self.prepacked:
+            return torch.ops.mkldnn._linear_pointwise.binary(
+                x, other, self.weight, self.bias, "add"
+            )
+        return F.linear(x, self.weight, self.bias) + other
+
+
+class QuantProjection(Projection):
+    """Quantized weights for batches of at most ``max_rows`` rows, ``dense`` beyond.
+
+    ``dense`` holds the same values de-quantized (None: the kernels take every batch).
+    """
+
+    def __init__(
+        self,
+        weight: QuantWeight,
+        bias: torch.Tensor | None,
+        dense: DenseProjection | None,
+        max_rows: int,
+    ) -> None:
+        self.out_features = weight.out_features
+        self.weight = weight
+        self.bias = bias
+        self.dense = dense
+        self.max_rows = max_rows if dense is not None else 1 << 62
+
+    @property
+    def num_bytes(self) -> int:
+        return self.weight.num_bytes
+
+    def _quantized(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        x = x.contiguous()
+        if isinstance(w, Q4Weight):
+            out = kernels.q4_linear(x, w.qs, w.d, w.m)
+        elif isinstance(w, Q8Weight):
+            out = kernels.q8_linear(x, w.qs, w.d)
+        else:  # pragma: no cover - QuantWeight is one of the two
+            raise TypeError(type(w).__name__)
+        return out if self.bias is None else out + self.bias
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.max_rows:
+            return self.dense(x)
+        return self._quantized(x)
+
+    def silu(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.max_rows:
+            return self.dense.silu(x)
+        return F.silu(self._quantized(x))
+
+    def mul(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.max_rows:
+            return self.dense.mul(x, other)
+        return self._quantized(x).mul_(other)
+
+    def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.max_rows:
+            return self.dense.add(x, other)
+        return self._quantized(x).add_(other)
+
+
+class PortableQuantProjection(QuantProjection):
+    """Quantized weights de-quantized at every call: where the kernels could not be built,
+    the weights still take their quantized bytes in memory, and every batch still runs."""
+
+    def _quantized(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight.dequantize(x.dtype), self.bias)
+
+
+def build_projection(
+    linears: list[tuple[str, nn.Linear]],
+    device: torch.device,
+    dtype: torch.dtype,
+    quantized: QuantizedWeights | None = None,
+    release_dense: bool = True,
+) -> Projection:
+    """One projection for HF linears concatenated along the output (fused q/k/v).
+
+    ``release_dense``: free the HF float weights when only the quantized ones are kept
+    (False for a weight shared with something else, a tied embedding)."""
+    modules = [lin for _, lin in linears]
+    bias = None
+    if any(lin.bias is not None for lin in modules):
+        bias = torch.cat(
+            [
+                lin.bias.data if lin.bias is not None else lin.weight.new_zeros(lin.out_features)
+                for lin in modules
+            ]
+        )
+    if quantized is not None and all(name in quantized.weights for name, _ in linears):
+        qweight = cat_rows([quantized.weights[name] for name, _ in linears])
+        dense = None
+        if quantized.keep_dense:
+            dense = _dense(modules, bias, device, dtype)
+        elif release_dense:
+            for lin in modules:  # the quantized bytes are all that is kept
+                lin.weight.data = lin.weight.data.new_empty(0)
+        if device.type != "cpu" or not kernels.available():
+            return PortableQuantProjection(qweight, bias, dense, quantized.max_rows)
+        return QuantProjection(qweight, bias, dense, quantized.max_rows)
+    return _dense(modules, bias, device, dtype)
+
+
+def _dense(
+    modules: list[nn.Linear], bias: torch.Tensor | None, device: torch.device, dtype: torch.dtype
+) -> DenseProjection:
+    path = linear_path(device, dtype)
+    if len(modules) == 1:
+        return DenseProjection(modules[0].weight.data, bias, path)
+    projection = DenseProjection(torch.cat([lin.weight.data for lin in modules]), bias, path)
+    if not projection.prepacked:  # let the HF modules view the fused weight: not held twice
+        offset = 0
+        for lin in modules:
+            lin.weight.data = projection.weight[offset : offset + lin.out_features]
+            offset += lin.out_features
+    return projection
