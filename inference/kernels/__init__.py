@@ -2,7 +2,10 @@
 
 ``paged_decode_attention`` reads each sequence's KV blocks where they lie, where the
 portable path first gathers them into a padded copy and runs SDPA with a length mask: on
-this project's CPUs a batch-32 decode layer takes about a third of the time. Where no
+this project's CPUs a batch-32 decode layer takes about a third of the time.
+``q4_linear`` and ``q8_linear`` multiply by weights kept in 4 or 8 bits (blocks of 32 with
+fp16 scales): at decode batch sizes a linear layer is bound by reading its weights, and these
+read a quarter or half of bf16's bytes. Where no
 compiler is available (or ``INFERENCE_KERNELS=0``), ``available()`` is False and the model
 keeps the portable path, so nothing depends on the build succeeding.
 Must not import the engine, the scheduler or Django.
@@ -20,12 +23,39 @@ from pathlib import Path
 
 import torch
 
+from inference.cpu import CpuInfo, Isa, cpu_info
+
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("paged_decode.cpp")
+QUANT_SOURCE = Path(__file__).with_name("quant_linear.cpp")
+SOURCES = (SOURCE, QUANT_SOURCE)  # one extension, one build
 HEAD_DIMS = (16, 64, 128)  # compiled head sizes (16: the tests' tiny model)
 MAX_GROUP = 8  # query heads per KV head, compiled 1..8
-CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fopenmp"]
+CFLAGS = ["-O3", "-ffast-math", "-fno-finite-math-only", "-fopenmp"]
+# The instruction set each forced tier compiles for (INFERENCE_CPU_ISA): the build then
+# takes the same SIMD path as a CPU of that tier would.
+FORCED_ARCH = {
+    Isa.BASELINE: ["-march=x86-64-v2"],
+    Isa.AVX2: ["-march=x86-64-v3"],
+    Isa.AVX512: ["-march=x86-64-v4"],
+    Isa.AVX512_BF16: ["-march=x86-64-v4", "-mavx512vnni", "-mavx512bf16"],
+}
+
+
+def arch_flags(info: CpuInfo) -> list[str]:
+    """Compile for this CPU, or for the tier the ISA is forced down to."""
+    if info.arch.lower() in ("aarch64", "arm64"):
+        return ["-mcpu=native"]
+    if info.forced and info.isa in FORCED_ARCH:
+        return FORCED_ARCH[info.isa]
+    return ["-march=native"]
+
+
+def extension_name(info: CpuInfo) -> str:
+    """One build per tier, so processes forced to different tiers, or hosts of different
+    tiers sharing a torch-extensions cache, never load each other's machine code."""
+    return f"inference_kernels_{info.isa.name.lower()}"
 
 
 @functools.cache
@@ -44,10 +74,11 @@ def available() -> bool:
         from torch.utils import cpp_extension
 
         started = time.perf_counter()
+        info = cpu_info()
         cpp_extension.load(
-            name="inference_kernels",
-            sources=[str(SOURCE)],
-            extra_cflags=CFLAGS,
+            name=extension_name(info),
+            sources=[str(path) for path in SOURCES],
+            extra_cflags=CFLAGS + arch_flags(info),
             extra_ldflags=["-fopenmp"],
             is_python_module=False,
             verbose=False,
@@ -55,7 +86,12 @@ def available() -> bool:
     except Exception as exc:  # a failed build must never stop the server
         logger.warning("Could not build the CPU kernels (%s): using the portable path", exc)
         return False
-    logger.info("CPU kernels ready in %.1f s", time.perf_counter() - started)
+    logger.info(
+        "CPU kernels ready in %.1f s (%s, %s)",
+        time.perf_counter() - started,
+        " ".join(arch_flags(info)),
+        torch.ops.inference_kernels.quant_linear_path(),
+    )
     return True
 
 
@@ -80,3 +116,30 @@ def paged_decode_attention(
     """q: [n, heads, d]; kv_layer: [blocks, block_size, 2, kv_heads, d];
     block_tables: [n, max_blocks] int64; context_lens: [n] int64 -> [n, heads, d]."""
     return torch.ops.inference_kernels.paged_decode(q, kv_layer, block_tables, context_lens, scale)
+
+
+def q4_linear(
+    x: torch.Tensor, qs: torch.Tensor, d: torch.Tensor, m: torch.Tensor, *, portable: bool = False
+) -> torch.Tensor:
+    """x @ W.T for x: [..., K] fp32 or bf16 -> [..., N] in x's dtype. W is 4-bit: qs uint8
+    [N, K/2], d and m fp16 [N, K/32]; per block of 32, w = d * nibble + m, a block's 16 bytes
+    holding elements 0..15 in their low nibbles and 16..31 in their high ones (GGUF's order).
+    x is quantized to int8 per block of 32 on the way in. ``portable`` forces the plain C++
+    path (tests compare it with the SIMD one)."""
+    out = torch.ops.inference_kernels.q4_linear(x.reshape(-1, x.shape[-1]), qs, d, m, portable)
+    return out.reshape(*x.shape[:-1], qs.shape[0])
+
+
+def q8_linear(
+    x: torch.Tensor, qs: torch.Tensor, d: torch.Tensor, *, portable: bool = False
+) -> torch.Tensor:
+    """x @ W.T for x: [..., K] fp32 or bf16 -> [..., N] in x's dtype. W is 8-bit: qs int8
+    [N, K], d fp16 [N, K/32]; w = d * q per block of 32. As ``q4_linear`` otherwise."""
+    out = torch.ops.inference_kernels.q8_linear(x.reshape(-1, x.shape[-1]), qs, d, portable)
+    return out.reshape(*x.shape[:-1], qs.shape[0])
+
+
+def quant_kernel_path() -> str | None:
+    """The path the quantized linears take here ("avx512-vnni", "avx2-vnni", "avx2" or
+    "portable"), or None when the kernels are not built; for logs and benchmarks."""
+    return torch.ops.inference_kernels.quant_linear_path() if available() else None

@@ -1,19 +1,52 @@
-"""The bundled SmolLM2-135M-Instruct through the engine, in bf16 where the CPU supports it."""
+"""The bundled SmolLM2-135M-Instruct through the engine, at every dtype and quantization the
+CLI offers, and with the CPU forced down to AVX2 (where oneDNN's bf16 path does not run)."""
 
 from __future__ import annotations
 
 import pytest
 
 from inference.config import EngineConfig, ModelConfig
+from inference.cpu import ISA_ENV, cpu_info
 from inference.engine import Engine
 from inference.loader import load_model
 from tests.inference.engine.factories import make_request, run_to_completion
 
+FORMS = [  # (dtype, quantize, forced ISA)
+    ("bfloat16", "none", None),
+    ("float16", "none", None),
+    ("float32", "none", None),
+    ("auto", "auto", None),
+    ("float32", "int8", None),
+    ("float32", "int4", None),
+    ("bfloat16", "none", "avx2"),
+    ("float16", "none", "avx2"),
+    ("auto", "auto", "avx2"),
+]
+
+
+@pytest.fixture
+def isa(monkeypatch, request):
+    forced = request.param
+    if forced:
+        monkeypatch.setenv(ISA_ENV, forced)
+    cpu_info.cache_clear()
+    yield forced
+    monkeypatch.delenv(ISA_ENV, raising=False)
+    cpu_info.cache_clear()
+
 
 @pytest.mark.slow
-def test_bundled_model_answers_a_chat_question_coherently():
-    loaded = load_model(ModelConfig(dtype="bfloat16"))
-    engine = Engine(loaded, EngineConfig())
+@pytest.mark.parametrize(
+    ("dtype", "quantize", "isa"),
+    FORMS,
+    indirect=["isa"],
+    ids=[f"{d}-{q}" + (f"-{i}" if i else "") for d, q, i in FORMS],
+)
+def test_bundled_model_answers_a_chat_question_coherently(dtype, quantize, isa):
+    loaded = load_model(ModelConfig(dtype=dtype, quantize=quantize))
+    if quantize in ("int8", "int4"):
+        assert loaded.quantize == quantize
+    engine = Engine(loaded, EngineConfig(max_batch_total_tokens=8192))
     prompt = loaded.tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is Deep Learning?"}],
         add_generation_prompt=True,

@@ -1,0 +1,51 @@
+"""The compiled kernels on an AVX2-only CPU: built for x86-64-v3 (no AVX-512 instruction
+can slip in) in a process forced to that tier, and giving the portable path's results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from inference import kernels
+from inference.cpu import Isa, cpu_info
+
+PROBE = """
+import json, torch
+from inference import kernels, quant
+from inference.cpu import cpu_info
+ok = kernels.available()
+torch.manual_seed(0)
+w = quant.quantize_int4(torch.randn(96, 256))
+x = torch.randn(3, 256)
+simd = kernels.q4_linear(x, w.qs, w.d, w.m)
+portable = kernels.q4_linear(x, w.qs, w.d, w.m, portable=True)
+print(json.dumps({
+    "available": ok,
+    "isa": cpu_info().isa.name,
+    "path": kernels.quant_kernel_path(),
+    "flags": kernels.arch_flags(cpu_info()),
+    "max_diff": float((simd - portable).abs().max()),
+}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 tiers")
+@pytest.mark.skipif(not kernels.available(), reason="no C++ toolchain here")
+@pytest.mark.skipif(cpu_info().hardware_isa < Isa.AVX2, reason="the CPU has no AVX2")
+def test_kernels_build_and_agree_on_an_avx2_only_tier():
+    env = {**os.environ, "INFERENCE_CPU_ISA": "avx2"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["available"] and result["isa"] == "AVX2"
+    assert result["flags"] == ["-march=x86-64-v3"]
+    assert result["path"] == "avx2"
+    assert result["max_diff"] < 1e-3
