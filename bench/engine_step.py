@@ -52,23 +52,46 @@ def measure_prefill(engine: Engine, prompt_len: int, repeats: int = 3) -> float:
     return best
 
 
+def profile_decode(engine: Engine, prompt_len: int, steps: int = 20) -> None:
+    """Where a batch-1 decode step's time goes, by op (self CPU time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    _fill(engine, 1, prompt_len, "profile")
+    while engine.num_waiting or any(s.is_prefilling for s in engine.scheduler.running):
+        engine.step()
+    engine.step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            engine.step()
+    engine.abort_all()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--quantize", default="auto", help="auto, none, int8 or int4")
+    parser.add_argument("--profile", action="store_true", help="top ops of batch-1 decode")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--prompt-len", type=int, default=32)
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--tiny", action="store_true", help="random 2-layer model")
     args = parser.parse_args()
     torch.set_num_threads(physical_cpu_count())
-    loaded = build_tiny_llama() if args.tiny else load_model(ModelConfig(dtype=args.dtype))
+    loaded = (
+        build_tiny_llama()
+        if args.tiny
+        else load_model(ModelConfig(dtype=args.dtype, quantize=args.quantize))
+    )
     config = EngineConfig(max_batch_prefill_tokens=2048)
     engine = Engine(loaded, config)
     engine.warmup()
     print(
-        f"model={loaded.model_id} dtype={loaded.dtype} threads={torch.get_num_threads()} "
-        f"runner={type(engine.runner).__name__}"
+        f"model={loaded.model_id} dtype={loaded.dtype} quantize={loaded.quantize} "
+        f"threads={torch.get_num_threads()} runner={type(engine.runner).__name__}"
     )
+    if args.profile:
+        profile_decode(engine, args.prompt_len)
     for batch in [int(b) for b in args.batches.split(",")]:
         times = measure_decode(engine, batch, args.steps, args.prompt_len)
         p50 = statistics.median(times)

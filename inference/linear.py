@@ -64,6 +64,11 @@ class Projection:
         """(x W^T + b) * other."""
         return self(x) * other
 
+    def silu_mul(self, x: torch.Tensor) -> torch.Tensor:
+        """silu(gate) * up, for a projection whose output is gate and up concatenated."""
+        gate, up = self(x).chunk(2, dim=-1)
+        return F.silu(gate).mul_(up)
+
     def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         """(x W^T + b) + other (the residual connection)."""
         return self(x) + other
@@ -147,13 +152,18 @@ class QuantProjection(Projection):
     def num_bytes(self) -> int:
         return self.weight.num_bytes
 
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        """The weight as the compiled ops take it: [qs, d, m] (4-bit) or [qs, d] (8-bit)."""
+        w = self.weight
+        return [w.qs, w.d, w.m] if isinstance(w, Q4Weight) else [w.qs, w.d]
+
     def _quantized(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
-        x = x.contiguous()
-        if isinstance(w, Q4Weight):
-            out = kernels.q4_linear(x, w.qs, w.d, w.m)
+        if isinstance(w, Q4Weight):  # the op itself (x is [rows, K] here): no Python wrapper
+            out = torch.ops.inference_kernels.q4_linear(x, w.qs, w.d, w.m, False)
         elif isinstance(w, Q8Weight):
-            out = kernels.q8_linear(x, w.qs, w.d)
+            out = torch.ops.inference_kernels.q8_linear(x, w.qs, w.d, False)
         else:  # pragma: no cover - QuantWeight is one of the two
             raise TypeError(type(w).__name__)
         return out if self.bias is None else out + self.bias

@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("paged_decode.cpp")
 QUANT_SOURCE = Path(__file__).with_name("quant_linear.cpp")
-SOURCES = (SOURCE, QUANT_SOURCE)  # one extension, one build
+LAYER_SOURCE = Path(__file__).with_name("decode_layer.cpp")
+SOURCES = (SOURCE, QUANT_SOURCE, LAYER_SOURCE)  # one extension, one build
+HEADER = Path(__file__).with_name("kernels.h")
 HEAD_DIMS = (16, 64, 128)  # compiled head sizes (16: the tests' tiny model)
 MAX_GROUP = 8  # query heads per KV head, compiled 1..8
 CFLAGS = ["-O3", "-ffast-math", "-fno-finite-math-only", "-fopenmp"]
@@ -58,6 +60,12 @@ def extension_name(info: CpuInfo) -> str:
     return f"inference_kernels_{info.isa.name.lower()}"
 
 
+def _header_hash() -> str:
+    import hashlib
+
+    return hashlib.sha256(HEADER.read_bytes()).hexdigest()[:12]
+
+
 @functools.cache
 def available() -> bool:
     """Build (first time) and load the kernels; False, with the reason logged, if impossible."""
@@ -78,7 +86,9 @@ def available() -> bool:
         cpp_extension.load(
             name=extension_name(info),
             sources=[str(path) for path in SOURCES],
-            extra_cflags=CFLAGS + arch_flags(info),
+            # torch rebuilds when sources or flags change: the header's hash is a flag
+            extra_cflags=[*CFLAGS, *arch_flags(info), f"-DKERNELS_H={_header_hash()}"],
+            extra_include_paths=[str(HEADER.parent)],
             extra_ldflags=["-fopenmp"],
             is_python_module=False,
             verbose=False,
@@ -143,3 +153,8 @@ def quant_kernel_path() -> str | None:
     """The path the quantized linears take here ("avx512-vnni", "avx2-vnni", "avx2" or
     "portable"), or None when the kernels are not built; for logs and benchmarks."""
     return torch.ops.inference_kernels.quant_linear_path() if available() else None
+
+
+def decode_layer(h: torch.Tensor, *args) -> None:
+    """One decoder layer for decode rows, ``h`` updated in place (see decode_layer.cpp)."""
+    torch.ops.inference_kernels.decode_layer(h, *args)

@@ -17,6 +17,8 @@
 #include <c10/util/BFloat16.h>
 #include <torch/library.h>
 
+#include "kernels.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -205,6 +207,10 @@ bool dispatch(int64_t d, int64_t group, const Problem& p, const T* q, const T* k
   }
 }
 
+}  // namespace
+
+namespace inference_kernels {
+
 at::Tensor paged_decode(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& block_tables,
                         const at::Tensor& context_lens, double scale) {
   TORCH_CHECK(q.dim() == 3 && kv.dim() == 5, "q must be [n, heads, d], kv [blocks, bs, 2, kv_heads, d]");
@@ -245,10 +251,10 @@ at::Tensor paged_decode(const at::Tensor& q, const at::Tensor& kv, const at::Ten
   return out;
 }
 
-}  // namespace
+}  // namespace inference_kernels
 
 TORCH_LIBRARY(inference_kernels, m) {
   m.def("paged_decode(Tensor q, Tensor kv, Tensor block_tables, Tensor context_lens, float scale) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(inference_kernels, CPU, m) { m.impl("paged_decode", &paged_decode); }
+TORCH_LIBRARY_IMPL(inference_kernels, CPU, m) { m.impl("paged_decode", &inference_kernels::paged_decode); }

@@ -25,6 +25,8 @@
 #include <c10/util/Half.h>
 #include <torch/library.h>
 
+#include "kernels.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -39,7 +41,8 @@
 namespace {
 
 constexpr int64_t kBlock = 32;
-constexpr int64_t kRowsPerChunk = 8;  // rows of x per pass over a row of W (accumulators)
+constexpr int64_t kRowsPerChunk = 8;
+constexpr int64_t kPrefetchRows = 6;  // rows of W requested ahead of the one computed  // rows of x per pass over a row of W (accumulators)
 
 // x quantized once per call: int8 values, and per block the scale and scale * sum(q).
 struct Activations {
@@ -498,6 +501,12 @@ void q4_run(const Activations& a, const at::Tensor& qs, const at::Tensor& d, con
     const uint8_t* w = qs_ptr + n * (k / 2);
     const c10::Half* dn = d_ptr + n * blocks;
     const c10::Half* mn = m_ptr + n * blocks;
+    if (r0 == 0 && n + kPrefetchRows < n_rows) {  // a row is ~300 bytes: ask for later ones
+      const int64_t ahead = n + kPrefetchRows;
+      for (int64_t off = 0; off < k / 2; off += 64) __builtin_prefetch(qs_ptr + ahead * (k / 2) + off);
+      __builtin_prefetch(d_ptr + ahead * blocks);
+      __builtin_prefetch(m_ptr + ahead * blocks);
+    }
 #if defined(QUANT_SIMD)
     if (!portable) return dispatch_rows<Q4Simd>(count, a, r0, w, dn, mn, y);
 #endif
@@ -514,12 +523,21 @@ void q8_run(const Activations& a, const at::Tensor& qs, const at::Tensor& d, boo
   for_each_output_row(n_rows, a.rows, row_bytes, out, [&](int64_t n, int64_t r0, int64_t count, float* y) {
     const int8_t* w = qs_ptr + n * k;
     const c10::Half* dn = d_ptr + n * blocks;
+    if (r0 == 0 && n + kPrefetchRows < n_rows) {
+      const int64_t ahead = n + kPrefetchRows;
+      for (int64_t off = 0; off < k; off += 64) __builtin_prefetch(qs_ptr + ahead * k + off);
+      __builtin_prefetch(d_ptr + ahead * blocks);
+    }
 #if defined(QUANT_SIMD)
     if (!portable) return dispatch_rows<Q8Simd>(count, a, r0, w, dn, y);
 #endif
     dispatch_rows<Q8Portable>(count, a, r0, w, dn, y);
   });
 }
+
+}  // namespace
+
+namespace inference_kernels {
 
 at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& d,
                      const at::Tensor& m, bool portable) {
@@ -573,15 +591,15 @@ std::string quant_linear_path() {
 #endif
 }
 
-}  // namespace
+}  // namespace inference_kernels
 
 TORCH_LIBRARY_FRAGMENT(inference_kernels, m) {
   m.def("q4_linear(Tensor x, Tensor qs, Tensor d, Tensor m, bool portable=False) -> Tensor");
   m.def("q8_linear(Tensor x, Tensor qs, Tensor d, bool portable=False) -> Tensor");
-  m.def("quant_linear_path() -> str", &quant_linear_path);
+  m.def("quant_linear_path() -> str", &inference_kernels::quant_linear_path);
 }
 
 TORCH_LIBRARY_IMPL(inference_kernels, CPU, m) {
-  m.impl("q4_linear", &q4_linear);
-  m.impl("q8_linear", &q8_linear);
+  m.impl("q4_linear", &inference_kernels::q4_linear);
+  m.impl("q8_linear", &inference_kernels::q8_linear);
 }

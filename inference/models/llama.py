@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inference import kernels
-from inference.linear import Projection, QuantizedWeights, build_projection
+from inference.linear import Projection, QuantizedWeights, QuantProjection, build_projection
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 PREFILL_QUERY_BLOCK = 256  # queries of a chunk after a cached prefix attended per call
@@ -106,13 +106,24 @@ class AttentionMetadata:
 
 
 @dataclass
+class _Fused:
+    """What the one-call decode layer reads besides the projections: float32 copies."""
+
+    max_rows: int  # the largest step of decode rows the quantized kernels take
+    cos: torch.Tensor  # [max_positions, head_dim]
+    sin: torch.Tensor  # [max_positions, head_dim], rotate_half's sign folded in
+    norms: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: input, post-attention
+    final_norm: torch.Tensor
+    eps: float
+
+
+@dataclass
 class _Layer:
     input_norm: torch.Tensor
     post_norm: torch.Tensor
     qkv: Projection
     o: Projection
-    gate: Projection
-    up: Projection
+    gate_up: Projection  # gate and up concatenated: one read of x, one call
     down: Projection
 
 
@@ -153,8 +164,7 @@ class LlamaPagedModel:
                     post_norm=layer.post_attention_layernorm.weight,
                     qkv=project(attn.q_proj, attn.k_proj, attn.v_proj),
                     o=project(attn.o_proj),
-                    gate=project(mlp.gate_proj),
-                    up=project(mlp.up_proj),
+                    gate_up=project(mlp.gate_proj, mlp.up_proj),
                     down=project(mlp.down_proj),
                 )
             )
@@ -164,6 +174,27 @@ class LlamaPagedModel:
         half = self.head_dim // 2
         self.cos = cos[0]  # [max_positions, head_dim] in model dtype
         self.sin = torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)  # rotate_half's sign
+        self.fused = self._fused_decode(inner, positions, model.config)
+
+    def _fused_decode(self, inner: nn.Module, positions: torch.Tensor, config) -> _Fused | None:
+        """The float32 tables of the one-call decode layer, where it runs this model: every
+        projection read by the quantized kernels, and the decode attention kernel built."""
+        projections = [p for layer in self.layers for p in (layer.qkv, layer.o, layer.gate_up)]
+        projections += [layer.down for layer in self.layers]
+        if not self.decode_kernel or self.head_dim > 256:
+            return None
+        if not all(type(p) is QuantProjection for p in projections):
+            return None
+        cos, sin = inner.rotary_emb(torch.empty(0, device=self.device), positions)
+        half = self.head_dim // 2
+        return _Fused(
+            max_rows=min(p.max_rows for p in projections),
+            cos=cos[0].float(),
+            sin=torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1).float(),
+            norms=[(layer.input_norm.float(), layer.post_norm.float()) for layer in self.layers],
+            final_norm=self.final_norm.float(),
+            eps=float(config.rms_norm_eps),
+        )
 
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         # One fused op (fp32 statistics); equals LlamaRMSNorm up to bf16 rounding of the scale.
@@ -190,6 +221,8 @@ class LlamaPagedModel:
         """
         hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
         num_tokens = input_ids.shape[0]
+        if self.fused and not meta.prefills and num_tokens <= self.fused.max_rows:
+            return self.fused_decode(input_ids, positions, meta, kv_cache)
         cos = self.cos[positions].unsqueeze(1)
         sin = self.sin[positions].unsqueeze(1)
         h = F.embedding(input_ids, self.embed)
@@ -204,8 +237,35 @@ class LlamaPagedModel:
             attn = self.attention(q, kv, kv_layer, meta)
             h = layer.o.add(attn, h)
             x = self.rms_norm(h, layer.post_norm)
-            h = layer.down.add(layer.up.mul(x, layer.gate.silu(x)), h)
+            h = layer.down.add(layer.gate_up.silu_mul(x), h)
         return self.rms_norm(h, self.final_norm)
+
+    def fused_decode(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        meta: AttentionMetadata,
+        kv_cache: torch.Tensor,
+    ) -> torch.Tensor:
+        """``forward`` for a step of decode rows, one compiled call per layer (float32)."""
+        fused = self.fused
+        groups = meta.decode_groups
+        tables = [g.blocks.view(g.row_end - g.row_start, -1) for g in groups]
+        width = max(t.shape[1] for t in tables)
+        table = torch.cat([F.pad(t, (0, width - t.shape[1])) for t in tables])
+        lens = torch.cat([g.context_lens for g in groups])
+        h = F.embedding(input_ids, self.embed).float()
+        scale = self.head_dim**-0.5
+        for i, layer in enumerate(self.layers):
+            input_norm, post_norm = fused.norms[i]
+            kernels.decode_layer(
+                h, input_norm, post_norm, fused.eps,
+                layer.qkv.tensors, layer.qkv.bias, layer.o.tensors, layer.gate_up.tensors,
+                layer.down.tensors, fused.cos, fused.sin, positions, self.num_heads,
+                self.num_kv_heads, kv_cache[i], meta.slot_mapping, table, lens, scale,
+            )  # fmt: skip
+        h = F.rms_norm(h, fused.final_norm.shape, fused.final_norm, fused.eps)
+        return h if isinstance(self.lm_head, QuantProjection) else h.to(self.dtype)
 
     def attention(
         self, q: torch.Tensor, kv: torch.Tensor, kv_layer: torch.Tensor, meta: AttentionMetadata

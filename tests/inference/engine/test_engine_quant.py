@@ -105,7 +105,7 @@ def test_quantize_at_load_serves_only_the_quantized_bytes(bits):
     layer_weight = weights["model.layers.0.mlp.up_proj"]
     assert layer_weight.bits == bits
     engine = _engine(loaded, QuantizedWeights(weights, label=f"int{bits}"))
-    up = engine.runner.model.layers[0].up
+    up = engine.runner.model.layers[0].gate_up
     assert isinstance(up, QuantProjection) and up.dense is None
     assert loaded.model.model.layers[0].mlp.up_proj.weight.numel() == 0  # freed
     assert len(_generate(engine, list(range(100, 120)))) == 8
@@ -149,3 +149,36 @@ def test_the_crossover_is_measured_on_real_shapes():
     )
     assert max_rows in (0, *quant_loader.CROSSOVER_ROWS)
     assert 1 in timings and all(q > 0 and d > 0 for q, d in timings.values())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_the_one_call_decode_layer_equals_the_op_by_op_forward(dtype):
+    """Decode steps through the compiled layer give the tokens and logprobs of the Python
+    forward over the same quantized weights (it computes in float32 throughout)."""
+    from inference import kernels
+
+    if not kernels.available():
+        pytest.skip("needs the compiled CPU kernels")
+    results = []
+    for fused in (True, False):
+        loaded = build_tiny_llama(dtype=dtype)
+        weights = quant_loader.quantize_linears(loaded.model, 4)
+        engine = _engine(loaded, QuantizedWeights(weights, label="int4"))
+        assert engine.runner.model.fused is not None
+        if not fused:
+            engine.runner.model.fused = None
+        requests = [
+            make_request(list(range(100, 100 + n)), max_new_tokens=6, ignore_eos=True)
+            for n in (5, 40, 70)
+        ]
+        for request in requests:
+            engine.add_request(request)
+        done = run_to_completion(engine)
+        results.append(
+            [[(e.token.id, e.token.logprob) for e in done[r.request_id]] for r in requests]
+        )
+    fused_out, plain_out = results
+    for a, b in zip(fused_out, plain_out, strict=True):
+        assert [t for t, _ in a] == [t for t, _ in b]
+        tolerance = 1e-3 if dtype == torch.float32 else 0.05
+        assert max(abs(x - y) for (_, x), (_, y) in zip(a, b, strict=True)) < tolerance
