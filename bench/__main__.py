@@ -1,27 +1,53 @@
-"""`python -m bench` / `make bench`: this server against `transformers serve --continuous-batching`.
+"""`python -m bench` / `make bench`: this server against `transformers serve
+--continuous-batching` and llama.cpp's `llama-server`.
 
-Same model directory, same prompts, same streaming `/v1/chat/completions` load at each
-concurrency, servers alternated row by row, each warmed up first by one short run at the
-highest concurrency (so no row pays for kernel creation); then the chunked-prefill check
-(a long prompt arriving while streams decode), and one more run of this server and the bf16
-peer with every prompt distinct (the table's 8 prompts repeat, which prefix caching serves).
-Prints one table plus the machine's limits.
+Same prompts, same streaming `/v1/chat/completions` load at each concurrency, servers
+alternated row by row, each warmed up first by one short run at the highest concurrency (so no
+row pays for kernel creation). Two loads at every level: the 8 prompts repeated (which prefix
+caching and llama-server's prompt cache serve) and every prompt distinct (only the chat
+template's system prompt is shared). Then the chunked-prefill check on this server (a long
+prompt arriving while streams decode). This server serves the bundled GGUF (`--our-model
+bundled`), llama-server the GGUF file itself, the transformers peers its de-quantised HF
+directory. Prints the CPU's ISA, two tables, the ratios the targets follow, the machine's
+limits and the batch-1 bandwidth floor of the weights each server reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.limits import format_limits, measure
+import httpx
+
+from bench.limits import (
+    dense_weight_bytes,
+    floor_line,
+    format_limits,
+    gguf_tensor_bytes,
+    measure,
+)
+from bench.llama_cpp import LlamaCppBuildError, llama_server_binary
 from bench.load import PROMPTS, LoadSummary, StreamResult, percentile, run_load, stream_one
-from bench.servers import RunningServer, ServerSpec, our_server, transformers_serve
+from bench.machine import isa_line
+from bench.servers import (
+    RunningServer,
+    ServerSpec,
+    llama_server,
+    our_server,
+    transformers_serve,
+)
+
+# transformers serve at its best dtype on this CPU (bf16 where the CPU has native bf16, else
+# float32: measured slower in bf16 there), and llama-server on the bundled GGUF
+DEFAULT_PEERS = "transformers:best,llama.cpp"
 
 WARMUP_TOKENS = 16  # per request of the warm-up run, at the highest concurrency measured
 
@@ -34,14 +60,31 @@ class Row:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--model-dir", type=Path, default=None, help="HF model directory")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, default=None, help="HF model directory of the transformers peers"
+    )
+    parser.add_argument(
+        "--our-model",
+        default="bundled",
+        help="this server's --model-id ('bundled': the GGUF's own weights; 'dir': --model-dir)",
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default="auto", help="dtype of this server")
     parser.add_argument("--concurrency", default="1,8,32,64", help="comma-separated")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument(
-        "--baselines", default="float32,bfloat16", help="transformers serve dtypes ('' for none)"
+        "--peers",
+        default=DEFAULT_PEERS,
+        help="comma-separated: transformers:<dtype> and/or llama.cpp ('' for none)",
+    )
+    parser.add_argument("--llama-slots", type=int, default=32, help="llama-server -np")
+    parser.add_argument(
+        "--llama-threads", type=int, default=os.cpu_count() or 2, help="llama-server -t"
     )
     parser.add_argument("--max-batch-total-tokens", type=int, default=None)
     parser.add_argument("--long-prompt-tokens", type=int, default=2000)
@@ -86,26 +129,29 @@ def distinct_prompts(conc: int, tag: str) -> list[str]:
     return [f"Request {tag}-{i}. {PROMPTS[i % len(PROMPTS)]}" for i in range(conc)]
 
 
-def run_distinct(server: RunningServer, conc: int, max_tokens: int) -> LoadSummary:
-    tag = f"{time.time_ns()}"
-    summary, _ = asyncio.run(
+def run_level(
+    server: RunningServer, conc: int, max_tokens: int, prompts: Sequence[str] = PROMPTS
+) -> Row:
+    """One load run at `conc` clients; its first error, if any, goes to stderr."""
+    server.reset_peak()
+    summary, results = asyncio.run(
         run_load(
             server.base_url,
             server.spec.model_name,
             concurrency=conc,
             max_tokens=max_tokens,
-            prompts=distinct_prompts(conc, tag),
+            prompts=prompts,
         )
     )
-    return summary
+    if failures := [r.error for r in results if r.error]:
+        print(f"  {server.spec.label}: first error: {failures[0]}", file=sys.stderr)
+    return Row(server.spec.label, summary, server.peak_rss / 2**20)
 
 
 async def prefill_interference(
     server: RunningServer, model: str, streams: int, long_tokens: int, max_tokens: int
 ) -> tuple[float, float, float]:
     """ITL p50/p95 of `streams` decoding streams while a `long_tokens` prompt is prefilled."""
-    import httpx
-
     long_prompt = "Summarise this text. " + " ".join(
         ["the quick brown fox jumps"] * (long_tokens // 5)
     )
@@ -135,97 +181,206 @@ async def prefill_interference(
     return statistics.median(gaps), percentile(gaps, 95), long_ttft
 
 
+def peer_specs(args: argparse.Namespace) -> tuple[list[ServerSpec], list[str]]:
+    """The peers `--peers` names; one that cannot be had is left out with a note saying why."""
+    specs: list[ServerSpec] = []
+    notes: list[str] = []
+    for peer in (p.strip() for p in args.peers.split(",")):
+        if not peer:
+            continue
+        kind, _, dtype = peer.partition(":")
+        if kind == "transformers":
+            if dtype in ("", "best"):
+                from inference.cpu import cpu_info
+
+                dtype = "bfloat16" if cpu_info().native_bf16 else "float32"
+            specs.append(transformers_serve(args.model_dir, dtype))
+        elif kind in ("llama.cpp", "llama-server"):
+            try:
+                binary = llama_server_binary()
+            except LlamaCppBuildError as exc:
+                notes.append(f"llama-server left out: {exc}")
+                continue
+            specs.append(llama_server(binary, args.gguf, args.llama_slots, args.llama_threads))
+        else:
+            raise SystemExit(f"unknown peer {peer!r} (transformers:<dtype> or llama.cpp)")
+    return specs, notes
+
+
+def start_all(specs: list[ServerSpec], logs: Path) -> tuple[list[RunningServer], list[str]]:
+    """Start every server; ours must come up, a peer that does not is stopped and noted."""
+    servers = [RunningServer(spec, logs / f"server{i}.log") for i, spec in enumerate(specs)]
+    ready: list[RunningServer] = []
+    notes: list[str] = []
+    for i, server in enumerate(servers):
+        try:
+            server.wait_ready()
+            ready.append(server)
+        except (RuntimeError, TimeoutError) as exc:
+            server.stop()
+            if i == 0:
+                for other in servers[1:]:
+                    other.stop()
+                tail = (logs / "server0.log").read_text(errors="replace").splitlines()[-5:]
+                print("\n".join(tail), file=sys.stderr)
+                raise
+            notes.append(f"{server.spec.label} left out: {exc} (log {logs / f'server{i}.log'})")
+    return ready, notes
+
+
+def our_info(server: RunningServer) -> dict:
+    try:
+        return httpx.get(server.base_url + "/info", timeout=10).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def by_label(rows: list[Row], conc: int) -> dict[str, LoadSummary]:
+    return {r.server: r.summary for r in rows if r.summary.concurrency == conc}
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if a == a and b == b and b else "-"
+
+
+def target_ratios(repeated: list[Row], distinct: list[Row], ours: str) -> str:
+    """The ratios the performance targets are stated in (ours / theirs)."""
+    parts = []
+    one = by_label(repeated, 1)
+    llama = next((label for label in one if label.startswith("llama-server")), None)
+    if ours in one and llama:
+        parts.append(
+            f"1 stream ITL p50 ours/llama-server {ratio(one[ours].itl_p50, one[llama].itl_p50)}"
+            f" ({fmt_ms(one[ours].itl_p50)} vs {fmt_ms(one[llama].itl_p50)} ms)"
+        )
+    levels = {r.summary.concurrency for r in distinct}
+    level = 32 if 32 in levels else max(levels, default=0)
+    group = by_label(distinct, level)
+    if ours in group:
+        me = group[ours]
+        llama = next((label for label in group if label.startswith("llama-server")), None)
+        hf = [label for label in group if label.startswith("transformers")]
+        best = max(hf, key=lambda label: group[label].tokens_per_s, default=None)
+        for name, label in (("llama-server", llama), (f"best transformers serve ({best})", best)):
+            if label:
+                them = group[label]
+                parts.append(
+                    f"{level} streams distinct ours/{name}: "
+                    f"tok/s {ratio(me.tokens_per_s, them.tokens_per_s)}, "
+                    f"TTFT p50 {ratio(me.ttft_p50, them.ttft_p50)}"
+                )
+    return "Targets: " + ("; ".join(parts) if parts else "no peer rows to compare")
+
+
+def floor_lines(
+    args: argparse.Namespace, info: dict, bandwidth_gb_s: float, one: dict[str, LoadSummary]
+) -> list[str]:
+    """Batch-1 floors of the weights each server actually reads per token."""
+    nan = float("nan")
+    lines = []
+    dtype = str(info.get("model_dtype") or "float32").removeprefix("torch.")
+    quantize = info.get("quantize")
+    our_gguf = Path(args.our_model) if args.our_model.endswith(".gguf") else args.gguf
+    if quantize:
+        what, nbytes = f"{quantize} weights of {our_gguf.name}", gguf_tensor_bytes(our_gguf)
+    else:
+        known = dtype if dtype in ("float32", "bfloat16", "float16") else "float32"
+        what, nbytes = f"dense {known} linear weights", dense_weight_bytes(args.model_dir, known)
+    ours = next((label for label in one if label.startswith("ours")), None)
+    lines.append(
+        floor_line(ours or "ours", what, nbytes, bandwidth_gb_s, one[ours].itl_p50 if ours else nan)
+    )
+    for label, summary in one.items():
+        if label.startswith("llama-server"):
+            lines.append(
+                floor_line(
+                    label,
+                    f"all tensors of {args.gguf.name}",
+                    gguf_tensor_bytes(args.gguf),
+                    bandwidth_gb_s,
+                    summary.itl_p50,
+                )
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.model_dir is None:
-        from inference.model_source import ensure_bundled_model
+    from inference.model_source import bundled_gguf_path, ensure_bundled_model
 
+    print(isa_line(), flush=True)
+    if args.model_dir is None:
         args.model_dir = ensure_bundled_model()
+    args.gguf = bundled_gguf_path()
+    our_model = args.model_dir if args.our_model == "dir" else args.our_model
     levels = [int(c) for c in args.concurrency.split(",") if c]
     flags = {}
     if args.max_batch_total_tokens:
         flags["max_batch_total_tokens"] = args.max_batch_total_tokens
-    specs: list[ServerSpec] = [our_server(args.model_dir, args.dtype, args.device, **flags)]
-    specs += [transformers_serve(args.model_dir, d) for d in args.baselines.split(",") if d]
-    ours_label = specs[0].label
-    logs = Path(tempfile.mkdtemp(prefix="bench-"))
+    ours_spec = our_server(our_model, args.dtype, args.device, **flags)
+    ours_label = ours_spec.label
     started = time.perf_counter()
-    servers = [RunningServer(spec, logs / f"server{i}.log") for i, spec in enumerate(specs)]
-    rows: list[Row] = []
+    peers, notes = peer_specs(args)
+    logs = Path(tempfile.mkdtemp(prefix="bench-"))
+    servers, start_notes = start_all([ours_spec, *peers], logs)
+    notes += start_notes
+    for note in notes:
+        print(f"  {note}", file=sys.stderr)
+    repeated: list[Row] = []
+    distinct: list[Row] = []
     try:
-        for server in servers:
-            server.wait_ready()
+        info = our_info(servers[0])
         for server in servers:  # warm-up: the first batches of each size create kernels
-            asyncio.run(
-                run_load(
-                    server.base_url,
-                    server.spec.model_name,
-                    concurrency=max(levels),
-                    max_tokens=WARMUP_TOKENS,
-                )
-            )
+            run_level(server, max(levels), WARMUP_TOKENS)
         for conc in levels:
             for server in servers:  # alternate servers at each level
-                server.reset_peak()
-                summary, results = asyncio.run(
-                    run_load(
-                        server.base_url,
-                        server.spec.model_name,
-                        concurrency=conc,
-                        max_tokens=args.max_tokens,
-                    )
+                repeated.append(run_level(server, conc, args.max_tokens))
+                tag = f"{time.time_ns()}"
+                distinct.append(
+                    run_level(server, conc, args.max_tokens, distinct_prompts(conc, tag))
                 )
-                rows.append(Row(server.spec.label, summary, server.peak_rss / 2**20))
-                if failures := [r.error for r in results if r.error]:
-                    print(f"  {server.spec.label}: first error: {failures[0]}", file=sys.stderr)
                 print(
-                    f"  {server.spec.label}: {conc} clients done in {summary.wall_s:.1f} s",
+                    f"  {server.spec.label}: {conc} clients done "
+                    f"({repeated[-1].summary.wall_s:.1f} s repeated, "
+                    f"{distinct[-1].summary.wall_s:.1f} s distinct)",
                     file=sys.stderr,
                 )
-        distinct_level = 32 if 32 in levels else max(levels)
-        peers = [sv for sv in servers[1:] if sv.spec.label.endswith("(bfloat16)")]
-        distinct = [
-            (sv.spec.label, run_distinct(sv, distinct_level, args.max_tokens))
-            for sv in [servers[0], *peers]
-        ]
         itl_p50, itl_p95, long_ttft = asyncio.run(
             prefill_interference(
-                servers[0], specs[0].model_name, 16, args.long_prompt_tokens, args.max_tokens
+                servers[0], ours_spec.model_name, 16, args.long_prompt_tokens, args.max_tokens
             )
         )
     finally:
         for server in servers:
             server.stop()
     print(
-        f"\nStreaming /v1/chat/completions, {args.max_tokens} new tokens per request, "
-        f"model {args.model_dir.name}"
+        f"\nStreaming /v1/chat/completions, {args.max_tokens} new tokens per request; ours "
+        f"--model-id {our_model} ({info.get('model_dtype', '?')}, quantize "
+        f"{info.get('quantize')}), transformers serve {args.model_dir.name}, "
+        f"llama-server {args.gguf.name}"
     )
-    print_table(rows, ours_label)
+    print("\nThe 8 prompts repeated (prompt caches serve them):")
+    print_table(repeated, ours_label)
+    print(
+        "\nEvery prompt distinct (a unique first line each: only the chat template's system "
+        "prompt is shared, so no answer comes from a cached prompt):"
+    )
+    print_table(distinct, ours_label)
+    print("\n" + target_ratios(repeated, distinct, ours_label))
+    for note in notes:
+        print(note)
     print(
         f"\nChunked prefill: 16 streams decoding while a ~{args.long_prompt_tokens}-token prompt "
         "arrives "
         f"({ours_label}): ITL p50 {itl_p50 * 1000:.0f} ms, p95 {itl_p95 * 1000:.0f} ms "
         f"(p95/p50 = {itl_p95 / itl_p50:.2f}); the long prompt's TTFT {long_ttft:.2f} s"
     )
-    print(
-        f"\nEvery prompt distinct ({distinct_level} clients, a unique first line each: only the "
-        "chat template's system prompt is shared, so no answer comes from a cached prompt):"
-    )
-    ours_distinct = distinct[0][1]
-    for label, summary in distinct:
-        ratio = ""
-        if label != ours_label and summary.ttft_p50 and summary.tokens_per_s:
-            ratio = (
-                f" (ours/theirs: {ours_distinct.tokens_per_s / summary.tokens_per_s:.2f}x tok/s, "
-                f"TTFT {ours_distinct.ttft_p50 / summary.ttft_p50:.2f})"
-            )
-        print(
-            f"  {label}: {summary.tokens_per_s:.0f} tok/s, TTFT p50 {fmt_ms(summary.ttft_p50)} ms, "
-            f"p95 {fmt_ms(summary.ttft_p95)} ms, errors {summary.errors}{ratio}"
-        )
     if not args.skip_limits:
+        limits = measure(args.model_dir)
         print("\nLimits of this machine:")
-        print(format_limits(measure(args.model_dir)))
+        print(format_limits(limits))
+        for line in floor_lines(args, info, limits.bandwidth_gb_s, by_label(repeated, 1)):
+            print(line)
     print(f"\nbench finished in {time.perf_counter() - started:.0f} s (server logs in {logs})")
     return 0
 

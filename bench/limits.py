@@ -70,6 +70,32 @@ def measure_matmuls(
     return weight_mb, timings
 
 
+def dense_weight_bytes(model_dir: Path, dtype: str) -> int:
+    """Bytes of the linear weights (lm_head included) held as `dtype`: what one batch-1 decode
+    step reads when they are not quantized."""
+    itemsize = torch.empty(0, dtype=getattr(torch, dtype)).element_size()
+    return sum(o * i for o, i in linear_shapes(model_dir)) * itemsize
+
+
+def gguf_tensor_bytes(path: Path) -> int:
+    """Bytes of every tensor stored in a GGUF file, in its own (quantized) formats."""
+    import gguf
+
+    return sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
+
+
+def floor_line(
+    label: str, what: str, weight_bytes: int, bandwidth_gb_s: float, itl_s: float
+) -> str:
+    """The 1-stream floor (bytes / bandwidth) and how far a measured ITL p50 is above it."""
+    floor_s = weight_bytes / (bandwidth_gb_s * 1e9)
+    ratio = f"{itl_s / floor_s:.1f}x the floor" if itl_s == itl_s and floor_s else "no ITL"
+    return (
+        f"{label}: {what}, {weight_bytes / 2**20:.0f} MB: 1-stream floor = bytes / bandwidth = "
+        f"{floor_s * 1000:.2f} ms; ITL p50 at 1 stream {itl_s * 1000:.1f} ms = {ratio}"
+    )
+
+
 def measure(model_dir: Path) -> Limits:
     weight_mb, matmul_ms = measure_matmuls(model_dir)
     return Limits(measure_bandwidth(), weight_mb, matmul_ms)

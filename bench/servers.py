@@ -28,10 +28,12 @@ class ServerSpec:
 
 
 def our_server(
-    model_dir: Path, dtype: str = "auto", device: str = "auto", **flags: object
+    model_id: str | Path, dtype: str = "auto", device: str = "auto", **flags: object
 ) -> ServerSpec:
+    """This server on `model_id`: `bundled` (the GGUF, loaded as the server chooses: its own
+    quantized weights where supported) or a directory of converted weights."""
     port = free_port()
-    argv = [str(VENV_BIN / "python"), "-m", "inference", "--model-id", str(model_dir)]
+    argv = [str(VENV_BIN / "python"), "-m", "inference", "--model-id", str(model_id)]
     argv += ["--port", str(port), "--dtype", dtype, "--device", device]
     for name, value in flags.items():
         argv += [f"--{name.replace('_', '-')}", str(value)]
@@ -104,3 +106,17 @@ class RunningServer:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
+
+
+def llama_server(
+    binary: Path, gguf: Path, slots: int = 32, threads: int = 2, ctx_tokens: int = 32768
+) -> ServerSpec:
+    """llama.cpp's server on the GGUF file itself, `slots` sequences decoded together in one
+    batch (continuous batching), their KV cache `ctx_tokens` in all (split evenly between the
+    slots: 1024 each by default, enough for a bench prompt plus its answer). Its own prompt
+    cache stays on, like our prefix caching; the distinct-prompt load defeats both."""
+    port = free_port()
+    argv = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["-np", str(slots), "-t", str(threads), "-c", str(ctx_tokens), "--cont-batching"]
+    argv += ["--no-webui"]
+    return ServerSpec(f"llama-server ({gguf.stem.rsplit('.', 1)[-1]})", argv, port, "llama.cpp")

@@ -377,4 +377,7 @@ def build_runner(
     if not force_hf and llama.is_supported(loaded.model):
         return PagedModelRunner(loaded, num_blocks, block_size)
     logger.info("Using the transformers forward for %s", type(loaded.model).__name__)
+    if loaded.quantized is not None:
+        logger.warning("Quantized weights need the paged runner: serving dense weights")
+        loaded.quantized = None  # so /info says what is served
     return HFModelRunner(loaded)

@@ -170,14 +170,14 @@ def plan(
     if mode == "none" or (mode == "auto" and gguf_path is None):
         return None
     if mode == "auto":
+        if device.type != "cpu" or not kernels.available():
+            logger.info("--quantize auto: no quantized kernels here; serving dense weights")
+            return None
         weights = read_gguf_linears(gguf_path, model)
         if not weights:
             return None
         rest = {n for n, m in model.named_modules() if isinstance(m, nn.Linear)} - set(weights)
         weights |= quantize_linears(model, 8, rest)  # the file's other types, at 8 bits
-        if device.type != "cpu" or not kernels.available():
-            logger.info("--quantize auto: no quantized kernels here; serving dense weights")
-            return None
         layer = [n for n in weights if n.startswith("model.layers.0.")]
         modules = dict(model.named_modules())
         max_rows, timings = measure_max_rows(

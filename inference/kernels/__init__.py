@@ -35,23 +35,23 @@ HEADER = Path(__file__).with_name("kernels.h")
 HEAD_DIMS = (16, 64, 128)  # compiled head sizes (16: the tests' tiny model)
 MAX_GROUP = 8  # query heads per KV head, compiled 1..8
 CFLAGS = ["-O3", "-ffast-math", "-fno-finite-math-only", "-fopenmp"]
-# The instruction set each forced tier compiles for (INFERENCE_CPU_ISA): the build then
-# takes the same SIMD path as a CPU of that tier would.
-FORCED_ARCH = {
-    Isa.BASELINE: ["-march=x86-64-v2"],
+# The instructions each x86 tier compiles for: what CPUID reports (or INFERENCE_CPU_ISA
+# forces), not what the compiler sees, so an emulated or forced tier gets exactly its own
+# SIMD path; -mtune=native only schedules for the host.
+TIER_ARCH = {
+    Isa.BASELINE: ["-march=x86-64"],
     Isa.AVX2: ["-march=x86-64-v3"],
     Isa.AVX512: ["-march=x86-64-v4"],
     Isa.AVX512_BF16: ["-march=x86-64-v4", "-mavx512vnni", "-mavx512bf16"],
+    Isa.AMX: ["-march=x86-64-v4", "-mavx512vnni", "-mavx512bf16"],
 }
 
 
 def arch_flags(info: CpuInfo) -> list[str]:
-    """Compile for this CPU, or for the tier the ISA is forced down to."""
-    if info.arch.lower() in ("aarch64", "arm64"):
-        return ["-mcpu=native"]
-    if info.forced and info.isa in FORCED_ARCH:
-        return FORCED_ARCH[info.isa]
-    return ["-march=native"]
+    """Compile for this CPU's tier (aarch64: for this CPU)."""
+    if info.arch.lower() in ("aarch64", "arm64") or info.isa not in TIER_ARCH:
+        return ["-mcpu=native"] if info.arch.lower() in ("aarch64", "arm64") else []
+    return [*TIER_ARCH[info.isa], "-mtune=native"]
 
 
 def extension_name(info: CpuInfo) -> str:
