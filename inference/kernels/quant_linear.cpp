@@ -183,6 +183,16 @@ inline float hsum(__m128 v) {
   return _mm_cvtss_f32(s);
 }
 
+inline __m128 load_half2(const c10::Half* p) {
+  int32_t bits;
+  std::memcpy(&bits, p, sizeof(bits));
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
+}
+
+inline __m128 load_float2(const float* p) {
+  return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+}
+
 inline __m128 load_half4(const c10::Half* p) {
   return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
@@ -262,7 +272,6 @@ void q4_row_simd(const Activations& a, int64_t r0, const uint8_t* qs, const c10:
       acc_min[r] = _mm_fmadd_ps(mw, _mm_loadu_ps(a.sum + (r0 + r) * blocks + 4 * g), acc_min[r]);
     }
   }
-  for (int r = 0; r < MB; ++r) tail[r] += _mm512_reduce_add_ps(acc512[r]);
 #else
   const __m256i order = _mm256_setr_epi32(0, 0, 2, 2, 1, 1, 3, 3);
   for (int64_t g = 0; g < groups; ++g) {
@@ -289,17 +298,18 @@ void q4_row_simd(const Activations& a, int64_t r0, const uint8_t* qs, const c10:
   if (blocks - b >= 2) {  // one more pair
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 16 * b));
     const __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-    const float d0 = static_cast<float>(d[b]), d1 = static_cast<float>(d[b + 1]);
-    const float m0 = static_cast<float>(mn[b]), m1 = static_cast<float>(mn[b + 1]);
+    const __m128 d01 = load_half2(d + b);  // (d_b, d_b+1, 0, 0)
+    const __m128 m01 = load_half2(mn + b);
+    const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     for (int r = 0; r < MB; ++r) {
       const int8_t* xq = a.paired + (r0 + r) * k + kBlock * b;
       const __m256i p = dot2_u8s8(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)), hi,
                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32)));
-      const float* s = a.scale + (r0 + r) * blocks + b;
-      const float* t = a.sum + (r0 + r) * blocks + b;
-      const __m256 scale = _mm256_set_m128(_mm_set1_ps(d1 * s[1]), _mm_set1_ps(d0 * s[0]));
+      const __m128 s = load_float2(a.scale + (r0 + r) * blocks + b);
+      const __m128 t = load_float2(a.sum + (r0 + r) * blocks + b);
+      const __m256 scale = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(d01, s)), spread);
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[r]);
-      tail[r] += m0 * t[0] + m1 * t[1];
+      acc_min[r] = _mm_fmadd_ps(m01, t, acc_min[r]);  // lanes 2, 3 stay zero
     }
     b += 2;
   }
@@ -316,7 +326,15 @@ void q4_row_simd(const Activations& a, int64_t r0, const uint8_t* qs, const c10:
       tail[r] += mw * a.sum[at];
     }
   }
+#if defined(QUANT_ZMM)
+  for (int r = 0; r < MB; ++r) {  // one reduction per row: the three accumulators summed first
+    __m512 total = _mm512_add_ps(acc512[r], _mm512_zextps256_ps512(acc[r]));
+    total = _mm512_add_ps(total, _mm512_zextps128_ps512(acc_min[r]));
+    y[r] = _mm512_reduce_add_ps(total) + tail[r];
+  }
+#else
   for (int r = 0; r < MB; ++r) y[r] = hsum(acc[r]) + hsum(acc_min[r]) + tail[r];
+#endif
 }
 
 // q8 is s8 x s8, which dpbusd and maddubs do not take: they get |w| (unsigned, up to 128)
