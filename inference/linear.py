@@ -56,14 +56,6 @@ class Projection:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def silu(self, x: torch.Tensor) -> torch.Tensor:
-        """silu(x W^T + b)."""
-        return F.silu(self(x))
-
-    def mul(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        """(x W^T + b) * other."""
-        return self(x) * other
-
     def silu_mul(self, x: torch.Tensor) -> torch.Tensor:
         """silu(gate) * up, for a projection whose output is gate and up concatenated."""
         gate, up = self(x).chunk(2, dim=-1)
@@ -72,11 +64,6 @@ class Projection:
     def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         """(x W^T + b) + other (the residual connection)."""
         return self(x) + other
-
-    @property
-    def num_bytes(self) -> int:
-        """Bytes a batch-1 call reads (the weights it stores for that path)."""
-        raise NotImplementedError
 
 
 class DenseProjection(Projection):
@@ -92,34 +79,14 @@ class DenseProjection(Projection):
         self.bias = bias
         self.path = path
         self.dtype = weight.dtype
-        self._bytes = weight.numel() * weight.element_size()
         weight = weight.contiguous()
         self.prepacked = path == LinearPath.ONEDNN
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight) if self.prepacked else weight
 
-    @property
-    def num_bytes(self) -> int:
-        return self._bytes
-
-    def _fused(self, x: torch.Tensor, op: str) -> torch.Tensor:
-        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, op, [], "")
-
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.prepacked:
-            return self._fused(x, "none")
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
         return F.linear(x, self.weight, self.bias)
-
-    def silu(self, x: torch.Tensor) -> torch.Tensor:
-        if self.prepacked:
-            return self._fused(x, "swish")
-        return F.silu(F.linear(x, self.weight, self.bias))
-
-    def mul(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        if self.prepacked:
-            return torch.ops.mkldnn._linear_pointwise.binary(
-                x, other, self.weight, self.bias, "mul"
-            )
-        return F.linear(x, self.weight, self.bias) * other
 
     def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         if self.prepacked:
@@ -149,10 +116,6 @@ class QuantProjection(Projection):
         self.max_rows = max_rows if dense is not None else 1 << 62
 
     @property
-    def num_bytes(self) -> int:
-        return self.weight.num_bytes
-
-    @property
     def tensors(self) -> list[torch.Tensor]:
         """The weight as the compiled ops take it: [qs, d, m] (4-bit) or [qs, d] (8-bit)."""
         w = self.weight
@@ -172,16 +135,6 @@ class QuantProjection(Projection):
         if x.shape[0] > self.max_rows:
             return self.dense(x)
         return self._quantized(x)
-
-    def silu(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] > self.max_rows:
-            return self.dense.silu(x)
-        return F.silu(self._quantized(x))
-
-    def mul(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] > self.max_rows:
-            return self.dense.mul(x, other)
-        return self._quantized(x).mul_(other)
 
     def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         if x.shape[0] > self.max_rows:

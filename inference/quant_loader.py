@@ -151,10 +151,8 @@ def measure_max_rows(
     return best, timings
 
 
-def describe(weights: dict[str, QuantWeight], source: str) -> str:
-    """What ``/info`` says is served, e.g. ``gguf:q4_1+q8_0`` or ``int4``."""
-    if source != "gguf":
-        return source
+def gguf_label(weights: dict[str, QuantWeight]) -> str:
+    """What ``/info`` says a GGUF's weights are served as, e.g. ``gguf:q4+q8``."""
     kinds = sorted({f"q{w.bits}" for w in weights.values()})
     return "gguf:" + "+".join(kinds)
 
@@ -190,7 +188,7 @@ def plan(
         if max_rows == 0:
             logger.info("--quantize auto: dense is faster at batch 1 here; serving dense")
             return None
-        label = describe(weights, "gguf")
+        label = gguf_label(weights)
         return QuantizedWeights(weights, max_rows=max_rows, keep_dense=True, label=label)
     bits = 4 if mode == "int4" else 8
     return QuantizedWeights(quantize_linears(model, bits), label=mode)

@@ -169,14 +169,14 @@ class LlamaPagedModel:
                 )
             )
         positions = torch.arange(max_positions, device=self.device)[None]
-        probe = torch.empty(0, dtype=self.dtype, device=self.device)
-        cos, sin = inner.rotary_emb(probe, positions)
+        cos, sin = inner.rotary_emb(torch.empty(0, device=self.device), positions)  # float32
         half = self.head_dim // 2
-        self.cos = cos[0]  # [max_positions, head_dim] in model dtype
-        self.sin = torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)  # rotate_half's sign
-        self.fused = self._fused_decode(inner, positions, model.config)
+        cos = cos[0]  # [max_positions, head_dim]
+        sin = torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)  # rotate_half's sign
+        self.cos, self.sin = cos.to(self.dtype), sin.to(self.dtype)
+        self.fused = self._fused_decode(cos, sin, model.config)
 
-    def _fused_decode(self, inner: nn.Module, positions: torch.Tensor, config) -> _Fused | None:
+    def _fused_decode(self, cos: torch.Tensor, sin: torch.Tensor, config) -> _Fused | None:
         """The float32 tables of the one-call decode layer, where it runs this model: every
         projection read by the quantized kernels, and the decode attention kernel built."""
         projections = [p for layer in self.layers for p in (layer.qkv, layer.o, layer.gate_up)]
@@ -185,12 +185,10 @@ class LlamaPagedModel:
             return None
         if not all(type(p) is QuantProjection for p in projections):
             return None
-        cos, sin = inner.rotary_emb(torch.empty(0, device=self.device), positions)
-        half = self.head_dim // 2
         return _Fused(
             max_rows=min(p.max_rows for p in projections),
-            cos=cos[0].float(),
-            sin=torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1).float(),
+            cos=cos,
+            sin=sin,
             norms=[(layer.input_norm.float(), layer.post_norm.float()) for layer in self.layers],
             final_norm=self.final_norm.float(),
             eps=float(config.rms_norm_eps),
