@@ -3,7 +3,7 @@
 A decode step at batch 1 reads every weight once, so what a projection stores and which
 kernel reads it decide latency. ``DenseProjection`` is ``F.linear`` (runs everywhere) or,
 where ``inference.cpu`` says oneDNN runs the dtype, a weight reordered once into oneDNN's
-blocked layout that also fuses the activation or residual that follows. ``QuantProjection``
+blocked layout that also fuses the residual add that follows. ``QuantProjection``
 holds 4- or 8-bit weights (``inference.quant``) read by the compiled kernels at small
 batches, where bytes decide, and a dense copy for large batches, where compute decides
 (the crossover is measured at load, see ``inference.quant_plan``).
