@@ -1,50 +1,74 @@
 """The JSON API of docs/chat-protocol.md (`/api/...`): thin views over selectors and services.
 
 Session auth; the CSRF middleware guards every mutating call (`X-CSRFToken`). Errors are
-`{"error": message}` with the `ChatError` status; another owner's conversation is a 404.
+`{"error": message}` with the `ChatError` status; another owner's conversation is a 404. The
+error handlers at the end give `/api/` paths the same shape where Django would answer with an
+HTML page (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a CSRF failure, an unknown route, a bug).
+Read-only calls never create a session (`identity_from_request(create=False)`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_http_methods
+from django.views import defaults
+from django.views.csrf import csrf_failure as django_csrf_failure
 
 from chatui import selectors, services
 from chatui.apps import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_request
+from chatui.validation import (
+    BODY_TOO_LARGE,
+    INVALID_JSON,
+    check_no_nul,
+    parse_json_object,
+)
 
-INVALID_JSON = "The request body must be a JSON object."
+__all__ = ["INVALID_JSON"]  # re-exported: the API's own message
+
+METHOD_NOT_ALLOWED = "{method} is not allowed here (allowed: {allowed})."
+NOT_FOUND = "Not found."
+CSRF_FAILED = "The request was refused (CSRF check failed: {reason}). Reload the page and retry."
+BAD_REQUEST = "The request could not be read."
+SERVER_ERROR = "Something went wrong on the server. Try again."
+READ_METHODS = ("GET", "HEAD")
+
+
+def error_response(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
-    if not request.body:
-        return {}
     try:
-        body = json.loads(request.body)
-    except ValueError:
-        raise ChatError(INVALID_JSON) from None
-    if not isinstance(body, dict):
-        raise ChatError(INVALID_JSON)
-    return body
+        body = request.body
+    except RequestDataTooBig:
+        raise ChatError(BODY_TOO_LARGE, status=413) from None
+    return parse_json_object(body) if body else {}
 
 
 def api_view(*methods: str) -> Callable[..., Any]:
-    """Allowed methods, the caller's identity as first argument, ChatError -> JSON error."""
+    """Allowed methods (else a JSON 405), the caller's identity as first argument (a session
+    is created only for a write), ChatError -> JSON error."""
+    allowed = ", ".join(methods)
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @require_http_methods(list(methods))
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                message = METHOD_NOT_ALLOWED.format(method=request.method, allowed=allowed)
+                response = error_response(message, 405)
+                response["Allow"] = allowed
+                return response
+            identity = identity_from_request(request, create=request.method not in READ_METHODS)
             try:
-                return view(request, identity_from_request(request), *args, **kwargs)
+                return view(request, identity, *args, **kwargs)
             except ChatError as exc:
-                return JsonResponse({"error": exc.message}, status=exc.status)
+                return error_response(exc.message, exc.status)
 
         return wrapper
 
@@ -74,6 +98,10 @@ def conversations(request: HttpRequest, identity: Identity) -> HttpResponse:
         services.conversation_delete_all(identity=identity)
         return HttpResponse(status=204)
     query = request.GET.get("q", "")
+    try:
+        check_no_nul(query)
+    except ChatError as exc:
+        return error_response(exc.message, exc.status)
     return JsonResponse(
         {"conversations": selectors.conversation_list_data(identity=identity, query=query)}
     )
@@ -123,3 +151,37 @@ def export(request: HttpRequest, identity: Identity) -> HttpResponse:
     response = JsonResponse(selectors.conversation_export(identity=identity))
     response["Content-Disposition"] = 'attachment; filename="conversations.json"'
     return response
+
+
+# --- error pages of /api/ paths (config/urls.py, CSRF_FAILURE_VIEW) ---------------------------
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413 with the API's error shape."""
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return error_response(BODY_TOO_LARGE, 413)
+    return error_response(BAD_REQUEST, 400)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not _is_api(request):
+        return defaults.page_not_found(request, exception)
+    return error_response(NOT_FOUND, 404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if not _is_api(request):
+        return defaults.server_error(request)
+    return error_response(SERVER_ERROR, 500)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if not _is_api(request):
+        return django_csrf_failure(request, reason=reason)
+    return error_response(CSRF_FAILED.format(reason=reason.rstrip(".")), 403)

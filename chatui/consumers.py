@@ -8,11 +8,16 @@ task, which does not belong to the socket). Events are forwarded as they are, ex
 an answer running in another process that the page could not place yet: after a snapshot read
 from the database, or when such an answer starts, its tokens wait for the running task's resync
 (the text so far) instead of leaving a hole.
+
+Whatever a client sends is answered, never with a dropped socket: a frame that is not a JSON
+object, a `type` that is not a known string, a binary frame, a NUL character, an unexpected
+failure all get an `error` event; a text frame over MAX_MESSAGE_BYTES closes with 1009 (daphne,
+run by `config.serve`, refuses it earlier with the same code, and invalid UTF-8 with 1007).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from typing import Any
 
@@ -24,9 +29,17 @@ from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_scope
 from chatui.models import Conversation
 from chatui.selectors import conversation_get
+from chatui.validation import check_no_nul, describe, parse_json
+
+logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_BIG = 1009
+MAX_MESSAGE_BYTES = 1024 * 1024  # daphne's default websocket_max_message_size
 UNKNOWN_TYPE = "Unknown message type: {type}."
+NOT_AN_OBJECT = 'A message must be a JSON object with a "type".'
+BINARY_FRAME = "Binary frames are not supported: send JSON text."
+INTERNAL_ERROR = "Something went wrong on the server. Try again."
 RESYNC_AFTER_S = 1.0  # a token still cannot be placed: ask again (a request may be lost)
 
 
@@ -80,12 +93,25 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(self.pending.pop(0))
         self.pending = None
 
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        if not self.group:  # refused (4403) or not set up yet
+            return
+        if text_data is None:
+            await self._refuse(BINARY_FRAME)
+        elif _utf8_length_over(text_data, MAX_MESSAGE_BYTES):
+            await self.close(code=CLOSE_TOO_BIG)
+        else:  # an empty frame too (channels would raise on it)
+            await self.receive_json(await self.decode_json(text_data), **kwargs)
+
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
+        """The message, or the ChatError that says why it cannot be read (raised later)."""
         try:
-            return json.loads(text_data)
-        except ValueError:
-            return None  # answered with UNKNOWN_TYPE
+            return parse_json(text_data, message=UNKNOWN_TYPE.format(type=None))
+        except ChatError as exc:
+            return exc
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -95,7 +121,24 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not self.group:
             return
-        kind = content.get("type") if isinstance(content, dict) else None
+        try:
+            await self._handle(content)
+        except ChatError as exc:
+            await self._refuse(exc.message)
+        except Exception:
+            # NOTE: a bug must not close the socket with 1011: the page would reconnect and
+            # show nothing; it gets an error event and the socket stays usable.
+            logger.exception("websocket message failed")
+            await self._refuse(INTERNAL_ERROR)
+
+    async def _handle(self, content: Any) -> None:
+        if isinstance(content, ChatError):
+            raise content
+        if not isinstance(content, dict):
+            raise ChatError(NOT_AN_OBJECT)
+        kind = content.get("type")
+        if not isinstance(kind, str):
+            raise ChatError(UNKNOWN_TYPE.format(type=describe(kind)))
         handler = {
             "send": self._send,
             "edit": self._edit,
@@ -103,12 +146,14 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             "continue": self._continue,
             "stop": self._stop,
         }.get(kind)
-        try:
-            if handler is None:
-                raise ChatError(UNKNOWN_TYPE.format(type=kind))
-            await handler(content)
-        except ChatError as exc:
-            await self.send_json({"type": "error", "message": exc.message, "message_id": None})
+        if handler is None:
+            raise ChatError(UNKNOWN_TYPE.format(type=describe(kind)))
+        check_no_nul(content)
+        await handler(content)
+
+    async def _refuse(self, message: str) -> None:
+        """A refused request: an error event for this socket only, nothing stored."""
+        await self.send_json({"type": "error", "message": message, "message_id": None})
 
     async def _start(self, service: Any, **kwargs: Any) -> None:
         request = await database_sync_to_async(service)(
@@ -194,3 +239,12 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         end = payload["offset"] + generation.utf16_len(payload["token"])
         self.behind[payload["message_id"]] = max(known or 0, end)
         return True
+
+
+def _utf8_length_over(text: str, limit: int) -> bool:
+    """Whether `text` takes more than `limit` bytes in UTF-8 (at most 4 bytes a character)."""
+    if len(text) > limit:
+        return True
+    if len(text) * 4 <= limit:
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > limit

@@ -2,7 +2,9 @@
 
 The anonymous key lives in the session *data* (not the session key), so it survives the key
 rotation Django performs at login; the `user_logged_in` handler then moves that visitor's
-conversations and settings to the account. Must not import views or consumers.
+conversations and settings to the account. A visitor gets a key (and so a session row and
+cookie) only when they first write something; until then they are a keyless identity that owns
+nothing. Must not import views or consumers.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ ANON_SESSION_KEY = "chatui_anon_key"
 
 @dataclass(frozen=True)
 class Identity:
-    """The owner of rows: exactly one of `user_id` / `anon_key` is set."""
+    """The owner of rows: at most one of `user_id` / `anon_key` is set; with neither, an
+    anonymous visitor who has not written anything yet and owns no row."""
 
     user_id: int | None = None
     anon_key: str = ""
@@ -34,21 +37,28 @@ class Identity:
         """Filter matching rows this identity owns (`prefix` e.g. "conversation__")."""
         if self.user_id is not None:
             return Q(**{f"{prefix}user_id": self.user_id})
+        if not self.anon_key:
+            return Q(**{f"{prefix}pk__in": []})  # NOTE: never rows whose anon_key is ""
         return Q(**{f"{prefix}user__isnull": True, f"{prefix}anon_key": self.anon_key})
 
     def owner_fields(self) -> dict[str, Any]:
         """Field values that make a new row belong to this identity."""
+        if self.user_id is None and not self.anon_key:
+            raise ValueError("a keyless identity cannot own rows (use create=True)")
         if self.user_id is not None:
             return {"user_id": self.user_id, "anon_key": ""}
         return {"user_id": None, "anon_key": self.anon_key}
 
 
-def identity_from_request(request: HttpRequest) -> Identity:
-    """The request's identity; gives an anonymous visitor a key (and a session) on first use."""
+def identity_from_request(request: HttpRequest, *, create: bool = True) -> Identity:
+    """The request's identity. `create`: give an anonymous visitor a key (and so a session) if
+    they have none; else such a visitor stays keyless, so a read creates no session row."""
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return Identity(user_id=user.pk)
     anon_key = request.session.get(ANON_SESSION_KEY)
+    if not anon_key and not create:
+        return Identity()
     if not anon_key:
         anon_key = secrets.token_urlsafe(24)
         request.session[ANON_SESSION_KEY] = anon_key

@@ -1,11 +1,15 @@
 """USAGE_LIMITS and MESSAGES_BEFORE_LOGIN: checks run by services before a write.
 
-Each check raises `ChatError` with one of the messages below (tests import them). A limit
-that is not configured (None or 0) is not enforced. Reads only; must not write.
+Each check raises `ChatError` with one of the messages below (tests import them). USAGE_LIMITS
+applies to everyone, as in chat-ui; anonymous visitors also get ANONYMOUS_DEFAULTS for each
+limit USAGE_LIMITS leaves unset, so an open instance is not a free 1 MB-per-message,
+unmetered endpoint. A limit set to 0 is not enforced (anonymous default included). Reads only;
+must not write.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from datetime import timedelta
 
 from django.utils import timezone
@@ -13,6 +17,12 @@ from django.utils import timezone
 from chatui.errors import ChatError
 from chatui.identity import Identity
 from chatui.models import Conversation, Message
+from chatui.models_config import UsageLimits
+
+# What an anonymous visitor may do when USAGE_LIMITS does not say (README: Configuration).
+ANONYMOUS_DEFAULTS = UsageLimits(
+    message_length=10_000, messages_per_minute=10, concurrent_generations=2
+)
 
 TOO_MANY_CONVERSATIONS = "You have reached the maximum number of conversations ({limit})."
 TOO_MANY_MESSAGES = "This conversation has reached the maximum number of messages ({limit})."
@@ -25,28 +35,41 @@ LOGIN_REQUIRED = "Please log in to keep chatting: anonymous visitors can send {l
 EMPTY_MESSAGE = "The message is empty."
 
 
-def _limit(limits: object, name: str) -> int | None:
-    value = getattr(limits, name, None) if limits is not None else None
+def effective_limits(*, identity: Identity, config: object) -> UsageLimits:
+    """The configured USAGE_LIMITS, with ANONYMOUS_DEFAULTS filling its gaps for a visitor."""
+    configured = getattr(config, "usage_limits", None) or UsageLimits()
+    if not identity.is_anonymous:
+        return configured
+    gaps = {
+        f.name: getattr(ANONYMOUS_DEFAULTS, f.name)
+        for f in fields(UsageLimits)
+        if getattr(configured, f.name) is None
+    }
+    return replace(configured, **gaps)
+
+
+def _limit(limits: UsageLimits, name: str) -> int | None:
+    value = getattr(limits, name)
     return int(value) if value else None
 
 
 def check_new_conversation(*, identity: Identity, config: object) -> None:
-    limit = _limit(getattr(config, "usage_limits", None), "conversations")
+    limit = _limit(effective_limits(identity=identity, config=config), "conversations")
     if limit and Conversation.objects.filter(identity.owner_q()).count() >= limit:
         raise ChatError(TOO_MANY_CONVERSATIONS.format(limit=limit), status=429)
 
 
-def check_message_length(*, content: str, config: object) -> None:
+def check_message_length(*, identity: Identity, content: str, config: object) -> None:
     if not content.strip():
         raise ChatError(EMPTY_MESSAGE)
-    limit = _limit(getattr(config, "usage_limits", None), "message_length")
+    limit = _limit(effective_limits(identity=identity, config=config), "message_length")
     if limit and len(content) > limit:
         raise ChatError(MESSAGE_TOO_LONG.format(length=len(content), limit=limit))
 
 
 def check_new_message(*, identity: Identity, conversation: Conversation, config: object) -> None:
     """Before a new user message or answer is generated in `conversation`."""
-    limits = getattr(config, "usage_limits", None)
+    limits = effective_limits(identity=identity, config=config)
     before_login = int(getattr(config, "messages_before_login", 0) or 0)
     own_messages = Message.objects.filter(identity.owner_q("conversation__"))
     if identity.is_anonymous and before_login:

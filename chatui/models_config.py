@@ -160,7 +160,8 @@ class OldModel:
 
 @dataclass(frozen=True)
 class UsageLimits:
-    """Per-user limits; ``None`` means unlimited."""
+    """Per-user limits as configured: ``None`` when unset, 0 for "no limit" (chatui.limits
+    fills an anonymous visitor's unset ones with its defaults)."""
 
     conversations: int | None = None
     messages: int | None = None
@@ -668,7 +669,7 @@ def _usage_limits(env: Mapping[str, str]) -> UsageLimits:
         messages=fields.integer("messages", None, minimum=0),
         message_length=fields.integer("messageLength", None, minimum=0),
         messages_per_minute=fields.integer("messagesPerMinute", None, minimum=0),
-        concurrent_generations=fields.integer("concurrentGenerations", None, minimum=1),
+        concurrent_generations=fields.integer("concurrentGenerations", None, minimum=0),
     )
 
 

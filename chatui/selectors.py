@@ -90,6 +90,10 @@ def message_path(*, message: Message) -> list[Message]:
 
 
 def shared_get(*, share_id: str) -> SharedConversation:
+    """Any string from a URL: one that cannot be a share id (a NUL, which the database refuses,
+    or past the column's length) is simply not found."""
+    if "\x00" in share_id or len(share_id) > SharedConversation._meta.pk.max_length:
+        raise ChatError(SHARE_NOT_FOUND, status=404)
     try:
         return SharedConversation.objects.get(pk=share_id)
     except SharedConversation.DoesNotExist:

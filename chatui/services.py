@@ -34,6 +34,7 @@ from chatui.selectors import (
     message_path,
     settings_find,
 )
+from chatui.validation import describe
 
 UNKNOWN_MODEL = "Unknown model: {model}."
 TITLE_INVALID = f"The title must be 1 to {TITLE_MAX_LENGTH} characters."
@@ -52,7 +53,7 @@ def _listed_model_id(model: Any) -> str:
     config = get_chat_config()
     listed = {m.id for m in config.models if not m.unlisted}
     if not isinstance(model, str) or model not in listed:
-        raise ChatError(UNKNOWN_MODEL.format(model=model))
+        raise ChatError(UNKNOWN_MODEL.format(model=describe(model)))
     return model
 
 
@@ -190,7 +191,7 @@ def settings_update(
         known = {m.id for m in get_chat_config().models}
         unknown = sorted(set(custom_prompts) - known)
         if unknown:
-            raise ChatError(UNKNOWN_MODEL.format(model=unknown[0]))
+            raise ChatError(UNKNOWN_MODEL.format(model=describe(unknown[0])))
         merged = dict(settings.custom_prompts or {})
         merged.update(custom_prompts)
         settings.custom_prompts = {k: v for k, v in merged.items() if v}
@@ -284,7 +285,7 @@ def message_send(
     """A user message under `parent_id` (None: a new root) and the empty answer to stream."""
     config = get_chat_config()
     content = content if isinstance(content, str) else ""
-    limits.check_message_length(content=content, config=config)
+    limits.check_message_length(identity=identity, content=content, config=config)
     with transaction.atomic():
         conversation = _locked_conversation(identity=identity, conversation_id=conversation_id)
         parent = None
@@ -309,7 +310,7 @@ def message_edit(
     """A sibling of user message `message_id` with new content, and its answer."""
     config = get_chat_config()
     content = content if isinstance(content, str) else ""
-    limits.check_message_length(content=content, config=config)
+    limits.check_message_length(identity=identity, content=content, config=config)
     with transaction.atomic():
         conversation = _locked_conversation(identity=identity, conversation_id=conversation_id)
         original = message_get(conversation=conversation, message_id=message_id)

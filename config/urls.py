@@ -1,4 +1,5 @@
-"""The URL map: Django admin (plus the Models status page) and the chat app."""
+"""The URL map: Django admin (plus the Models status page) and the chat app. Error pages of
+`/api/` paths are JSON (chatui.api); others are Django's."""
 
 from __future__ import annotations
 
@@ -12,3 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("chatui.urls")),
 ]
+
+handler400 = "chatui.api.bad_request"
+handler404 = "chatui.api.not_found"
+handler500 = "chatui.api.server_error"

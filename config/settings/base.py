@@ -142,6 +142,8 @@ LOGIN_URL = "/login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 365
+SESSION_ENGINE = "chatui.sessions"  # database sessions; a malformed key is no session
+CSRF_FAILURE_VIEW = "chatui.api.csrf_failure"  # JSON for /api/ paths
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
