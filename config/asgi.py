@@ -27,18 +27,17 @@ except Exception as exc:
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 
 from chatui.generation import with_reaper
+from chatui.origin import SameOriginValidator
 from chatui.routing import websocket_urlpatterns
 
 application = with_reaper(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            ),
+            # Origin: scheme, host and port, as Django's CSRF check (chatui.origin).
+            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
 )
