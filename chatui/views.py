@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.views import LoginView
@@ -18,6 +19,11 @@ from chatui.apps import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import identity_from_request
 from chatui.selectors import active_model_id, conversation_get, shared_get
+
+LOGIN_LOCKED_OUT = (
+    "Too many failed login attempts for this account or from this address. "
+    "Wait {minutes} minutes before trying again."
+)
 
 
 def _base_context(request: HttpRequest) -> dict[str, Any]:
@@ -36,8 +42,8 @@ def _base_context(request: HttpRequest) -> dict[str, Any]:
 def chat_page(request: HttpRequest, conversation_id: Any = None) -> HttpResponse:
     """`chatui/chat.html`. Context: app_name, app_description, disclaimer, user_is_authenticated,
     username, `models_json` (list of public Model dicts, for `json_script`), `active_model` (id),
-    `conversation_id` (str, or None on `/`). Gives an anonymous visitor a session identity."""
-    identity = identity_from_request(request)
+    `conversation_id` (str, or None on `/`). Creates no session: the visitor's first write does."""
+    identity = identity_from_request(request, create=False)
     if conversation_id is not None:
         try:
             conversation_get(identity=identity, conversation_id=conversation_id)
@@ -108,3 +114,13 @@ class LoginPage(LoginView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return super().get_context_data(**kwargs) | _base_context(self.request)
+
+
+def login_locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
+) -> HttpResponse:
+    """django-axes' lockout page (AXES_LOCKOUT_CALLABLE), for /login and /admin/login/ alike:
+    429 and `registration/locked_out.html`. Context: the base names plus `message`."""
+    minutes = max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
+    context = _base_context(request) | {"message": LOGIN_LOCKED_OUT.format(minutes=minutes)}
+    return render(request, "registration/locked_out.html", context, status=429)

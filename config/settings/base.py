@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 from config.env import load_env
 
@@ -32,6 +34,13 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None or str(value).strip() == "":
         return default
     return [item.strip() for item in str(value).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    value = ENV.get(name)
+    if value is None or str(value).strip() == "":
+        return default
+    return int(str(value).strip())
 
 
 def _secret_key() -> str:
@@ -60,11 +69,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "chatui",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the page that says so
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -141,8 +153,59 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
-SESSION_COOKIE_AGE = 60 * 60 * 24 * 365
+
+# Login throttling (django-axes), on /login and /admin/login/ alike: after LOGIN_FAILURE_LIMIT
+# failed attempts for one account, or from one address, that account or address is refused
+# for LOGIN_COOLOFF_MINUTES, with a page that says so (chatui.views.login_locked_out).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # failures only: no row per successful login
+AXES_LOCKOUT_CALLABLE = "chatui.views.login_locked_out"
+AXES_VERBOSE = False
+
+# Sessions: an anonymous visitor gets one on their first write (chatui.identity), not on a GET.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 30)
 SESSION_ENGINE = "chatui.sessions"  # database sessions; a malformed key is no session
+
+# TLS deployments (README: Security). HTTPS=true marks the cookies Secure and sends HSTS;
+# behind a proxy that terminates TLS, SECURE_PROXY_SSL_HEADER names the header it sets to
+# "https" (e.g. X-Forwarded-Proto), without which Django cannot tell the request was secure.
+HTTPS = env_bool("HTTPS")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
+if ENV.get("SECURE_PROXY_SSL_HEADER"):
+    _header = ENV["SECURE_PROXY_SSL_HEADER"].strip().upper().replace("-", "_")
+    SECURE_PROXY_SSL_HEADER = (f"HTTP_{_header.removeprefix('HTTP_')}", "https")
+
+# Content-Security-Policy (django-csp) on every response: every script is a file of ours (no
+# inline script, no eval), so injected markup cannot run even if it got past the sanitiser.
+# Styles allow inline attributes (KaTeX positions formulas with them); images load only from
+# here or data: URLs, so a message's markdown image cannot call a third-party server.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        **({"upgrade-insecure-requests": True} if HTTPS else {}),
+    }
+}
 CSRF_FAILURE_VIEW = "chatui.api.csrf_failure"  # JSON for /api/ paths
 
 LANGUAGE_CODE = "en-us"

@@ -1,0 +1,385 @@
+"""Hostile users: two anonymous visitors and two logged-in users try every route of the URL
+conf, the websocket, export, share and admin on each other's data. Every attempt is refused
+and changes nothing; every write without the CSRF token is refused.
+
+The routes come from the URL conf itself: a route missing from CHAT_ATTACKS fails
+`test_every_route_is_attacked`, and admin routes are all tried generically, so a new route
+cannot be left out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from chatui import services
+from chatui.consumers import CLOSE_FORBIDDEN
+from chatui.identity import ANON_SESSION_KEY, Identity
+from chatui.models import Conversation, Message, SharedConversation, UserSettings
+from chatui.routing import websocket_urlpatterns
+from chatui.selectors import MESSAGE_NOT_FOUND
+from tests.chatui.core.helpers import (
+    MODEL_A,
+    MODEL_B,
+    TIMEOUT,
+    Owner,
+    connect,
+    db,
+    receive_until,
+)
+from tests.chatui.fake_endpoints import Script
+
+PEOPLE = ("visitor1", "visitor2", "user1", "user2")
+PASSWORD = "Pw-of-a-victim-77"
+
+
+# --- the URL conf ----------------------------------------------------------------------------
+
+
+def url_patterns(patterns: list[Any] | None = None, prefix: str = "", ns: str = "") -> Iterator:
+    """(name, pattern) of every route: `name` with its namespace, `pattern` the full path."""
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(entry, URLResolver):
+            namespace = f"{ns}{entry.namespace}:" if entry.namespace else ns
+            yield from url_patterns(entry.url_patterns, prefix + str(entry.pattern), namespace)
+        elif isinstance(entry, URLPattern):
+            yield f"{ns}{entry.name or ''}", prefix + str(entry.pattern)
+
+
+def concrete(pattern: str, values: dict[str, str]) -> str:
+    """The path of `pattern` with each parameter (`<conv:name>`, `(?P<name>...)`) filled in."""
+    path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], pattern)
+    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values[m.group(1)], path)
+    return "/" + path.replace("^", "").replace("$", "")
+
+
+def is_admin(pattern: str) -> bool:
+    return pattern.startswith("admin/")
+
+
+# --- people and their data -------------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    name: str
+    identity: Identity
+    user: Any
+    conversation_id: str
+    question_id: str
+    answer_id: str
+    share_id: str
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Strings only this person's private data contains."""
+        return (f"{self.name}-title", f"{self.name}-question", f"{self.name}-prompt")
+
+    def client(self, **kwargs: Any) -> Client:
+        """A fresh client signed in as this person (a new session each time: an attack such
+        as logout must not leave the next one anonymous)."""
+        client = Client(**kwargs)
+        if self.user is not None:
+            client.force_login(self.user)
+        else:
+            session = SessionStore()
+            session[ANON_SESSION_KEY] = self.identity.anon_key
+            session.create()
+            client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+        return client
+
+    def state(self) -> list[Any]:
+        """Everything this person owns, as plain values (timestamps included)."""
+        owned = self.identity.owner_q()
+        rows = [
+            list(Conversation.objects.filter(owned).order_by("pk").values()),
+            list(Message.objects.filter(self.identity.owner_q("conversation__")).values()),
+            list(UserSettings.objects.filter(owned).values()),
+            list(SharedConversation.objects.filter(owned).values()),
+        ]
+        if self.user is not None:
+            rows.append(list(get_user_model().objects.filter(pk=self.user.pk).values()))
+        return rows
+
+
+def make_person(name: str) -> Person:
+    user = None
+    if name.startswith("user"):
+        user = get_user_model().objects.create_user(name, password=PASSWORD)
+        identity = Identity(user_id=user.pk)
+    else:
+        identity = Identity(anon_key=f"key-of-{name}")
+    services.settings_update(
+        identity=identity, active_model=MODEL_B, custom_prompts={MODEL_A: f"{name}-prompt"}
+    )
+    # The shared conversation holds nothing private: a share shows its whole snapshot.
+    public = services.conversation_create(identity=identity, model=MODEL_A, system_prompt="")
+    question = Message.objects.create(conversation=public, role="user", content="shared q")
+    Message.objects.create(conversation=public, parent=question, role="assistant", content="a")
+    share = services.conversation_share(identity=identity, conversation=public)
+    conversation = services.conversation_create(identity=identity, model=MODEL_A)
+    services.conversation_update(conversation=conversation, title=f"{name}-title")
+    question = Message.objects.create(
+        conversation=conversation, role="user", content=f"{name}-question"
+    )
+    answer = Message.objects.create(
+        conversation=conversation, parent=question, role="assistant", content="answer"
+    )
+    return Person(
+        name, identity, user, str(conversation.pk), str(question.pk), str(answer.pk), share.id
+    )
+
+
+@pytest.fixture
+def people(chat_models) -> dict[str, Person]:
+    return {name: make_person(name) for name in PEOPLE}
+
+
+# --- what an intruder tries on each route ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attack:
+    method: str
+    body: Any = None  # JSON for the API, form data for pages
+    status: tuple[int, ...] = (404,)
+    form: bool = False
+
+
+A = Attack
+JSON_404 = (A("get"), A("patch", {"title": "mine"}), A("delete"), A("post", {}))
+# Routes that answer an intruder (the route is theirs too) but must show only their own data.
+CHAT_ATTACKS: dict[str, tuple[Attack, ...]] = {
+    "chat": (A("get", status=(200,)),),
+    "conversation": (A("get"),),
+    # A share is public by design (read-only, the snapshot only); continuing it makes the
+    # visitor's own copy.
+    "shared": (A("get", status=(200,)),),
+    "shared-continue": (A("post", status=(302,)),),
+    # A logged-in intruder is sent home (302); the victim's account shows no login either way.
+    "login": (A("post", {"username": "{victim_username}", "password": "guess"}, (200, 302), True),),
+    "signup": (
+        A(
+            "post",
+            {
+                "username": "{victim_username}",
+                "password1": "x-Long-pw-9",
+                "password2": "x-Long-pw-9",
+            },
+            (200, 302),
+            True,
+        ),
+    ),
+    "logout": (A("post", status=(302,), form=True),),
+    "api-models": (A("get", status=(200,)),),
+    "api-conversations": (
+        A("get", status=(200,)),
+        A("post", {"model": MODEL_A}, (201,)),
+        A("delete", status=(204,)),
+    ),
+    "api-conversation": JSON_404[:3],
+    "api-conversation-share": (A("post"),),
+    "api-settings": (
+        A("get", status=(200,)),
+        A("patch", {"custom_prompts": {MODEL_A: "intruder"}}, (200,)),
+    ),
+    "api-export": (A("get", status=(200,)),),
+}
+ADMIN_ATTACKS = (A("get", status=(302, 404)), A("post", {}, (302, 404), True))
+ADMIN_LOGIN_ATTACKS = (
+    A("get", status=(200,)),
+    A("post", {"username": "{victim_username}", "password": "guess"}, (200,), True),
+)
+
+
+def parameters(victim: Person) -> dict[str, str]:
+    return {
+        "conversation_id": victim.conversation_id,
+        "share_id": victim.share_id,
+        "object_id": victim.conversation_id,
+        "id": str(victim.user.pk if victim.user else 1),
+        "content_type_id": "1",
+        "app_label": "chatui",
+        "url": "chatui/nothing/",
+    }
+
+
+def send(client: Client, path: str, attack: Attack, victim: Person) -> Any:
+    """One attack: form data for pages (and GET), JSON for the API."""
+    body = attack.body
+    if isinstance(body, dict):
+        username = victim.user.username if victim.user else victim.name
+        body = {
+            key: value.replace("{victim_username}", username) if isinstance(value, str) else value
+            for key, value in body.items()
+        }
+    if attack.form or attack.method == "get":
+        return getattr(client, attack.method)(path, body or {})
+    data = json.dumps(body) if body is not None else ""
+    return getattr(client, attack.method)(path, data, content_type="application/json")
+
+
+def test_every_route_is_attacked():
+    chat_routes = {name for name, pattern in url_patterns() if not is_admin(pattern)}
+    assert chat_routes == set(CHAT_ATTACKS)
+    assert [str(p.pattern) for p in websocket_urlpatterns] == [
+        "ws/conversations/<uuid:conversation_id>/"
+    ]  # attacked in test_the_websocket_refuses_everything_on_foreign_data
+
+
+INTRUDERS = [*PEOPLE, None]  # None: a visitor without any cookie
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("intruder_name", "victim_name"),
+    [(i, v) for i, v in itertools.product(INTRUDERS, PEOPLE) if i != v],
+)
+def test_nobody_reaches_anybody_elses_data(people, intruder_name, victim_name):
+    victim = people[victim_name]
+    intruder = people.get(intruder_name) if intruder_name else None
+    before = victim.state()
+    values = parameters(victim)
+    tried = 0
+    client = intruder.client() if intruder else Client()
+    for name, pattern in url_patterns():
+        path = concrete(pattern, values)
+        if name == "admin:login":
+            attacks = ADMIN_LOGIN_ATTACKS
+        elif is_admin(pattern):
+            attacks = ADMIN_ATTACKS
+        else:
+            attacks = CHAT_ATTACKS[name]
+        for attack in attacks:
+            response = send(client, path, attack, victim)
+            if attack.form and attack.method == "post":  # may have logged in or out: afresh
+                client = intruder.client() if intruder else Client()
+            where = (attack.method, path)
+            assert response.status_code in attack.status, (*where, response.status_code)
+            content = response.content.decode(errors="replace")
+            for secret in victim.secrets:
+                assert secret not in content, (*where, secret)
+            if response.status_code == 302 and is_admin(pattern):
+                location = response["Location"]
+                assert location.startswith("/admin/login/") or location == "/admin/", where
+            tried += 1
+    assert tried > 100
+    assert victim.state() == before
+    # The victim still has everything.
+    data = victim.client().get(f"/api/conversations/{victim.conversation_id}").json()
+    assert data["title"] == f"{victim.name}-title"
+
+
+@pytest.mark.django_db
+def test_every_write_without_the_csrf_token_is_refused(people):
+    """As the owner (a staff user, so admin views are reachable too), every route, every
+    mutating method: 403 and nothing changed."""
+    owner = people["user1"]
+    owner.user.is_staff = owner.user.is_superuser = True
+    owner.user.save()
+    values = parameters(owner)
+    client = owner.client(enforce_csrf_checks=True)
+    client.get("/")  # the CSRF cookie, but never the token in the request
+    states = {name: person.state() for name, person in people.items()}
+    methods = ("post", "put", "patch", "delete")
+    for (_, pattern), method in itertools.product(url_patterns(), methods):
+        path = concrete(pattern, values)
+        response = getattr(client, method)(path, "{}", content_type="application/json")
+        assert response.status_code == 403, (method, path, response.status_code)
+        response = getattr(client, method)(path, {"title": "x"}) if method == "post" else None
+        assert response is None or response.status_code == 403, (method, path)
+    assert {name: person.state() for name, person in people.items()} == states
+    # The token is what was missing: the same client can write with it.
+    token = client.cookies[settings.CSRF_COOKIE_NAME].value
+    response = client.post(
+        "/api/conversations", "{}", content_type="application/json", HTTP_X_CSRFTOKEN=token
+    )
+    assert response.status_code == 201
+
+
+# --- the websocket ---------------------------------------------------------------------------
+
+
+def _ws_person(name: str) -> tuple[Person, Owner]:
+    """A person and their session cookie, for the websocket helpers."""
+    person = make_person(name)
+    cookie = person.client().cookies[settings.SESSION_COOKIE_NAME].value
+    return person, Owner(person.identity, cookie, person.user)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("intruder_name", "victim_name"),
+    [("visitor1", "visitor2"), ("user1", "user2"), ("visitor1", "user1"), ("user1", "visitor1")],
+)
+async def test_the_websocket_refuses_everything_on_foreign_data(
+    endpoints, intruder_name, victim_name
+):
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    intruder, intruder_owner = await db(_ws_person)(intruder_name)
+    victim, victim_owner = await db(_ws_person)(victim_name)
+    endpoints.tgi.queue(Script(tokens=[f"w{i} " for i in range(30)], delay=0.03))
+    # The victim's answer is streaming while the intruder tries everything.
+    victim_socket = await connect(victim_owner, victim.conversation_id)
+    await victim_socket.send_json_to(
+        {"type": "send", "content": "go on", "parent_id": victim.answer_id}
+    )
+    await receive_until(victim_socket, "token")
+    before = await db(victim.state)()
+
+    requests = [
+        {"type": "send", "content": "hijack", "parent_id": victim.answer_id},
+        {"type": "edit", "message_id": victim.question_id, "content": "hijack"},
+        {"type": "regenerate", "message_id": victim.answer_id},
+        {"type": "continue", "message_id": victim.answer_id},
+        {"type": "stop"},
+    ]
+    # Straight at the victim's conversation: refused at once, and what follows is ignored.
+    foreign = WebsocketCommunicator(
+        application,
+        f"/ws/conversations/{victim.conversation_id}/",
+        headers=intruder_owner.headers(),
+    )
+    assert (await foreign.connect(timeout=TIMEOUT))[0]
+    close = await foreign.receive_output(timeout=TIMEOUT)
+    assert close == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
+    for request in requests:
+        await foreign.send_json_to(request)
+    assert await foreign.receive_nothing(timeout=0.3)
+    await foreign.disconnect()
+    # Through the intruder's own conversation, with the victim's message ids.
+    own = await connect(intruder_owner, intruder.conversation_id)
+    for request in requests[:4]:
+        await own.send_json_to(request)
+        event = await own.receive_json_from(timeout=TIMEOUT)
+        assert event == {"type": "error", "message": MESSAGE_NOT_FOUND, "message_id": None}
+    await own.send_json_to({"type": "stop"})  # stops nothing of the victim's
+    assert await own.receive_nothing(timeout=0.3)
+    await own.disconnect()
+
+    final = (await receive_until(victim_socket, "final"))[-1]["message"]
+    assert final["content"].startswith("w0 w1") and "w29" in final["content"]
+    assert final["finish_reason"] != "stopped" and not final["interrupted"]
+    status = (await receive_until(victim_socket, "status"))[-1]
+    assert status["status"] == "done"
+    await victim_socket.disconnect()
+    after = await db(victim.state)()
+    conversations, messages, *others = after
+    assert conversations == before[0] and others == before[2:]
+    # Only the victim's own answer moved on (it finished streaming); nothing was added.
+    assert [m["id"] for m in messages] == [m["id"] for m in before[1]]
+    assert all("hijack" not in m["content"] for m in messages)
