@@ -6,6 +6,15 @@ const RETRY_MAX_MS = 8000;
 // NOTE: 4403 / 4404 mean "not yours" / "gone": retrying cannot help.
 const FINAL_CLOSE_CODES = new Set([4403, 4404]);
 
+export const MESSAGE_TOO_BIG = "That message is too large to send (the limit is 1 MiB).";
+export const MESSAGE_UNREADABLE = "That message could not be read by the server.";
+// The server closes the socket over a message it refused (1009 too big, 1007 not UTF-8): the
+// page hears it as a refused request, then the socket reconnects.
+const REFUSAL_CLOSE_CODES = new Map([
+  [1009, MESSAGE_TOO_BIG],
+  [1007, MESSAGE_UNREADABLE],
+]);
+
 /** A websocket that reconnects on close and queues sends while it is down. */
 export class ConversationSocket {
   constructor(conversationId, { onMessage, onState } = {}) {
@@ -58,6 +67,8 @@ export class ConversationSocket {
         this.onState("denied");
         return;
       }
+      const refusal = REFUSAL_CLOSE_CODES.get(event.code);
+      if (refusal) this.onMessage({ type: "error", message: refusal, message_id: null });
       this.scheduleReconnect();
     });
   }
