@@ -109,10 +109,17 @@ FAILED = pytest.StashKey[bool]()
 def page(
     request: pytest.FixtureRequest, context: BrowserContext, fakes: Fakes, app_server: LiveServer
 ) -> Iterator[Page]:
-    """A tab of a fresh visitor; on failure its screenshot, HTML and the server log are kept."""
+    """A tab of a fresh visitor; on failure its screenshot, HTML and the server log are kept.
+    Uncaught errors and anything the Content-Security-Policy refused fail the test."""
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     if request.node.stash.get(FAILED, False):
         FAILURES.mkdir(parents=True, exist_ok=True)
