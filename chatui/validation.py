@@ -63,8 +63,7 @@ def describe(value: Any) -> str:
     else by its kind (a 1 MB string or a deeply nested list is never echoed back)."""
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return value if len(value) <= SHORT_VALUE_CHARS else value[: SHORT_VALUE_CHARS - 3] + "..."
+    if isinstance(value, str | int | float):
+        text = str(value)
+        return text if len(text) <= SHORT_VALUE_CHARS else text[: SHORT_VALUE_CHARS - 3] + "..."
     return {dict: "an object", list: "a list"}.get(type(value), "a value of the wrong type")
