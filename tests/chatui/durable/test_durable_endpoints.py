@@ -55,8 +55,9 @@ def use_endpoints(configure, settings, endpoint_health):
     return apply
 
 
-async def open_conversation():
-    owner = await db(make_owner)()
+async def open_conversation(username: str | None = None):
+    """A socket on a new conversation of an anonymous visitor (or of user `username`)."""
+    owner = await db(make_owner)(username)
     conversation = await db(services.conversation_create)(identity=owner.identity, model=MODEL)
     return await connect(owner, conversation.pk), str(conversation.pk)
 
@@ -207,7 +208,8 @@ async def test_an_endpoint_that_keeps_failing_is_skipped_for_a_while(
 async def test_answers_spread_over_endpoints_by_weight(fake_tgi, use_endpoints):
     heavy, light = fake_tgi(), fake_tgi()
     use_endpoints(tgi(heavy, weight=3), tgi(light, weight=1))
-    socket, _ = await open_conversation()
+    # A user: 60 answers in a few seconds are over an anonymous visitor's default rate limit.
+    socket, _ = await open_conversation("steady")
     parent = None
     for turn in range(60):
         events = await ask(socket, f"turn {turn}", parent)
