@@ -172,10 +172,11 @@ class Visitor:
         self.http = httpx.AsyncClient(timeout=EVENT_TIMEOUT_S)
 
     async def open(self, server: WebProcess) -> Visitor:
-        """`GET /`: the session (and CSRF) cookies, as a browser gets them."""
+        """`GET /`: the CSRF cookie, as a browser gets it (the session starts with the
+        visitor's first write)."""
         response = await self.http.get(server.url + "/")
         assert response.status_code == 200, response.text
-        assert self.http.cookies.get("sessionid"), "GET / gave no session cookie"
+        assert self.http.cookies.get("csrftoken"), "GET / gave no CSRF cookie"
         return self
 
     def _headers(self, server: WebProcess) -> dict[str, str]:
