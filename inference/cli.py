@@ -17,6 +17,7 @@ from dataclasses import fields
 from typing import Any
 
 from inference.config import (
+    DEFAULT_PAYLOAD_LIMIT,
     DEVICES,
     DTYPES,
     QUANTIZE,
@@ -91,6 +92,13 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     )
     parser.add_argument("--port", type=int, default=_env(env, "PORT") or "8080", help="[env PORT]")
     parser.add_argument(
+        "--payload-limit",
+        type=int,
+        default=_env(env, "PAYLOAD_LIMIT") or str(DEFAULT_PAYLOAD_LIMIT),
+        help="largest request body in bytes; a larger one gets 413 before it is read "
+        "[env PAYLOAD_LIMIT]",
+    )
+    parser.add_argument(
         "--compile",
         action="store_true",
         default=_truthy(_env(env, "COMPILE")),
@@ -144,10 +152,16 @@ def parse_args(
             quantize=args.quantize,
             compile=args.compile,
         )
-        engine = engine_config_for(args, UNKNOWN_MAX_POSITIONS)
+        config = ServerConfig(
+            hostname=args.hostname,
+            port=args.port,
+            model=model,
+            engine=engine_config_for(args, UNKNOWN_MAX_POSITIONS),
+            payload_limit=args.payload_limit,
+        )
     except ValueError as exc:
         parser.error(str(exc))
-    return ServerConfig(hostname=args.hostname, port=args.port, model=model, engine=engine), args
+    return config, args
 
 
 def make_engine_factory(config: ServerConfig, args: argparse.Namespace) -> Callable[[], Any]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZE = ("auto", "none", "int8", "int4")
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_PAYLOAD_LIMIT = 2_000_000  # TGI's `--payload-limit` default, in bytes
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,8 @@ class ServerConfig:
     port: int = 8080
     model: ModelConfig = field(default_factory=ModelConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    payload_limit: int = DEFAULT_PAYLOAD_LIMIT  # bytes of request body; more gets 413
+
+    def __post_init__(self) -> None:
+        if self.payload_limit < 1:
+            raise ValueError("`payload_limit` must be >= 1")

@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from inference import __version__
 from inference.api.docs import DESCRIPTION, TITLE, install_docs
 from inference.api.errors import install_error_handlers
+from inference.api.payload import PayloadLimit
 from inference.api.routes import generate, info, openai, sagemaker
 from inference.api.sse import DEFAULT_KEEPALIVE_SECONDS
 from inference.api.state import ServerState
@@ -122,6 +123,8 @@ def create_app(
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type"],
     )
+    # NOTE: added last, so it runs first: an oversized body is refused before anything reads it.
+    app.add_middleware(PayloadLimit, limit=config.payload_limit)
     install_error_handlers(app)
     app.include_router(generate.router)
     app.include_router(openai.router)

@@ -20,6 +20,8 @@ from pydantic.json_schema import models_json_schema
 
 from inference import __version__
 from inference.api import schemas
+from inference.api.contract import apply_limits, streamed_body
+from inference.config import EngineConfig
 
 OPENAPI_URL = "/api-doc/openapi.json"
 DOCS_URL = "/docs"
@@ -47,9 +49,21 @@ EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (
 )
 
 
+# Routes that only stream: their body refuses what streams refuse.
+STREAMED_BODIES = {"/generate_stream": "GenerateRequest"}
+
+
+def served_limits(app: FastAPI) -> EngineConfig:
+    """The limits requests are validated against: the engine's once loaded, else the config's."""
+    state = app.state.server
+    return state.limits or state.config.engine
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the streamed schemas, cached on the app."""
-    if app.openapi_schema:
+    """FastAPI's document plus the streamed schemas and this server's limits; cached on the
+    app until the limits change (the loaded model may lower them)."""
+    limits = served_limits(app)
+    if app.openapi_schema and getattr(app.state, "openapi_limits", None) == limits:
         return app.openapi_schema
     document = get_openapi(
         title=TITLE,
@@ -66,7 +80,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     for name, schema in extra.get("$defs", {}).items():
         components.setdefault(name, schema)
+    apply_limits(components, limits)
+    for path, request in STREAMED_BODIES.items():
+        body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"] = streamed_body(request)
     app.openapi_schema = document
+    app.state.openapi_limits = limits
     return document
 
 

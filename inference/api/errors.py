@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,12 @@ MALFORMED_JSON = "Failed to parse the request body as JSON: {0}"
 MALFORMED_BODY = "Failed to deserialize the JSON body into the target type: {0}"
 INTERNAL_ERROR = "Internal server error: {0}"
 CLIENT_CLOSED = "Client closed the connection"
+# axum's words for a body over TGI's `--payload-limit`, with the limit.
+PAYLOAD_TOO_LARGE = "Failed to buffer the request body: length limit exceeded ({0} bytes at most)"
+INVALID_UTF8 = "the body is not valid UTF-8"
+NON_FINITE = "`{0}` is not a JSON number (NaN and infinities are refused)"
+NUMBER_OUT_OF_RANGE = "number out of range"
+RECURSION_LIMIT = "recursion limit exceeded"
 
 
 class ApiError(Exception):
@@ -108,6 +115,16 @@ class ModelLoading(ApiError):
         super().__init__(message)
 
 
+class PayloadTooLarge(ApiError):
+    """413: the body is over `--payload-limit`; refused before it is parsed."""
+
+    status_code = 413
+    error_type = "payload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(PAYLOAD_TOO_LARGE.format(limit))
+
+
 class ClientDisconnected(ApiError):
     """499 (nginx's code): the client left before the answer; its generation was cancelled."""
 
@@ -136,6 +153,16 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> ApiError:
     return MalformedRequest(MALFORMED_BODY.format("; ".join(parts)))
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's:
+    `GET /` and `POST /` are two routes)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as `{error, error_type}` JSON: never a bare 500 page or HTML."""
 
@@ -148,11 +175,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(describe_validation_errors(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error = ApiError(str(exc.detail))
         error.status_code = exc.status_code
         error.error_type = "http"
-        return error_response(error, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return error_response(error, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -8,9 +8,16 @@ StreamResponse, ChatCompletionChunk, ...). Types only: no validation rules beyon
 from __future__ import annotations
 
 import enum
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_serializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    model_serializer,
+)
 
 
 class _Wire(BaseModel):
@@ -31,15 +38,33 @@ class _Wire(BaseModel):
 # --------------------------------------------------------------------------- TGI requests
 
 
-class GrammarType(BaseModel):
+def _integral(value: Any) -> Any:
+    """JSON Schema counts `2.0` as an integer, so the document's `integer` accepts it too."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# A request integer: a JSON integer, or a number with no fractional part; never a string.
+Integer = Annotated[int, BeforeValidator(_integral)]
+
+
+class _Body(BaseModel):
+    """A request model read as TGI's serde reads JSON: no coercion (`0` is not `false`, `"1.5"`
+    is not a number) and no NaN or infinity, so the OpenAPI document's types are the truth."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+
+class GrammarType(_Body):
     """Accepted so a request that names a grammar gets a clear 422 instead of a shape error."""
 
     type: str
     value: Any = None
 
 
-class GenerateParameters(BaseModel):
-    best_of: int | None = Field(
+class GenerateParameters(_Body):
+    best_of: Integer | None = Field(
         default=None,
         description="Generate best_of sequences and return the one if the highest token logprobs.",
         examples=[1],
@@ -55,7 +80,7 @@ class GenerateParameters(BaseModel):
         examples=[0.1],
     )
     grammar: GrammarType | None = Field(default=None, description="Not supported by this server.")
-    max_new_tokens: int | None = Field(
+    max_new_tokens: Integer | None = Field(
         default=None,
         description="Maximum number of tokens to generate "
         "(default: up to 1024 within `max_total_tokens`).",
@@ -69,7 +94,7 @@ class GenerateParameters(BaseModel):
     return_full_text: bool | None = Field(
         default=None, description="Whether to prepend the prompt to the generated text"
     )
-    seed: int | None = Field(default=None, description="Random sampling seed.")
+    seed: Integer | None = Field(default=None, description="Random sampling seed.")
     stop: list[str] | None = Field(
         default=None,
         description="Stop generating tokens if a member of `stop` is generated.",
@@ -80,12 +105,12 @@ class GenerateParameters(BaseModel):
         description="The value used to module the logits distribution (0 means greedy).",
         examples=[0.5],
     )
-    top_k: int | None = Field(
+    top_k: Integer | None = Field(
         default=None,
         description="The number of highest probability vocabulary tokens to keep.",
         examples=[10],
     )
-    top_n_tokens: int | None = Field(
+    top_n_tokens: Integer | None = Field(
         default=None,
         description="The number of highest probability vocabulary tokens to report per token.",
         examples=[5],
@@ -93,7 +118,7 @@ class GenerateParameters(BaseModel):
     top_p: float | None = Field(
         default=None, description="Top-p value for nucleus sampling.", examples=[0.95]
     )
-    truncate: int | None = Field(
+    truncate: Integer | None = Field(
         default=None, description="Truncate inputs tokens to the given size (keeps the last ones)."
     )
     typical_p: float | None = Field(
@@ -108,7 +133,7 @@ def default_parameters() -> GenerateParameters:
     return GenerateParameters(do_sample=True)
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(_Body):
     inputs: str = Field(examples=["My name is Olivier and I"])
     parameters: GenerateParameters = Field(default_factory=default_parameters)
 
@@ -238,11 +263,11 @@ class ChatTokenizeResponse(BaseModel):
 # ----------------------------------------------------------------------- OpenAI requests
 
 
-class Url(BaseModel):
+class Url(_Body):
     url: str
 
 
-class MessageChunk(BaseModel):
+class MessageChunk(_Body):
     """One part of a message's content: text, or an image this server rejects."""
 
     type: Literal["text", "image_url"]
@@ -250,8 +275,8 @@ class MessageChunk(BaseModel):
     image_url: Url | None = None
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class Message(_Body):
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="allow")
 
     role: str = Field(examples=["user"])
     content: str | list[MessageChunk] | None = Field(
@@ -260,11 +285,11 @@ class Message(BaseModel):
     name: str | None = None
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(_Body):
     include_usage: bool = False
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(_Body):
     messages: list[Message] = Field(
         examples=[[{"role": "user", "content": "What is Deep Learning?"}]]
     )
@@ -273,11 +298,11 @@ class ChatRequest(BaseModel):
     presence_penalty: float | None = None
     logit_bias: Any = Field(default=None, description="UNUSED")
     logprobs: bool | None = None
-    top_logprobs: int | None = None
-    max_tokens: int | None = Field(default=None, examples=[32])
-    max_completion_tokens: int | None = None
-    n: int | None = None
-    seed: int | None = None
+    top_logprobs: Integer | None = None
+    max_tokens: Integer | None = Field(default=None, examples=[32])
+    max_completion_tokens: Integer | None = None
+    n: Integer | None = None
+    seed: Integer | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -289,15 +314,15 @@ class ChatRequest(BaseModel):
     response_format: Any = Field(default=None, description="Not supported by this server.")
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(_Body):
     prompt: str | list[str] = Field(examples=["What is Deep Learning?"])
     model: str | None = Field(default=None, description="[UNUSED] echoed back in the response.")
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     repetition_penalty: float | None = None
-    max_tokens: int | None = Field(default=None, examples=[32])
-    n: int | None = None
-    seed: int | None = None
+    max_tokens: Integer | None = Field(default=None, examples=[32])
+    n: Integer | None = None
+    seed: Integer | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None

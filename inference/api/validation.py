@@ -35,6 +35,7 @@ MAX_TOTAL_TOKENS = (
     "`inputs` tokens + `max_new_tokens` must be <= {0}. "
     "Given: {1} `inputs` tokens and {2} `max_new_tokens`"
 )
+MAX_NEW_TOKENS = "`max_new_tokens` must be < `max_total_tokens` ({0}). Given: {1}"
 INPUT_LENGTH = "`inputs` must have less than {0} tokens. Given: {1}"
 EMPTY_INPUT = "`inputs` cannot be empty"
 STOP_SEQUENCE = "`stop` supports up to {0} stop sequences. Given: {1}"
@@ -44,6 +45,7 @@ WATERMARK = "`watermark` is not supported"
 ADAPTER_ID = "`adapter_id` is not supported: this server loads no LoRA adapters"
 SEED = "`seed` must be >= 0 and < 2**64"
 PRESENCE_PENALTY = "`presence_penalty` must be >= -2.0 and <= 2.0"
+MAX_COMPLETION_TOKENS = "`max_completion_tokens` must be > 0 and < {0}. Given: {1}"
 N_CHOICES = "`n` must be 1: several choices per request are not supported"
 TOOLS = "`tools` are not supported"
 RESPONSE_FORMAT = "`response_format` is not supported"
@@ -54,6 +56,7 @@ EMPTY_PROMPT_LIST = "Empty array detected. Do not use an empty array for the pro
 
 DEFAULT_GENERATION_LENGTH = 1024  # TGI v3: `max_new_tokens` absent -> up to this many
 MAX_SEED = 2**63 - 1
+MAX_TOP_K = 2**31 - 1  # when the tokenizer does not say its vocabulary size
 
 
 class Tokenizer(Protocol):
@@ -84,26 +87,51 @@ def fail(detail: str) -> ValidationFailed:
     return ValidationFailed(detail)
 
 
+def require_inputs(inputs: str) -> None:
+    if not inputs:
+        raise fail(EMPTY_INPUT)
+
+
+@dataclass(frozen=True)
+class CheckedParameters:
+    """Parameters that passed every rule that does not depend on the prompt's tokens."""
+
+    best_of: int
+    temperature: float
+    top_k: int
+    top_p: float
+    typical_p: float
+    repetition_penalty: float
+    frequency_penalty: float
+    presence_penalty: float
+    top_n_tokens: int
+    stop: tuple[str, ...]
+
+
 class Validator:
-    """Checks requests against the engine's limits and tokenises them (TGI's `Validation`)."""
+    """Checks requests against the engine's limits and tokenises them (TGI's `Validation`).
+
+    NOTE: every range check is written so that NaN fails it (`not lo <= x`), although the
+    request models already refuse non-finite numbers: the validator is the last gate.
+    """
 
     def __init__(self, tokenizer: Tokenizer, limits: EngineConfig) -> None:
         self.tokenizer = tokenizer
         self.limits = limits
+        # A `top_k` beyond the vocabulary keeps every token: clamped, it fits the engine's int64.
+        self.vocab_size = len(tokenizer) if hasattr(tokenizer, "__len__") else MAX_TOP_K
 
     def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
-    def validate(
+    def check_parameters(
         self,
-        inputs: str,
         parameters: Any,
         *,
         stream: bool = False,
-        add_special_tokens: bool = True,
         presence_penalty: float | None = None,
-    ) -> ValidRequest:
-        """Apply TGI's checks in TGI's order; raise `ValidationFailed` with its message."""
+    ) -> CheckedParameters:
+        """TGI's rules in TGI's order, up to tokenisation; raise `ValidationFailed`."""
         p = parameters
         limits = self.limits
         if p.grammar is not None:
@@ -131,10 +159,10 @@ class Validator:
             raise fail(BEST_OF_SAMPLING)
 
         temperature = 1.0 if p.temperature is None else p.temperature
-        if temperature < 0.0:  # NOTE: 0 is accepted and means greedy (TGI rejects it)
+        if not temperature >= 0.0:  # NOTE: 0 is accepted and means greedy (TGI rejects it)
             raise fail(TEMPERATURE)
         repetition_penalty = 1.0 if p.repetition_penalty is None else p.repetition_penalty
-        if repetition_penalty <= 0.0:
+        if not repetition_penalty > 0.0:
             raise fail(REPETITION_PENALTY)
         frequency_penalty = 0.0 if p.frequency_penalty is None else p.frequency_penalty
         if not -2.0 <= frequency_penalty <= 2.0:
@@ -143,17 +171,17 @@ class Validator:
         if not -2.0 <= presence_penalty <= 2.0:
             raise fail(PRESENCE_PENALTY)
         top_p = 1.0 if p.top_p is None else p.top_p
-        if top_p <= 0.0 or top_p > 1.0:  # NOTE: 1.0 accepted as "no top-p" (TGI rejects it)
+        if not 0.0 < top_p <= 1.0:  # NOTE: 1.0 accepted as "no top-p" (TGI rejects it)
             raise fail(TOP_P)
         typical_p = 1.0 if p.typical_p is None else p.typical_p
-        if typical_p <= 0.0 or typical_p > 1.0:
+        if not 0.0 < typical_p <= 1.0:
             raise fail(TYPICAL_P)
         top_k = 0 if p.top_k is None else p.top_k
         if p.top_k is not None and top_k <= 0:
             raise fail(TOP_K)
         if p.max_new_tokens is not None and p.max_new_tokens <= 0:
             raise fail(NEGATIVE_MAX_NEW_TOKENS)
-        stop = list(p.stop or [])
+        stop = tuple(p.stop or ())
         if len(stop) > limits.max_stop_sequences:
             raise fail(STOP_SEQUENCE.format(limits.max_stop_sequences, len(stop)))
         if p.seed is not None:
@@ -164,11 +192,43 @@ class Validator:
         top_n_tokens = 0 if p.top_n_tokens is None else p.top_n_tokens
         if not 0 <= top_n_tokens <= limits.max_top_n_tokens:
             raise fail(TOP_N_TOKENS.format(limits.max_top_n_tokens, top_n_tokens))
-        if not inputs:
-            raise fail(EMPTY_INPUT)
         if p.truncate is not None and not 0 < p.truncate <= limits.max_input_tokens:
             raise fail(TRUNCATE.format(limits.max_input_tokens, p.truncate))
+        return CheckedParameters(
+            best_of=best_of,
+            temperature=temperature,
+            top_k=min(top_k, self.vocab_size),
+            top_p=top_p,
+            typical_p=typical_p,
+            repetition_penalty=repetition_penalty,
+            frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty,
+            top_n_tokens=top_n_tokens,
+            stop=stop,
+        )
 
+    def check_new_tokens_bound(self, parameters: Any) -> None:
+        """For routes that only tokenize: refuse a `max_new_tokens` no prompt could fit, as the
+        generation routes would (every prompt is at least one token)."""
+        limit, wanted = self.limits.max_total_tokens, parameters.max_new_tokens
+        if wanted is not None and wanted >= limit:
+            raise fail(MAX_NEW_TOKENS.format(limit, wanted))
+
+    def validate(
+        self,
+        inputs: str,
+        parameters: Any,
+        *,
+        stream: bool = False,
+        add_special_tokens: bool = True,
+        presence_penalty: float | None = None,
+    ) -> ValidRequest:
+        """Every rule, then tokenise and check the token budget. Slow for long inputs: call
+        it off the event loop (`inference.api.routes.common.validate`)."""
+        p = parameters
+        limits = self.limits
+        c = self.check_parameters(parameters, stream=stream, presence_penalty=presence_penalty)
+        require_inputs(inputs)
         token_ids = self.tokenize(inputs, add_special_tokens=add_special_tokens)
         if p.truncate is not None:
             token_ids = token_ids[-p.truncate :]
@@ -186,28 +246,28 @@ class Validator:
             raise fail(INPUT_LENGTH.format(limits.max_input_tokens, input_length))
 
         # TGI samples whenever a warper is active, even with `do_sample` false.
-        warpers = temperature != 1.0 or top_k != 0 or top_p < 1.0 or typical_p < 1.0
-        do_sample = (p.do_sample or warpers) and temperature != 0.0
+        warpers = c.temperature != 1.0 or c.top_k != 0 or c.top_p < 1.0 or c.typical_p < 1.0
+        do_sample = (p.do_sample or warpers) and c.temperature != 0.0
         params = SamplingParams(
             max_new_tokens=max_new_tokens,
             do_sample=do_sample,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            typical_p=typical_p,
-            repetition_penalty=repetition_penalty,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
+            temperature=c.temperature,
+            top_k=c.top_k,
+            top_p=c.top_p,
+            typical_p=c.typical_p,
+            repetition_penalty=c.repetition_penalty,
+            frequency_penalty=c.frequency_penalty,
+            presence_penalty=c.presence_penalty,
             seed=p.seed if p.seed is not None else random.randint(0, MAX_SEED),
-            stop=tuple(stop),
-            top_n_tokens=top_n_tokens,
+            stop=c.stop,
+            top_n_tokens=c.top_n_tokens,
             decoder_input_details=p.decoder_input_details,
         )
         return ValidRequest(
             inputs=inputs,
             prompt_token_ids=token_ids,
             params=params,
-            best_of=best_of,
+            best_of=c.best_of,
             details=p.details or p.decoder_input_details,
             decoder_input_details=p.decoder_input_details,
             return_full_text=bool(p.return_full_text),

@@ -14,18 +14,35 @@ from fastapi import Request
 
 from inference.api.errors import ApiError, ClientDisconnected
 from inference.api.generation import Generated, timings_of
-from inference.api.schemas import ErrorResponse
 from inference.api.state import Permit, ServerState
 from inference.api.validation import ValidRequest
 from inference.metrics import RequestTimings
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorResponse, "description": "Input validation error"},
-    424: {"model": ErrorResponse, "description": "Generation Error"},
-    429: {"model": ErrorResponse, "description": "Model is overloaded"},
-    500: {"model": ErrorResponse, "description": "Incomplete generation"},
-    503: {"model": ErrorResponse, "description": "Model is loading"},
+# NOTE: the content type is spelled out: FastAPI would give a streaming route's errors the
+# route's own `text/event-stream`, but errors before the first event are JSON documents.
+JSON_ERROR: dict[str, Any] = {
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
 }
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    413: "Payload too large: the body is over the server's `--payload-limit` (2 MB by default)",
+    422: "Input validation error: a malformed body (not JSON, a wrong type, NaN or an "
+    "infinity), a value out of the documented range, or a prompt over the token limits "
+    "(`max_input_tokens`, `max_total_tokens` in `/info`), which depend on the tokenizer",
+    424: "Generation Error",
+    429: "Model is overloaded: `max_concurrent_requests` are in flight",
+    500: "Incomplete generation",
+    503: "Model is loading (or failed to load)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers for `statuses`, each an `ErrorResponse` JSON document."""
+    return {
+        status: {"description": ERROR_DESCRIPTIONS[status], **JSON_ERROR} for status in statuses
+    }
+
+
+ERROR_RESPONSES = error_responses(413, 422, 424, 429, 500, 503)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,12 +65,14 @@ def count_failure(state: ServerState, error: ApiError) -> None:
         logger.warning("Request failed (%s): %s", error.error_type, error.message)
 
 
-def admit_validated(state: ServerState, prepare: Callable[[], T]) -> tuple[Permit, T]:
+async def admit_validated(
+    state: ServerState, prepare: Callable[[], Awaitable[T]]
+) -> tuple[Permit, T]:
     """Take a concurrency permit, then validate: a refused request gives its permit back and
     is counted as a failure, so a stream's permit is only held by a request that will run."""
     permit = state.admit()
     try:
-        return permit, prepare()
+        return permit, await prepare()
     except BaseException as error:
         permit.release()
         if isinstance(error, ApiError):
@@ -61,10 +80,20 @@ def admit_validated(state: ServerState, prepare: Callable[[], T]) -> tuple[Permi
         raise
 
 
-def validate(state: ServerState, inputs: str, parameters: Any, **kwargs: Any) -> ValidRequest:
-    """Validate with the server's limits and record the input size (callers count failures)."""
+async def off_loop(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run CPU-bound request work (tokenising, chat templates, big JSON) in a worker thread.
+
+    NOTE: the tokenizer releases the GIL, so a 2 MB prompt takes a second of a worker's time
+    while the event loop keeps serving every other stream and `/health`.
+    """
+    return await asyncio.to_thread(work, *args, **kwargs)
+
+
+async def validate(state: ServerState, inputs: str, parameters: Any, **kwargs: Any) -> ValidRequest:
+    """Validate with the server's limits, off the event loop, and record the input size
+    (callers count failures)."""
     assert state.validator is not None
-    valid = state.validator.validate(inputs, parameters, **kwargs)
+    valid = await off_loop(state.validator.validate, inputs, parameters, **kwargs)
     state.metrics.observe_input(valid.input_length, valid.params.max_new_tokens)
     return valid
 

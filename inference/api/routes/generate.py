@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from inference.api.contract import event_stream
 from inference.api.errors import ApiError, IncompleteGeneration
 from inference.api.generation import Generated, engine_events, generate_best_of, wire_token
+from inference.api.json_body import StrictJsonRoute
 from inference.api.routes.common import (
     ERROR_RESPONSES,
     admit_validated,
@@ -40,14 +42,14 @@ from inference.api.state import Permit, ServerState, get_state
 from inference.api.validation import ValidRequest
 from inference.types import TokenInfo
 
-router = APIRouter(tags=["Text Generation Inference"])
+router = APIRouter(tags=["Text Generation Inference"], route_class=StrictJsonRoute)
 
+STREAM_EVENTS = event_stream("StreamResponse", "ErrorResponse")
 STREAM_DOC = {
     200: {
-        "description": "Generated Text",
-        "content": {
-            "text/event-stream": {"schema": {"$ref": "#/components/schemas/StreamResponse"}}
-        },
+        "description": "Generated Text: one event per token, the last with the text and "
+        "details; an `ErrorResponse` event if generation fails on the way",
+        "content": {"text/event-stream": STREAM_EVENTS},
     }
 }
 
@@ -104,7 +106,7 @@ async def run_generate(
     """Validate, generate (best_of aware) and account for one non-streaming request."""
     permit = state.admit()
     try:
-        valid = validate(state, body.inputs, body.parameters)
+        valid = await validate(state, body.inputs, body.parameters)
         best, others = await unless_disconnected(request, generate_best_of(state.engine, valid))
     except ApiError as error:
         count_failure(state, error)
@@ -117,9 +119,11 @@ async def run_generate(
     return response, generate_headers(state, body.inputs, timings, best)
 
 
-def open_stream(state: ServerState, body: GenerateRequest, start: float) -> EventStreamResponse:
+async def open_stream(
+    state: ServerState, body: GenerateRequest, start: float
+) -> EventStreamResponse:
     """Admit and validate now (errors keep their HTTP status), then stream TGI events."""
-    permit, valid = admit_validated(
+    permit, valid = await admit_validated(
         state, lambda: validate(state, body.inputs, body.parameters, stream=True)
     )
     return EventStreamResponse(
@@ -197,7 +201,7 @@ async def generate(body: GenerateRequest, request: Request) -> Response:
     operation_id="generate_stream",
 )
 async def generate_stream(body: GenerateRequest, request: Request) -> Response:
-    return open_stream(get_state(request), body, time.monotonic())
+    return await open_stream(get_state(request), body, time.monotonic())
 
 
 @router.post(
@@ -212,7 +216,7 @@ async def generate_stream(body: GenerateRequest, request: Request) -> Response:
                         "items": {"$ref": "#/components/schemas/GenerateResponse"},
                     }
                 },
-                "text/event-stream": {"schema": {"$ref": "#/components/schemas/StreamResponse"}},
+                "text/event-stream": STREAM_EVENTS,
             },
         },
         **ERROR_RESPONSES,
@@ -224,6 +228,6 @@ async def compat_generate(body: CompatGenerateRequest, request: Request) -> Resp
     state = get_state(request)
     start = time.monotonic()
     if body.stream:
-        return open_stream(state, body, start)
+        return await open_stream(state, body, start)
     response, headers = await run_generate(state, request, body, start)
     return JSONResponse([response.model_dump(mode="json")], headers=headers)

@@ -5,32 +5,45 @@ Must not import torch.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from inference.api.errors import ApiError
+from inference.api.json_body import StrictJsonRoute
 from inference.api.prompts import render_chat, simple_tokens
-from inference.api.routes.common import count_failure
+from inference.api.routes.common import JSON_ERROR, count_failure, error_responses, off_loop
+from inference.api.routes.openai import chat_parameters
 from inference.api.schemas import (
     ChatRequest,
     ChatTokenizeResponse,
-    ErrorResponse,
     GenerateRequest,
     Info,
+    Message,
     TokenizeResponse,
 )
 from inference.api.state import MAX_CLIENT_BATCH_SIZE, VALIDATION_WORKERS, get_state
+from inference.api.validation import require_inputs
 from inference.metrics import METRICS_CONTENT_TYPE
 
-router = APIRouter(tags=["Text Generation Inference"])
+router = APIRouter(tags=["Text Generation Inference"], route_class=StrictJsonRoute)
+
+HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Everything is working fine (an empty body)"},
+    503: {"description": "Text generation inference is down", **JSON_ERROR},
+}
+
+
+def tokenize_responses(not_found: str) -> dict[int | str, dict[str, Any]]:
+    """TGI documents a 404; this server always has a tokenizer, so it never sends one."""
+    return {404: {"description": not_found, **JSON_ERROR}, **error_responses(422, 413, 503)}
 
 
 @router.get(
     "/health",
-    responses={
-        200: {"description": "Everything is working fine"},
-        503: {"model": ErrorResponse, "description": "Text generation inference is down"},
-    },
+    response_class=Response,
+    responses=HEALTH_RESPONSES,
     summary="Health check method",
     operation_id="health",
 )
@@ -39,9 +52,17 @@ async def health(request: Request) -> Response:
     return Response(status_code=200)
 
 
-# TGI also answers health checks on these (not in its OpenAPI document).
+# TGI answers health checks on these too; `GET /` is documented (it shares `POST /`'s path).
 router.add_api_route("/ping", health, methods=["GET"], include_in_schema=False)
-router.add_api_route("/", health, methods=["GET"], include_in_schema=False)
+router.add_api_route(
+    "/",
+    health,
+    methods=["GET"],
+    response_class=Response,
+    responses=HEALTH_RESPONSES,
+    summary="Health check method (TGI's Inference API route)",
+    operation_id="health_root",
+)
 
 
 @router.get(
@@ -96,39 +117,70 @@ async def metrics(request: Request) -> Response:
     return Response(get_state(request).metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
+def tokens_json(tokenizer: Any, text: str, *, add_special_tokens: bool, keep: int | None) -> bytes:
+    """`/tokenize`'s body: a 2 MB input is about 400,000 tokens, so it is built off the loop."""
+    tokens = simple_tokens(tokenizer, text, add_special_tokens=add_special_tokens)
+    if keep is not None:
+        tokens = tokens[-keep:]
+    return TokenizeResponse(tokens).model_dump_json().encode()
+
+
+def chat_tokens_json(tokenizer: Any, messages: list[Message]) -> bytes:
+    text = render_chat(tokenizer, messages)
+    tokens = simple_tokens(tokenizer, text, add_special_tokens=False)
+    return (
+        ChatTokenizeResponse(tokenize_response=tokens, templated_text=text)
+        .model_dump_json()
+        .encode()
+    )
+
+
 @router.post(
     "/tokenize",
     response_model=TokenizeResponse,
-    responses={
-        404: {"model": ErrorResponse, "description": "No tokenizer found"},
-        422: {"model": ErrorResponse, "description": "Input validation error"},
-    },
+    responses=tokenize_responses("No tokenizer found"),
     summary="Tokenize inputs",
     operation_id="tokenize",
 )
-async def tokenize(body: GenerateRequest, request: Request) -> TokenizeResponse:
-    engine = get_state(request).require_engine()
-    return TokenizeResponse(simple_tokens(engine.tokenizer, body.inputs, add_special_tokens=True))
+async def tokenize(body: GenerateRequest, request: Request) -> Response:
+    """Every token of `inputs` (the last `truncate` when given); parameters are checked as
+    `/generate` checks them, so the two routes refuse the same bodies, token limits aside."""
+    state = get_state(request)
+    engine = state.require_engine()
+    assert state.validator is not None
+    state.validator.check_parameters(body.parameters)
+    state.validator.check_new_tokens_bound(body.parameters)
+    require_inputs(body.inputs)
+    content = await off_loop(
+        tokens_json,
+        engine.tokenizer,
+        body.inputs,
+        add_special_tokens=True,
+        keep=body.parameters.truncate,
+    )
+    return Response(content, media_type="application/json")
 
 
 @router.post(
     "/chat_tokenize",
     response_model=ChatTokenizeResponse,
-    responses={
-        404: {"model": ErrorResponse, "description": "Failed to tokenize ChatRequest"},
-        422: {"model": ErrorResponse, "description": "Input validation error"},
-    },
+    responses=tokenize_responses("Failed to tokenize ChatRequest"),
     summary="Template and tokenize ChatRequest",
     operation_id="get_chat_tokenize",
 )
-async def chat_tokenize(body: ChatRequest, request: Request) -> ChatTokenizeResponse:
+async def chat_tokenize(body: ChatRequest, request: Request) -> Response:
     state = get_state(request)
     state.metrics.count_request()
     engine = state.require_engine()
+    assert state.validator is not None
     try:
-        text = render_chat(engine.tokenizer, body.messages)
+        parameters = chat_parameters(state, body)
+        state.validator.check_parameters(
+            parameters, stream=body.stream, presence_penalty=body.presence_penalty
+        )
+        state.validator.check_new_tokens_bound(parameters)
+        content = await off_loop(chat_tokens_json, engine.tokenizer, body.messages)
     except ApiError as error:
         count_failure(state, error)
         raise
-    tokens = simple_tokens(engine.tokenizer, text, add_special_tokens=False)
-    return ChatTokenizeResponse(tokenize_response=tokens, templated_text=text)
+    return Response(content, media_type="application/json")

@@ -17,14 +17,17 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from inference.api.contract import OPENAI_STREAM_ERROR, event_stream
 from inference.api.errors import ApiError, IncompleteGeneration, ValidationFailed
 from inference.api.generation import Generated, engine_events, generate_one
+from inference.api.json_body import StrictJsonRoute
 from inference.api.prompts import render_chat
 from inference.api.routes.common import (
     ERROR_RESPONSES,
     admit_validated,
     count_failure,
     generate_headers,
+    off_loop,
     record_success,
     stream_headers,
     unless_disconnected,
@@ -55,15 +58,18 @@ from inference.api.state import MAX_CLIENT_BATCH_SIZE, Permit, ServerState, get_
 from inference.api.validation import (
     CLIENT_BATCH_SIZE,
     EMPTY_PROMPT_LIST,
+    MAX_COMPLETION_TOKENS,
     N_CHOICES,
     RESPONSE_FORMAT,
     SUFFIX,
     TOOLS,
+    TOP_N_TOKENS,
     ValidRequest,
 )
+from inference.config import EngineConfig
 from inference.types import FinishReason
 
-router = APIRouter(tags=["Text Generation Inference"])
+router = APIRouter(tags=["Text Generation Inference"], route_class=StrictJsonRoute)
 
 # OpenAI has no `eos_token`/`stop_sequence`: both are a natural stop.
 OPENAI_FINISH_REASONS = {
@@ -80,10 +86,12 @@ def openai_finish_reason(reason: FinishReason) -> str:
 def _stream_doc(schema: str) -> dict[int | str, dict]:
     return {
         200: {
-            "description": "Generated Completion",
+            "description": "Generated Completion: a JSON document, or with `stream` true events "
+            f"of `{schema}` ended by `[DONE]` (a failure mid-stream sends "
+            '`{"error": {"message", "http_status_code"}}` before it)',
             "content": {
                 "application/json": {},
-                "text/event-stream": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+                "text/event-stream": event_stream(schema, OPENAI_STREAM_ERROR, done=True),
             },
         }
     }
@@ -155,24 +163,46 @@ def chat_logprobs(sequence: Generated, top_n: int) -> ChatCompletionLogprobs:
     return ChatCompletionLogprobs(content=content)
 
 
-def prepare_chat(state: ServerState, body: ChatRequest) -> ValidRequest:
+def chat_max_tokens(body: ChatRequest, limits: EngineConfig) -> int | None:
+    """`max_tokens`, else OpenAI's newer `max_completion_tokens`; one given but unused must
+    still be a length this server could generate (the document bounds both)."""
+    if body.max_tokens is None:
+        return body.max_completion_tokens
+    unused = body.max_completion_tokens
+    if unused is not None and not 0 < unused < limits.max_total_tokens:
+        raise ValidationFailed(MAX_COMPLETION_TOKENS.format(limits.max_total_tokens, unused))
+    return body.max_tokens
+
+
+def chat_parameters(state: ServerState, body: ChatRequest) -> GenerateParameters:
+    """The rules only chat requests have, then their knobs as TGI parameters."""
     if body.n not in (None, 1):
         raise ValidationFailed(N_CHOICES)
     if body.tools:
         raise ValidationFailed(TOOLS)
     if body.response_format is not None:
         raise ValidationFailed(RESPONSE_FORMAT)
-    inputs = render_chat(state.engine.tokenizer, body.messages)
-    params = sampling_parameters(
-        max_tokens=body.max_tokens if body.max_tokens is not None else body.max_completion_tokens,
+    assert state.validator is not None
+    limits = state.validator.limits
+    top_logprobs = body.top_logprobs
+    if top_logprobs is not None and not 0 <= top_logprobs <= limits.max_top_n_tokens:
+        raise ValidationFailed(TOP_N_TOKENS.format(limits.max_top_n_tokens, top_logprobs))
+    return sampling_parameters(
+        max_tokens=chat_max_tokens(body, limits),
         temperature=body.temperature,
         top_p=body.top_p,
         seed=body.seed,
         stop=body.stop,
         frequency_penalty=body.frequency_penalty,
-        top_n_tokens=body.top_logprobs if body.logprobs else None,
+        top_n_tokens=top_logprobs if body.logprobs else None,
     )
-    return validate(
+
+
+async def prepare_chat(state: ServerState, body: ChatRequest) -> ValidRequest:
+    """Check, render the chat template and tokenise, all but the checks off the event loop."""
+    params = chat_parameters(state, body)
+    inputs = await off_loop(render_chat, state.engine.tokenizer, body.messages)
+    return await validate(
         state,
         inputs,
         params,
@@ -192,7 +222,7 @@ def prepare_chat(state: ServerState, body: ChatRequest) -> ValidRequest:
 async def chat_completions(body: ChatRequest, request: Request) -> Response:
     state = get_state(request)
     start = time.monotonic()
-    permit, valid = admit_validated(state, lambda: prepare_chat(state, body))
+    permit, valid = await admit_validated(state, lambda: prepare_chat(state, body))
     model = response_model_name(state, body.model)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
@@ -293,7 +323,7 @@ async def chat_events(
 # ---------------------------------------------------------------------------- completions
 
 
-def prepare_completions(state: ServerState, body: CompletionRequest) -> list[ValidRequest]:
+async def prepare_completions(state: ServerState, body: CompletionRequest) -> list[ValidRequest]:
     if body.suffix is not None:
         raise ValidationFailed(SUFFIX)
     if body.n not in (None, 1):
@@ -313,7 +343,9 @@ def prepare_completions(state: ServerState, body: CompletionRequest) -> list[Val
         repetition_penalty=body.repetition_penalty,
     )
     return [
-        validate(state, prompt, params, stream=body.stream, presence_penalty=body.presence_penalty)
+        await validate(
+            state, prompt, params, stream=body.stream, presence_penalty=body.presence_penalty
+        )
         for prompt in prompts
     ]
 
@@ -328,7 +360,7 @@ def prepare_completions(state: ServerState, body: CompletionRequest) -> list[Val
 async def completions(body: CompletionRequest, request: Request) -> Response:
     state = get_state(request)
     start = time.monotonic()
-    permit, valids = admit_validated(state, lambda: prepare_completions(state, body))
+    permit, valids = await admit_validated(state, lambda: prepare_completions(state, body))
     model = response_model_name(state, body.model)
     completion_id = f"cmpl-{uuid.uuid4().hex}"
     created = int(time.time())

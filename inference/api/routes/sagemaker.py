@@ -6,40 +6,81 @@ Must not import torch.
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from inference.api.contract import OPENAI_STREAM_ERROR, event_stream
 from inference.api.errors import MALFORMED_JSON, MalformedRequest, describe_validation_errors
+from inference.api.json_body import StrictJsonRoute, parse_json
 from inference.api.routes.common import ERROR_RESPONSES
 from inference.api.routes.generate import compat_generate
 from inference.api.routes.openai import chat_completions, completions
 from inference.api.schemas import ChatRequest, CompatGenerateRequest, CompletionRequest
 
-router = APIRouter(tags=["Text Generation Inference"])
+router = APIRouter(tags=["Text Generation Inference"], route_class=StrictJsonRoute)
 
+# NOTE: `messages` picks chat and `prompt` completions whatever else the body holds (every
+# request type allows extra keys), so the other branches exclude those keys: exactly one of
+# them matches any body this route accepts.
 SAGEMAKER_REQUEST = {
     "oneOf": [
-        {"$ref": "#/components/schemas/CompatGenerateRequest"},
+        {
+            "allOf": [
+                {"$ref": "#/components/schemas/CompatGenerateRequest"},
+                {"not": {"anyOf": [{"required": ["messages"]}, {"required": ["prompt"]}]}},
+            ]
+        },
         {"$ref": "#/components/schemas/ChatRequest"},
-        {"$ref": "#/components/schemas/CompletionRequest"},
+        {
+            "allOf": [
+                {"$ref": "#/components/schemas/CompletionRequest"},
+                {"not": {"required": ["messages"]}},
+            ]
+        },
     ]
 }
 BODY = {"schema": SAGEMAKER_REQUEST}
+SAGEMAKER_RESPONSES = {
+    200: {
+        "description": "What the chosen route answers: JSON, or events when `stream` is true",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/GenerateResponse"},
+                        },
+                        {"$ref": "#/components/schemas/ChatCompletion"},
+                        {"$ref": "#/components/schemas/CompletionFinal"},
+                    ]
+                }
+            },
+            "text/event-stream": event_stream(
+                "StreamResponse",
+                "ErrorResponse",
+                "ChatCompletionChunk",
+                "Chunk",
+                OPENAI_STREAM_ERROR,
+                done=True,
+            ),
+        },
+    },
+    **ERROR_RESPONSES,
+}
 
 
 @router.post(
     "/invocations",
-    responses=ERROR_RESPONSES,
+    responses=SAGEMAKER_RESPONSES,
     summary="Generate tokens from Sagemaker request",
     operation_id="sagemaker_compatibility",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": BODY}}},
 )
 async def sagemaker_compatibility(request: Request) -> Response:
     try:
-        body = json.loads(await request.body())
+        body = parse_json(await request.body())
     except ValueError as exc:
         raise MalformedRequest(MALFORMED_JSON.format(exc)) from exc
     try:
