@@ -31,6 +31,7 @@ CLIENT_CLOSED = "Client closed the connection"
 # axum's words for a body over TGI's `--payload-limit`, with the limit.
 PAYLOAD_TOO_LARGE = "Failed to buffer the request body: length limit exceeded ({0} bytes at most)"
 INVALID_UTF8 = "the body is not valid UTF-8"
+LONE_SURROGATE = "lone surrogate in a string (not a Unicode character)"
 NON_FINITE = "`{0}` is not a JSON number (NaN and infinities are refused)"
 NUMBER_OUT_OF_RANGE = "number out of range"
 RECURSION_LIMIT = "recursion limit exceeded"

@@ -5,6 +5,7 @@ Must not import torch.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,7 +13,7 @@ from fastapi.responses import Response
 
 from inference.api.errors import ApiError
 from inference.api.json_body import StrictJsonRoute
-from inference.api.prompts import render_chat, simple_tokens
+from inference.api.prompts import render_chat, tokens_json
 from inference.api.routes.common import JSON_ERROR, count_failure, error_responses, off_loop
 from inference.api.routes.openai import chat_parameters
 from inference.api.schemas import (
@@ -117,22 +118,17 @@ async def metrics(request: Request) -> Response:
     return Response(get_state(request).metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
-def tokens_json(tokenizer: Any, text: str, *, add_special_tokens: bool, keep: int | None) -> bytes:
-    """`/tokenize`'s body: a 2 MB input is about 400,000 tokens, so it is built off the loop."""
-    tokens = simple_tokens(tokenizer, text, add_special_tokens=add_special_tokens)
-    if keep is not None:
-        tokens = tokens[-keep:]
-    return TokenizeResponse(tokens).model_dump_json().encode()
+def tokenize_body(tokenizer: Any, text: str, keep: int | None) -> bytes:
+    """`/tokenize`'s body (built in a worker: encoding 20 MB of JSON takes a while too)."""
+    return tokens_json(tokenizer, text, add_special_tokens=True, keep=keep).encode()
 
 
-def chat_tokens_json(tokenizer: Any, messages: list[Message]) -> bytes:
+def chat_tokenize_body(tokenizer: Any, messages: list[Message]) -> bytes:
+    """`/chat_tokenize`'s body: the rendered template and its tokens (built in a worker)."""
     text = render_chat(tokenizer, messages)
-    tokens = simple_tokens(tokenizer, text, add_special_tokens=False)
-    return (
-        ChatTokenizeResponse(tokenize_response=tokens, templated_text=text)
-        .model_dump_json()
-        .encode()
-    )
+    tokens = tokens_json(tokenizer, text, add_special_tokens=False)
+    templated = json.dumps(text, ensure_ascii=False)
+    return f'{{"tokenize_response":{tokens},"templated_text":{templated}}}'.encode()
 
 
 @router.post(
@@ -151,13 +147,7 @@ async def tokenize(body: GenerateRequest, request: Request) -> Response:
     state.validator.check_parameters(body.parameters)
     state.validator.check_new_tokens_bound(body.parameters)
     require_inputs(body.inputs)
-    content = await off_loop(
-        tokens_json,
-        engine.tokenizer,
-        body.inputs,
-        add_special_tokens=True,
-        keep=body.parameters.truncate,
-    )
+    content = await off_loop(tokenize_body, engine.tokenizer, body.inputs, body.parameters.truncate)
     return Response(content, media_type="application/json")
 
 
@@ -179,7 +169,7 @@ async def chat_tokenize(body: ChatRequest, request: Request) -> Response:
             parameters, stream=body.stream, presence_penalty=body.presence_penalty
         )
         state.validator.check_new_tokens_bound(parameters)
-        content = await off_loop(chat_tokens_json, engine.tokenizer, body.messages)
+        content = await off_loop(chat_tokenize_body, engine.tokenizer, body.messages)
     except ApiError as error:
         count_failure(state, error)
         raise

@@ -82,7 +82,7 @@ async def sagemaker_compatibility(request: Request) -> Response:
     try:
         body = parse_json(await request.body())
     except ValueError as exc:
-        raise MalformedRequest(MALFORMED_JSON.format(exc)) from exc
+        raise MalformedRequest(MALFORMED_JSON.format(getattr(exc, "msg", exc))) from exc
     try:
         if isinstance(body, dict) and "messages" in body:
             return await chat_completions(ChatRequest.model_validate(body), request)

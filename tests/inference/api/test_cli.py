@@ -119,3 +119,22 @@ def test_prefix_caching_is_on_unless_turned_off(argv, environ, expected):
     config, args = parse_args(argv, environ=environ)
     assert config.engine.enable_prefix_caching is expected
     assert engine_config_for(args, 2048).enable_prefix_caching is expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        ([], {}, 2_000_000),
+        ([], {"PAYLOAD_LIMIT": "4096"}, 4096),
+        (["--payload-limit", "100"], {"PAYLOAD_LIMIT": "4096"}, 100),
+    ],
+)
+def test_payload_limit_flag_and_environment(argv, environ, expected):
+    config, _ = parse_args(argv, environ=environ)
+    assert config.payload_limit == expected
+
+
+def test_a_payload_limit_below_one_byte_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--payload-limit", "0"], environ={})
+    assert "payload_limit" in capsys.readouterr().err
