@@ -7,18 +7,22 @@ this project's CPUs a batch-32 decode layer takes about a third of the time.
 fp16 scales): at decode batch sizes a linear layer is bound by reading its weights, and these
 read a quarter or half of bf16's bytes. Where no
 compiler is available (or ``INFERENCE_KERNELS=0``), ``available()`` is False and the model
-keeps the portable path, so nothing depends on the build succeeding.
+keeps the portable path, so nothing depends on the build succeeding, nor waits on it forever:
+a build lock left by a crashed build is cleared, and another live build is waited on for
+``INFERENCE_KERNELS_BUILD_WAIT`` seconds at most (``build_lock``).
 Must not import the engine, the scheduler or Django.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -60,6 +64,66 @@ def extension_name(info: CpuInfo) -> str:
     return f"inference_kernels_{info.isa.name.lower()}"
 
 
+DEFAULT_BUILD_WAIT_S = 300.0  # a build takes about a minute on 2 cores
+BUILD_LOCK = "inference-build.lock"
+TORCH_BATON = "lock"  # torch.utils.file_baton.FileBaton's file in the build directory
+
+
+def build_directory(info: CpuInfo) -> Path:
+    """Where torch builds (and caches) this tier's extension (torch's own rule, private)."""
+    from torch.utils import cpp_extension
+
+    return Path(cpp_extension._get_build_directory(extension_name(info), verbose=False))
+
+
+def build_wait_s() -> float:
+    """How long to wait for another process's build (INFERENCE_KERNELS_BUILD_WAIT seconds)."""
+    return float(os.environ.get("INFERENCE_KERNELS_BUILD_WAIT") or DEFAULT_BUILD_WAIT_S)
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path, wait_s: float) -> Iterator[bool]:
+    """Hold the build directory exclusively; yields False if another holder kept it `wait_s`.
+
+    NOTE: torch's own lock is a file created with O_EXCL and waited on forever: a build that
+    dies leaves it behind and every later start hangs. This one is an flock, which the kernel
+    drops when its holder dies, so it cannot go stale, and it is waited on for a bounded time.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): torch's lock alone, as before
+        yield True
+        return
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / BUILD_LOCK, "a") as handle:
+        deadline = time.monotonic() + wait_s
+        waiting_logged = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                if not waiting_logged:
+                    logger.info("Waiting for another process to finish building the CPU kernels")
+                    waiting_logged = True
+                time.sleep(0.1)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def clear_stale_baton(build_dir: Path) -> None:
+    """Under `build_lock` no other build runs, so torch's lock file is left by one that died."""
+    baton = build_dir / TORCH_BATON
+    if baton.exists():
+        logger.warning("Removing a stale CPU-kernel build lock (its build died): %s", baton)
+        baton.unlink(missing_ok=True)
+
+
 def _header_hash() -> str:
     import hashlib
 
@@ -83,16 +147,28 @@ def available() -> bool:
 
         started = time.perf_counter()
         info = cpu_info()
-        cpp_extension.load(
-            name=extension_name(info),
-            sources=[str(path) for path in SOURCES],
-            # torch rebuilds when sources or flags change: the header's hash is a flag
-            extra_cflags=[*CFLAGS, *arch_flags(info), f"-DKERNELS_H={_header_hash()}"],
-            extra_include_paths=[str(HEADER.parent)],
-            extra_ldflags=["-fopenmp"],
-            is_python_module=False,
-            verbose=False,
-        )
+        build_dir, wait_s = build_directory(info), build_wait_s()
+        with build_lock(build_dir, wait_s) as acquired:
+            if not acquired:
+                logger.warning(
+                    "Another process has been building the CPU kernels in %s for over %.0f s: "
+                    "using the portable path",
+                    build_dir,
+                    wait_s,
+                )
+                return False
+            clear_stale_baton(build_dir)
+            cpp_extension.load(
+                name=extension_name(info),
+                sources=[str(path) for path in SOURCES],
+                # torch rebuilds when sources or flags change: the header's hash is a flag
+                extra_cflags=[*CFLAGS, *arch_flags(info), f"-DKERNELS_H={_header_hash()}"],
+                extra_include_paths=[str(HEADER.parent)],
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(build_dir),
+                is_python_module=False,
+                verbose=False,
+            )
     except Exception as exc:  # a failed build must never stop the server
         logger.warning("Could not build the CPU kernels (%s): using the portable path", exc)
         return False
