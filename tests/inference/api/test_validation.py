@@ -84,9 +84,16 @@ def test_streaming_rejects_best_of_and_prefill_details(url):
         b'{"inputs": 12}',
         b'{"inputs": "Hi", "parameters": {"temperature": "hot"}}',
         b'{"inputs": "Hi", "parameters": {"max_new_tokens": 2.5}}',
+        # no coercion, as TGI's serde reads JSON: each of these was once served with a 200
+        b'{"inputs": "Hi", "parameters": {"watermark": 0}}',
+        b'{"inputs": "Hi", "parameters": {"top_p": false}}',
+        b'{"inputs": "Hi", "parameters": {"temperature": "0.5"}}',
+        b'{"inputs": "Hi", "parameters": {"max_new_tokens": "3"}}',
     ],
 )
-@pytest.mark.parametrize("path", ["/generate", "/generate_stream", "/", "/v1/chat/completions"])
+@pytest.mark.parametrize(
+    "path", ["/generate", "/generate_stream", "/", "/v1/chat/completions", "/tokenize"]
+)
 def test_malformed_bodies_get_422_in_error_shape(url, body, path):
     response = post(url, path, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
@@ -133,3 +140,11 @@ def test_429_when_max_concurrent_requests_are_in_flight(server):
     assert server.state.limiter.in_flight == 0
     after = {"inputs": "Hi", "parameters": {"max_new_tokens": 2}}
     assert httpx.post(server.url + "/generate", json=after, timeout=60).status_code == 200
+
+
+def test_an_integral_number_is_an_integer_as_json_schema_says(url):
+    """The document's `integer` admits `2.0` (JSON Schema's rule), so the server does too."""
+    body = {"inputs": "Hi", "parameters": {"max_new_tokens": 2.0, "top_k": 5.0}}
+    response = post(url, json=body)
+    assert response.status_code == 200
+    assert response.json()["generated_text"] is not None
