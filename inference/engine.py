@@ -18,11 +18,14 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from inference.config import EngineConfig, ModelConfig
 from inference.detokenizer import IncrementalDetokenizer
+from inference.grammar import GrammarCompiler, consume, is_complete
+from inference.grammar_masks import StepMasks
 from inference.loader import LoadedModel, load_model
 from inference.model_runner import (
     ModelRunner,
@@ -50,6 +53,7 @@ ENGINE_SHUT_DOWN = "The engine shut down before the request finished"
 DUPLICATE_REQUEST_ID = "A request with this id is already running"
 PROMPT_TOO_LONG = "The prompt has {num_tokens} tokens; this model handles {max_positions} positions"
 STEP_FAILED = "Generation failed: {error}"
+GRAMMAR_REFUSED = "The grammar refused token {token_id}: {error}"
 MAX_SEED = 2**63 - 1
 
 
@@ -63,6 +67,7 @@ class _RequestState:
     stopping: StoppingCriteria
     generator: torch.Generator | None
     seed: int | None
+    matcher: Any = None  # llguidance.LLMatcher when the request has a grammar
     prompt_logprobs: list[float | None] | None = None
     num_generated: int = 0
     first_scheduled_at: float = 0.0
@@ -94,6 +99,9 @@ class Engine:
             )
         self.scheduler = Scheduler(sched_config)
         self.states: dict[str, _RequestState] = {}
+        vocab_size = getattr(getattr(loaded.model, "config", None), "vocab_size", None)
+        self.grammars = GrammarCompiler(loaded.tokenizer, vocab_size)
+        self.masks = StepMasks(self.grammars)
         self.max_total_tokens = min(loaded.max_position_embeddings, self.scheduler.capacity_tokens)
         self.last_batch_size = 0
         self.num_steps = 0
@@ -130,6 +138,7 @@ class Engine:
         if not params.is_greedy:
             seed = params.seed if params.seed is not None else random.randint(0, MAX_SEED)
             generator = torch.Generator(device=self.loaded.device).manual_seed(seed)
+        matcher = self.grammars.matcher(params.grammar) if params.grammar is not None else None
         seq = Sequence(request)
         seq.uses_prefix_cache = not params.decoder_input_details
         state = _RequestState(
@@ -143,6 +152,7 @@ class Engine:
             stopping=StoppingCriteria(params, self.loaded.eos_token_ids, self.max_total_tokens),
             generator=generator,
             seed=seed,
+            matcher=matcher,
         )
         if params.decoder_input_details:
             state.prompt_logprobs = [None] * request.num_prompt_tokens
@@ -187,6 +197,8 @@ class Engine:
                 state.first_scheduled_at = now
 
         sampling = [c for c in out.chunks if c.is_last_chunk]
+        constrained = [self.states[c.seq.seq_id].matcher for c in sampling]
+        masks = self.masks.start([m for m in constrained if m is not None])
         try:
             wanted = {
                 c.seq.seq_id
@@ -199,8 +211,14 @@ class Engine:
             sampled = None
             if sampling:
                 rows = [self._sampler_row(self.states[c.seq.seq_id]) for c in sampling]
-                sampled = sample(run.logits, rows)
+                mask_row = 0
+                for row, matcher in zip(rows, constrained, strict=True):
+                    if matcher is not None:
+                        row.mask_row, mask_row = mask_row, mask_row + 1
+                sampled = sample(run.logits, rows, masks.wait() if masks else None)
         except Exception as exc:
+            if masks is not None:
+                masks.future.exception()  # never free a matcher llguidance is still reading
             logger.exception("Step failed")
             error = STEP_FAILED.format(error=f"{type(exc).__name__}: {exc}")
             for chunk in out.chunks:
@@ -217,18 +235,19 @@ class Engine:
         if sampled is not None:
             for i, chunk in enumerate(sampling):
                 state = self.states[chunk.seq.seq_id]
-                results.append(
-                    (
-                        chunk.seq.seq_id,
-                        self._append_token(
-                            state,
-                            sampled.token_ids[i],
-                            sampled.logprobs[i],
-                            sampled.top_token_ids[i],
-                            sampled.top_logprobs[i],
-                        ),
+                try:
+                    event = self._append_token(
+                        state,
+                        sampled.token_ids[i],
+                        sampled.logprobs[i],
+                        sampled.top_token_ids[i],
+                        sampled.top_logprobs[i],
                     )
-                )
+                except GenerationError as error:  # this request only: the others go on
+                    self.abort(chunk.seq.seq_id)
+                    results.append((chunk.seq.seq_id, error))
+                    continue
+                results.append((chunk.seq.seq_id, event))
         return results
 
     def _sampler_row(self, state: _RequestState) -> SamplerRow:
@@ -269,6 +288,13 @@ class Engine:
         if is_eos or (special and state.detokenizer.skip_special_tokens):
             text = ""
         finish = state.stopping.check(token_id, text, seq.num_tokens)
+        if state.matcher is not None and finish is None:
+            if not consume(state.matcher, token_id):
+                raise GenerationError(
+                    GRAMMAR_REFUSED.format(token_id=token_id, error=state.matcher.get_error())
+                )
+            if is_complete(state.matcher):
+                finish = FinishReason.EOS_TOKEN  # the answer is whole: nothing else may follow
         if finish is not None:
             text += state.detokenizer.flush()
         token_text = state.detokenizer.token_text(token_id) if special else text
@@ -366,6 +392,11 @@ class AsyncEngine:
     @property
     def tokenizer(self):
         return self.loaded.tokenizer
+
+    @property
+    def grammars(self) -> GrammarCompiler:
+        """The engine's grammar cache: the API compiles (validates) grammars into it."""
+        return self.engine.grammars
 
     @property
     def num_waiting(self) -> int:

@@ -20,6 +20,15 @@ class FinishReason(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class GrammarSpec:
+    """A constraint on the generated text: ``kind`` "json" (``value``: a JSON Schema as
+    canonical JSON text) or "regex" (``value``: the pattern). Hashable: the compile cache key."""
+
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True)
 class SamplingParams:
     """How to pick the next tokens of one request (TGI's parameter names).
 
@@ -41,6 +50,7 @@ class SamplingParams:
     top_n_tokens: int = 0  # alternatives reported per generated token
     decoder_input_details: bool = False  # report prompt tokens with logprobs
     ignore_eos: bool = False
+    grammar: GrammarSpec | None = None  # the output must match it (masks in the sampler)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

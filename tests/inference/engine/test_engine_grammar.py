@@ -1,0 +1,142 @@
+"""Constrained decoding in the engine, on the tiny random-weight model.
+
+A random model writes noise; under a grammar the noise must still parse. Schemas here bound
+every string, array and number, so that the grammar (not `max_new_tokens`) ends each answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import pytest
+
+from inference.engine import Engine
+from inference.grammar import (
+    GrammarCompiler,
+    GrammarError,
+    json_grammar,
+    regex_grammar,
+)
+from inference.types import FinishReason, GenerationEvent
+from tests.inference.engine.factories import make_request, run_to_completion
+
+RECORD = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 8},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "color": {"enum": ["red", "green", "blue"]},
+        "flags": {"type": "array", "items": {"type": "boolean"}, "maxItems": 3},
+        "home": {
+            "type": "object",
+            "properties": {"zip": {"type": "string", "pattern": "^[0-9]{5}$"}},
+            "required": ["zip"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["name", "age", "color", "flags", "home"],
+    "additionalProperties": False,
+}
+
+
+def text_of(events: list) -> str:
+    assert all(isinstance(e, GenerationEvent) for e in events), events
+    return "".join(e.text for e in events)
+
+
+def finish_of(events: list) -> FinishReason | None:
+    return events[-1].finish_reason
+
+
+@pytest.mark.parametrize("sampling", [{}, {"do_sample": True, "temperature": 1.5, "seed": 3}])
+def test_json_schema_output_parses_and_validates(engine_factory, sampling) -> None:
+    engine: Engine = engine_factory()
+    request = make_request(12, max_new_tokens=300, grammar=json_grammar(RECORD), **sampling)
+    engine.add_request(request)
+    events = run_to_completion(engine)[request.request_id]
+    document = json.loads(text_of(events))
+    jsonschema.validate(document, RECORD)
+    assert finish_of(events) == FinishReason.EOS_TOKEN  # the grammar ended it, not the length
+
+
+def test_regex_output_matches(engine_factory) -> None:
+    engine = engine_factory()
+    pattern = r"[0-9]{3}-[a-z]{2}(!|\?)"
+    request = make_request(6, max_new_tokens=50, grammar=regex_grammar(pattern))
+    engine.add_request(request)
+    events = run_to_completion(engine)[request.request_id]
+    assert re.fullmatch(pattern, text_of(events))
+    assert finish_of(events) == FinishReason.EOS_TOKEN
+
+
+def test_mixed_batch_free_rows_unchanged_and_constrained_valid(engine_factory) -> None:
+    """Free requests give the same tokens beside constrained ones as alone; seeded constrained
+    requests give the same tokens in a batch as alone."""
+    alone = engine_factory()
+    free = [make_request(10 + i, max_new_tokens=24, ignore_eos=True) for i in range(4)]
+    seeded = dict(do_sample=True, temperature=1.0, seed=11)
+    for r in free:
+        alone.add_request(r)
+    finished = run_to_completion(alone)
+    expected = {r.request_id: text_of(finished[r.request_id]) for r in free}
+    assert alone.masks._pool is None  # a batch of free rows started no mask work at all
+
+    single = engine_factory()
+    lone = make_request(9, max_new_tokens=300, grammar=json_grammar(RECORD), **seeded)
+    single.add_request(lone)
+    lone_text = text_of(run_to_completion(single)[lone.request_id])
+
+    mixed = engine_factory()
+    constrained = [
+        make_request(9, max_new_tokens=300, grammar=json_grammar(RECORD), **seeded),
+        make_request(7, max_new_tokens=300, grammar=json_grammar(RECORD)),
+        make_request(5, max_new_tokens=50, grammar=regex_grammar("(yes|no)")),
+    ]
+    for a, b in zip(free, constrained, strict=False):
+        mixed.add_request(make_request(a.prompt_token_ids, a.request_id + "-m", **vars(a.params)))
+        mixed.add_request(b)
+    mixed.add_request(
+        make_request(free[3].prompt_token_ids, free[3].request_id + "-m", **vars(free[3].params))
+    )
+    results = run_to_completion(mixed)
+    for r in free:
+        assert text_of(results[r.request_id + "-m"]) == expected[r.request_id]
+    assert text_of(results[constrained[0].request_id]) == lone_text
+    for r in constrained[:2]:
+        jsonschema.validate(json.loads(text_of(results[r.request_id])), RECORD)
+    assert text_of(results[constrained[2].request_id]) in ("yes", "no")
+
+
+def test_invalid_grammars_are_refused_with_the_reason(tiny) -> None:
+    compiler = GrammarCompiler(tiny.tokenizer)
+    with pytest.raises(GrammarError, match=r"Unsupported JSON Schema feature.*uniqueItems"):
+        compiler.compile(json_grammar({"type": "array", "uniqueItems": True}))
+    with pytest.raises(GrammarError, match=r"Invalid JSON Schema.*strin"):
+        compiler.compile(json_grammar({"type": "strin"}))
+    with pytest.raises(GrammarError, match=r"Invalid regex.*unclosed"):
+        compiler.compile(regex_grammar("a[b"))
+    with pytest.raises(GrammarError, match="must be an object"):
+        json_grammar([1, 2])
+
+
+def test_engine_refuses_an_invalid_grammar_at_admission(engine_factory) -> None:
+    engine = engine_factory()
+    with pytest.raises(ValueError, match="uniqueItems"):
+        engine.add_request(
+            make_request(4, grammar=json_grammar({"type": "array", "uniqueItems": True}))
+        )
+    assert not engine.has_work
+
+
+def test_compiled_grammars_cached_by_schema_and_bounded(tiny) -> None:
+    compiler = GrammarCompiler(tiny.tokenizer, cache_size=2)
+    a = {"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "string"}}}
+    same = {"properties": {"y": {"type": "string"}, "x": {"type": "integer"}}, "type": "object"}
+    compiler.compile(json_grammar(a))
+    compiler.compile(json_grammar(json.dumps(same)))
+    assert compiler.num_cached == 1  # the same schema, whatever the key order or form
+    compiler.compile(regex_grammar("a+"))
+    compiler.compile(regex_grammar("b+"))
+    assert compiler.num_cached == 2
