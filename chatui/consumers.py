@@ -13,12 +13,16 @@ Whatever a client sends is answered, never with a dropped socket: a frame that i
 object, a `type` that is not a known string, a binary frame, a NUL character, an unexpected
 failure all get an `error` event; a text frame over MAX_MESSAGE_BYTES closes with 1009 (daphne,
 run by `config.serve`, refuses it earlier with the same code, and invalid UTF-8 with 1007).
+
+When the channel layer cannot be reached, or lost its groups (a Redis restart), the socket
+closes with 4012: the page reconnects and gets a fresh snapshot.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import suppress
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -27,6 +31,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from chatui import fanout, generation, services
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_scope
+from chatui.layers import LAYER_FAILURES
 from chatui.models import Conversation
 from chatui.selectors import conversation_get
 from chatui.validation import check_no_nul, describe, parse_json
@@ -35,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_BIG = 1009
+# NOTE: not 1012 (service restart): autobahn, under daphne, sends only 1000 and 3000-4999.
+CLOSE_RECONNECT = 4012
 MAX_MESSAGE_BYTES = 1024 * 1024  # daphne's default websocket_max_message_size
 UNKNOWN_TYPE = "Unknown message type: {type}."
 NOT_AN_OBJECT = 'A message must be a JSON object with a "type".'
@@ -65,6 +72,20 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     # the page's text (UTF-16), or None until the running task's text arrives.
     behind: dict[str, int | None]
     last_sync_request: float = 0.0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' loop, where an unreachable layer closes the socket with 4012 instead of
+        1011 and a traceback."""
+        try:
+            await super().__call__(scope, receive, send)
+        except LAYER_FAILURES as exc:
+            logger.warning("Channel layer unreachable, closing a socket: %s", exc)
+            await self._forget()
+            with suppress(Exception):
+                await send({"type": "websocket.close", "code": CLOSE_RECONNECT})
+
+    async def layer_lost(self) -> None:
+        await self.close(code=CLOSE_RECONNECT)
 
     async def connect(self) -> None:
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
@@ -114,9 +135,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             return exc
 
     async def disconnect(self, code: int) -> None:
+        await self._forget()
+
+    async def _forget(self) -> None:
         if self.group:
             fanout.unwatch(self.conversation.pk, self)
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await fanout.leave(self.group, self.channel_name)
+            self.group = ""
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not self.group:

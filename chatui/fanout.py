@@ -16,6 +16,11 @@ tokens while a send is in flight (so a slow layer gets fewer, larger messages). 
 other processes only after one of their sockets asked for the answer's text so far (the
 `generation.sync` reply, queued in the same order): before that no page there could place them.
 
+When the Redis behind the layer restarts (`chatui.layers`), events on their way are lost:
+publishing to other processes is best effort, and the layer's `on_lost` closes this
+process's sockets (`Watcher.layer_lost`) so that their pages reconnect and read the
+conversation again.
+
 Must not import consumers, views or generation.
 """
 
@@ -31,6 +36,8 @@ from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from chatui.layers import LAYER_FAILURES
+
 logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "chat.event"  # consumers handle it in `chat_event`
@@ -42,6 +49,10 @@ class Watcher(Protocol):
 
     async def deliver(self, payload: dict[str, Any]) -> None: ...
 
+    async def layer_lost(self) -> None:
+        """Events from other processes may be lost: make the page read everything again."""
+        ...
+
 
 _watchers: dict[str, set[Watcher]] = {}
 
@@ -52,6 +63,23 @@ def conversation_group(conversation_id: Any) -> str:
 
 def watch(conversation_id: Any, watcher: Watcher) -> None:
     _watchers.setdefault(str(conversation_id), set()).add(watcher)
+    layer = get_channel_layer()
+    if hasattr(layer, "on_lost"):
+        layer.on_lost(_layer_lost)
+
+
+async def _layer_lost() -> None:
+    for watchers in list(_watchers.values()):
+        for watcher in list(watchers):
+            await watcher.layer_lost()
+
+
+async def leave(group: str, channel: str) -> None:
+    """`group_discard`, where an unreachable layer is no error (its groups are gone anyway)."""
+    try:
+        await get_channel_layer().group_discard(group, channel)
+    except LAYER_FAILURES as exc:
+        logger.warning("Leaving %s failed: %s", group, exc)
 
 
 def unwatch(conversation_id: Any, watcher: Watcher) -> None:
@@ -87,7 +115,10 @@ async def publish(conversation_id: Any, payload: dict[str, Any]) -> None:
     await deliver_local(conversation_id, payload)
     layer = get_channel_layer()
     if _reaches_other_processes(layer):
-        await layer.group_send(conversation_group(conversation_id), _layer_message(payload))
+        try:
+            await layer.group_send(conversation_group(conversation_id), _layer_message(payload))
+        except LAYER_FAILURES as exc:  # best effort: a restarted layer reconnects the pages
+            logger.warning("Publishing to %s failed: %s", conversation_group(conversation_id), exc)
 
 
 class RemoteQueue:
@@ -141,6 +172,8 @@ class RemoteQueue:
                             await layer.group_send(self.group, _layer_message(payload))
                     else:
                         await layer.send(reply_channel, {"type": EVENT_TYPE, "event": payload})
+                except LAYER_FAILURES as exc:
+                    logger.warning("Sending an event to %s failed: %s", self.group, exc)
                 except Exception:
                     logger.exception("Sending an event to %s failed", self.group)
             self._drained.set()

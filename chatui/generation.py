@@ -12,6 +12,10 @@ Stop and resync requests reach the task directly through this process's registry
 the channel layer group `generation_<id>` that each task listens on from before its first
 event (another process, e.g. behind Redis).
 
+The database may go away for a while: the batched saves and heartbeats that fail are retried
+by the next, the final save is retried until it lands (the pages have every token meanwhile),
+and this process's reaper never marks its own running answers (whose heartbeats it missed).
+
 Tokens carry `offset`, the message's length in UTF-16 code units (JavaScript's
 `string.length`) before the token, so a page can merge a snapshot and live tokens without
 duplicates or holes. Must not import consumers or views.
@@ -31,10 +35,12 @@ import httpx
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from chatui import fanout, services
 from chatui.apps import get_chat_config
 from chatui.endpoints import DEFAULT_TIMEOUT, EndpointError, StreamResult, stream_generation
+from chatui.layers import LAYER_FAILURES
 from chatui.models import DEFAULT_TITLE, Conversation, Message
 from chatui.prompting import ChatMessage
 from chatui.selectors import conversation_detail
@@ -46,9 +52,14 @@ logger = logging.getLogger(__name__)
 EVENT_TYPE = fanout.EVENT_TYPE
 conversation_group = fanout.conversation_group
 GENERATION_FAILED = "The answer could not be generated. Try again."
+ANSWER_NOT_SAVED = "The answer could not be saved: the database is unreachable."
+DB_FAILURES = (OperationalError, InterfaceError)  # the database is away, not the query wrong
+FINAL_SAVE_RETRY_S = (0.25, 5.0)  # first and longest wait between tries of the final save
+FINAL_SAVE_GIVE_UP_S = 600.0
 # From this many answers at once in a process, each answer's tokens go out once per tick.
 BATCH_FROM_ANSWERS = 16
 BATCH_TICK_S = 0.015
+LISTEN_RETRY_S = 0.5  # between receives from an unreachable channel layer
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -123,6 +134,8 @@ class Generation:
 
 # This process's running generations, by conversation id (one at a time per conversation).
 registry: dict[str, Generation] = {}
+# Message ids of this process's answers until their final save lands (never reaped here).
+live_answers: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -165,10 +178,14 @@ async def generation_start(request: services.GenerationRequest) -> Generation:
         await fanout.publish(conversation_id, payload)
     generation = Generation(conversation_id, str(answer.id), text=answer.content)
     registry[conversation_id] = generation
+    live_answers.add(generation.message_id)
     # Listening before `queued`: a socket elsewhere asks for the text as soon as it hears it.
     layer = get_channel_layer()
     channel = await layer.new_channel()
-    await layer.group_add(generation_group(conversation_id), channel)
+    try:
+        await layer.group_add(generation_group(conversation_id), channel)
+    except LAYER_FAILURES as exc:  # the answer runs; the layer makes the membership later
+        logger.warning("Joining %s failed: %s", generation_group(conversation_id), exc)
     await fanout.publish(
         conversation_id, {"type": "status", "message_id": str(answer.id), "status": "queued"}
     )
@@ -196,7 +213,9 @@ async def generation_stop(*, conversation_id: Any) -> bool:
 async def conversation_snapshot(*, conversation: Conversation) -> dict[str, Any]:
     """The conversation with the text generated so far (this process's buffer beats the DB)."""
     stale = await database_sync_to_async(services.message_reap_stale)(
-        max_age_s=settings.CHATUI_STALE_AFTER_S, conversation_id=conversation.pk
+        max_age_s=settings.CHATUI_STALE_AFTER_S,
+        conversation_id=conversation.pk,
+        exclude_ids=set(live_answers),
     )
     if stale:
         logger.info("Marked %d stale answers as interrupted", len(stale))
@@ -269,6 +288,7 @@ async def _run(generation: Generation, channel: str, request: services.Generatio
     try:
         message = await _finish(generation, result, error)
     finally:
+        live_answers.discard(generation.message_id)
         await generation.remote.close()
     needs_title = prompt is not None and prompt.needs_title and not error
     if message is not None and needs_title and message.content.strip():
@@ -332,6 +352,8 @@ async def _saver(generation: Generation) -> None:
         generation.is_saving = True
         try:
             await _save_partial(generation)
+        except DB_FAILURES as exc:  # the next save (or the final one) carries the text
+            logger.warning("Saving answer %s failed: %s", generation.message_id, exc)
         finally:
             generation.is_saving = False
         if generation.is_finished and not generation.save_due.is_set():
@@ -345,7 +367,11 @@ async def _listen(generation: Generation, channel: str) -> None:
     group = generation_group(generation.conversation_id)
     try:
         while True:
-            event = await layer.receive(channel)
+            try:
+                event = await layer.receive(channel)
+            except LAYER_FAILURES:  # Redis restarts: the layer makes the group again
+                await asyncio.sleep(LISTEN_RETRY_S)
+                continue
             if event.get("type") == "generation.stop":
                 generation.request_stop()
             elif event.get("type") == "generation.sync" and event.get("reply_channel"):
@@ -357,8 +383,7 @@ async def _listen(generation: Generation, channel: str) -> None:
                 }
                 generation.remote.put_reply(event["reply_channel"], payload)
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(layer.group_discard(group, channel))
+        await asyncio.shield(fanout.leave(group, channel))
 
 
 async def _finish(
@@ -377,14 +402,23 @@ async def _finish(
         generated = result.generated_tokens or generated
     elif result is None and not is_stopped and not error:
         interrupted = True  # the stream ended without its final event
-    message = await database_sync_to_async(services.message_finish)(
-        message_id=generation.message_id,
-        content=text,
-        finish_reason=finish_reason,
-        interrupted=interrupted,
-        error=error,
-        generated_tokens=generation.num_previous_tokens + generated,
-    )
+    try:
+        message = await _store_final(
+            message_id=generation.message_id,
+            content=text,
+            finish_reason=finish_reason,
+            interrupted=interrupted,
+            error=error,
+            generated_tokens=generation.num_previous_tokens + generated,
+        )
+    except DB_FAILURES:
+        logger.exception("The answer %s was not saved", generation.message_id)
+        message_id = generation.message_id
+        await generation.tokens.flush()
+        error_event = {"type": "error", "message": ANSWER_NOT_SAVED, "message_id": message_id}
+        await generation.emit(error_event)
+        await generation.emit({"type": "status", "message_id": message_id, "status": "done"})
+        return None
     if message is None:
         return None
     await generation.tokens.flush()
@@ -396,6 +430,23 @@ async def _finish(
             {"type": "error", "message": error, "message_id": generation.message_id}
         )
     return message
+
+
+async def _store_final(**fields: Any) -> Message | None:
+    """`services.message_finish`, tried again while the database is unreachable (for up to
+    FINAL_SAVE_GIVE_UP_S: then the DB failure is raised)."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + FINAL_SAVE_GIVE_UP_S
+    wait, longest = FINAL_SAVE_RETRY_S
+    while True:
+        try:
+            return await database_sync_to_async(services.message_finish)(**fields)
+        except DB_FAILURES as exc:
+            if loop.time() + wait > give_up_at:
+                raise
+            logger.warning("Saving answer %s failed, retrying: %s", fields["message_id"], exc)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, longest)
 
 
 async def _title(conversation_id: str, question: str, answer: str) -> None:
@@ -444,7 +495,7 @@ def ensure_reaper() -> None:
 async def reap_stale() -> list[Message]:
     """Answers whose process stopped sending heartbeats become interrupted (and pages hear)."""
     reaped = await database_sync_to_async(services.message_reap_stale)(
-        max_age_s=settings.CHATUI_STALE_AFTER_S
+        max_age_s=settings.CHATUI_STALE_AFTER_S, exclude_ids=set(live_answers)
     )
     for message in reaped:
         await fanout.publish(

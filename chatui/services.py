@@ -7,6 +7,7 @@ callers wrap them in `database_sync_to_async`. Must not import consumers, views 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -411,11 +412,15 @@ def message_finish(
     return Message.objects.filter(pk=message_id).first()
 
 
-def message_reap_stale(*, max_age_s: float, conversation_id: Any = None) -> list[Message]:
-    """Answers whose generating process died (no heartbeat for `max_age_s`): interrupted."""
+def message_reap_stale(
+    *, max_age_s: float, conversation_id: Any = None, exclude_ids: Collection[str] = ()
+) -> list[Message]:
+    """Answers whose generating process died (no heartbeat for `max_age_s`): interrupted.
+    `exclude_ids`: the caller's own running answers (alive, whatever their heartbeat says:
+    it may have missed beats while the database was away)."""
     stale = Message.objects.filter(
         is_generating=True, heartbeat_at__lt=timezone.now() - timedelta(seconds=max_age_s)
-    )
+    ).exclude(pk__in=list(exclude_ids))
     if conversation_id is not None:
         stale = stale.filter(conversation_id=conversation_id)
     ids = list(stale.values_list("pk", flat=True))

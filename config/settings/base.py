@@ -130,7 +130,8 @@ REDIS_URL = ENV.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis's layer, recovering from a Redis restart (reconnects, groups).
+            "BACKEND": "chatui.layers.RedisChannelLayer",
             # NOTE: no read timeout: redis-py 8 defaults to 5 s, which a quiet socket's
             # blocking receive (channels_redis waits 5 s) outlasts, dropping the connection.
             "CONFIG": {

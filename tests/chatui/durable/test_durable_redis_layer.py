@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from channels_redis.core import RedisChannelLayer
+from django.utils.module_loading import import_string
 
 from bench.processes import PROJECT_ROOT as ROOT
 
@@ -37,8 +37,9 @@ def production_layer_config(redis_url: str) -> dict:
 
 async def test_a_quiet_channel_keeps_receiving(service_urls):
     config = production_layer_config(service_urls[1])
-    assert config["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    layer = RedisChannelLayer(**{**config["CONFIG"], "prefix": f"quiet-{secrets.token_hex(4)}"})
+    assert config["BACKEND"] == "chatui.layers.RedisChannelLayer"
+    layer_class = import_string(config["BACKEND"])
+    layer = layer_class(**{**config["CONFIG"], "prefix": f"quiet-{secrets.token_hex(4)}"})
     channel = await layer.new_channel()
     receiving = asyncio.create_task(layer.receive(channel))
     try:
