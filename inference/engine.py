@@ -119,6 +119,15 @@ class Engine:
         return self.scheduler.num_running
 
     @property
+    def num_used_blocks(self) -> int:
+        """KV cache blocks held by requests (0 when idle: freed blocks keep only their hash)."""
+        return self.scheduler.block_manager.num_used_blocks
+
+    @property
+    def num_blocks(self) -> int:
+        return self.scheduler.block_manager.num_blocks
+
+    @property
     def has_work(self) -> bool:
         return self.scheduler.has_work
 
@@ -405,6 +414,14 @@ class AsyncEngine:
     @property
     def num_running(self) -> int:
         return self.engine.num_running
+
+    @property
+    def num_used_blocks(self) -> int:
+        return self.engine.num_used_blocks
+
+    @property
+    def num_blocks(self) -> int:
+        return self.engine.num_blocks
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:

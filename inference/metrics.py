@@ -84,6 +84,14 @@ class Metrics:
         self.batch_total_tokens = Gauge(
             "tgi_batch_total_tokens", "Maximum amount of tokens in total", registry=registry
         )
+        # Beyond TGI's names: the paged KV cache, so that blocks a finished request kept (a
+        # leak) show from outside; idle, `kv_cache_blocks_used` is 0.
+        self.kv_cache_blocks_used = Gauge(
+            "kv_cache_blocks_used", "KV cache blocks held by requests", registry=registry
+        )
+        self.kv_cache_blocks_total = Gauge(
+            "kv_cache_blocks_total", "KV cache blocks in all", registry=registry
+        )
 
     def bind_engine_gauges(
         self,
@@ -92,12 +100,16 @@ class Metrics:
         batch_size: Callable[[], float],
         batch_max_tokens: Callable[[], float],
         batch_total_tokens: float,
+        kv_blocks_used: Callable[[], float] = lambda: 0.0,
+        kv_blocks_total: float = 0.0,
     ) -> None:
         """Read the engine's live state at scrape time instead of pushing it every step."""
         self.queue_size.set_function(queue_size)
         self.batch_current_size.set_function(batch_size)
         self.batch_current_max_tokens.set_function(batch_max_tokens)
         self.batch_total_tokens.set(batch_total_tokens)
+        self.kv_cache_blocks_used.set_function(kv_blocks_used)
+        self.kv_cache_blocks_total.set(kv_blocks_total)
 
     def count_request(self) -> None:
         self.request_count.inc()

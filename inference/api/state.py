@@ -84,6 +84,8 @@ class ServerState:
                 getattr(engine, "last_batch_size", 0) * limits.max_total_tokens
             ),
             batch_total_tokens=float(limits.max_batch_total_tokens),
+            kv_blocks_used=lambda: float(getattr(engine, "num_used_blocks", 0)),
+            kv_blocks_total=float(getattr(engine, "num_blocks", 0)),
         )
         self.engine = engine
 

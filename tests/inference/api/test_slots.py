@@ -1,5 +1,6 @@
 """Engine slots as a client sees them through `/metrics`: a stream the client drops frees its
-slot at once, and a full server refuses the next request at once (429), never queues it."""
+slot and its KV cache blocks at once, and a full server refuses the next request at once (429),
+never queues it."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ def running(url: str) -> float:
     return metric(text, "tgi_batch_current_size") + metric(text, "tgi_queue_size")
 
 
+def kv_blocks_used(url: str) -> float:
+    return metric(httpx.get(url + "/metrics").text, "kv_cache_blocks_used")
+
+
 def wait_for(predicate, deadline_s: float) -> float | None:
     """Seconds until `predicate()` held, or None if it never did within `deadline_s`."""
     start = time.monotonic()
@@ -32,16 +37,20 @@ def wait_for(predicate, deadline_s: float) -> float | None:
     return None
 
 
-def test_dropping_a_stream_frees_its_engine_slot_at_once(url):
+def test_dropping_a_stream_frees_its_engine_slot_and_cache_blocks_at_once(url):
+    assert metric(httpx.get(url + "/metrics").text, "kv_cache_blocks_total") > 0
     with httpx.Client(timeout=60) as client:
         request = client.build_request("POST", url + "/generate_stream", json=LONG)
         response = client.send(request, stream=True)
         lines = response.iter_lines()
         assert next(line for line in lines if line.startswith("data:"))
         assert running(url) == 1  # still generating: 2000 tokens take seconds
+        assert kv_blocks_used(url) >= 1
         response.close()
-        freed_after = wait_for(lambda: running(url) == 0, FREED_WITHIN_S)
-    assert freed_after is not None, "the dropped stream still holds its engine slot"
+        freed_after = wait_for(
+            lambda: running(url) == 0 and kv_blocks_used(url) == 0, FREED_WITHIN_S
+        )
+    assert freed_after is not None, "the dropped stream still holds its slot or cache blocks"
     assert "tgi_request_success" in httpx.get(url + "/metrics").text
 
 
