@@ -82,6 +82,11 @@ async def leave(group: str, channel: str) -> None:
         logger.warning("Leaving %s failed: %s", group, exc)
 
 
+def num_watchers() -> int:
+    """Sockets of this process open on a conversation."""
+    return sum(len(watchers) for watchers in _watchers.values())
+
+
 def unwatch(conversation_id: Any, watcher: Watcher) -> None:
     watchers = _watchers.get(str(conversation_id))
     if watchers is not None:

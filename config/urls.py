@@ -1,5 +1,5 @@
-"""The URL map: Django admin (plus the Models status page) and the chat app. Error pages of
-`/api/` paths are JSON (chatui.api); others are Django's."""
+"""The URL map: Django admin (plus the Models status page and the process's runtime counts)
+and the chat app. Error pages of `/api/` paths are JSON (chatui.api); others are Django's."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from chatui.admin import models_status
+from chatui.runtime import runtime_view
 
 urlpatterns = [
     path("admin/models/", admin.site.admin_view(models_status), name="admin-models"),
+    path("admin/runtime.json", runtime_view, name="admin-runtime"),
     path("admin/", admin.site.urls),
     path("", include("chatui.urls")),
 ]
