@@ -24,6 +24,19 @@ TEMPERATURE: Schema = {"minimum": 0.0}
 NOT_SUPPORTED: Schema = {"type": "null", "default": None}
 LENIENT_TOP_P = " 1.0 is accepted and disables it (TGI requires < 1.0)."
 LENIENT_TEMPERATURE = " 0 is accepted and means greedy decoding (TGI requires > 0)."
+# Rules of grammars and tools that JSON Schema cannot state (the contract hooks keep valid
+# bodies inside them).
+GRAMMAR_RULE = (
+    "Constrain the output: `json` (a JSON Schema object, or its JSON text), `regex` (Rust "
+    "`regex` syntax, matched by the whole output) or `json_schema` (`{name, schema}`). A schema "
+    "or regex the grammar engine cannot follow is refused with 422 and the reason; a JSON Schema "
+    "keyword it does not implement (e.g. `uniqueItems`, `not`, `if`) is named."
+)
+TOOLS_RULE = (
+    " Refused with 422: `tools` together with `response_format`, a `tool_choice` function not "
+    "among `tools` (or without `tools`), a function named `no_tool`, parameters the grammar "
+    "engine cannot follow."
+)
 
 
 # How the OpenAI routes report a failure inside a stream (then `[DONE]`).
@@ -121,7 +134,7 @@ def generate_parameters(schema: Schema, limits: EngineConfig) -> None:
     nullable(props["typical_p"], PROBABILITY)
     props["typical_p"]["description"] += LENIENT_TOP_P
     replace(props["watermark"], {"type": "boolean", "const": False, "default": False})
-    replace(props["grammar"], NOT_SUPPORTED)
+    props["grammar"]["description"] = GRAMMAR_RULE
     replace(props["adapter_id"], NOT_SUPPORTED)
     if limits.max_best_of > 1:
         schema["allOf"] = [best_of_rules()]
@@ -185,8 +198,10 @@ def chat_request(schema: Schema, limits: EngineConfig) -> None:
     props["temperature"]["description"] = "Sampling temperature." + LENIENT_TEMPERATURE
     nullable(props["top_p"], PROBABILITY)
     props["top_p"]["description"] = "Nucleus sampling." + LENIENT_TOP_P
-    replace(props["tools"], {"anyOf": [{"type": "array", "maxItems": 0}, {"type": "null"}]})
-    replace(props["response_format"], NOT_SUPPORTED)
+    props["tools"]["description"] += TOOLS_RULE
+    props["response_format"]["description"] = (
+        "TGI's grammar forms, or OpenAI's `json_schema` / `json_object` / `text`. " + GRAMMAR_RULE
+    )
 
 
 def completion_request(schema: Schema, limits: EngineConfig) -> None:

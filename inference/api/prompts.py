@@ -10,6 +10,7 @@ from typing import Any
 
 from inference.api.errors import TEMPLATE_FAILED, TemplateFailed, ValidationFailed
 from inference.api.schemas import Message
+from inference.api.tools import ToolPlan, template_tools, tools_prompt
 from inference.api.validation import IMAGE_CONTENT
 
 NO_CHAT_TEMPLATE = "the model's tokenizer has no chat template"
@@ -30,14 +31,43 @@ def message_text(message: Message) -> str:
     return "".join(parts)
 
 
-def render_chat(tokenizer: Any, messages: list[Message]) -> str:
-    """The prompt for `messages`, ending where the assistant's answer starts."""
+def template_reads_tools(tokenizer: Any) -> bool:
+    """Whether the chat template has its own way of offering tools."""
+    template = getattr(tokenizer, "chat_template", None)
+    return isinstance(template, str) and "tools" in template
+
+
+def conversation_of(messages: list[Message], *, native_tools: bool) -> list[dict[str, Any]]:
+    """Messages as chat templates read them; an assistant's earlier `tool_calls` become its
+    text where the template has no tool format of its own."""
+    conversation = []
+    for m in messages:
+        entry: dict[str, Any] = {"role": m.role, "content": message_text(m)}
+        calls = (m.model_extra or {}).get("tool_calls")
+        if calls:
+            if native_tools:
+                entry["tool_calls"] = calls
+            elif not entry["content"]:
+                entry["content"] = json.dumps(calls)
+        conversation.append(entry)
+    return conversation
+
+
+def render_chat(tokenizer: Any, messages: list[Message], tools: ToolPlan | None = None) -> str:
+    """The prompt for `messages`, ending where the assistant's answer starts; `tools` are
+    offered through the template when it reads them, else appended to the last message."""
     if not getattr(tokenizer, "chat_template", None):
         raise TemplateFailed(TEMPLATE_FAILED.format(NO_CHAT_TEMPLATE))
-    conversation = [{"role": m.role, "content": message_text(m)} for m in messages]
+    native = tools is not None and template_reads_tools(tokenizer)
+    conversation = conversation_of(messages, native_tools=native)
+    extra: dict[str, Any] = {}
+    if tools is not None and native:
+        extra["tools"] = template_tools(tools)
+    elif tools is not None and conversation:
+        conversation[-1]["content"] += tools_prompt(tools)
     try:
         return tokenizer.apply_chat_template(
-            conversation, tokenize=False, add_generation_prompt=True
+            conversation, tokenize=False, add_generation_prompt=True, **extra
         )
     except Exception as exc:
         raise TemplateFailed(TEMPLATE_FAILED.format(exc)) from exc

@@ -56,11 +56,55 @@ class _Body(BaseModel):
     model_config = ConfigDict(strict=True, allow_inf_nan=False)
 
 
-class GrammarType(_Body):
-    """Accepted so a request that names a grammar gets a clear 422 instead of a shape error."""
+class JsonSchemaConfig(_Body):
+    """A named JSON Schema: TGI's `json_schema` grammar value and OpenAI's `json_schema`."""
 
-    type: str
-    value: Any = None
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, populate_by_name=True)
+
+    name: str | None = Field(default=None, description="Optional name identifier for the schema")
+    description: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema", description="The JSON Schema itself")
+    strict: bool | None = Field(default=None, description="Accepted; output always follows it")
+
+
+class GrammarJson(_Body):
+    type: Literal["json"]
+    value: dict[str, Any] | str = Field(
+        description="A JSON Schema (an object, or its JSON text) the output must follow."
+    )
+
+
+class GrammarRegex(_Body):
+    type: Literal["regex"]
+    value: str = Field(description="A regular expression the whole output must match.")
+
+
+class GrammarJsonSchema(_Body):
+    type: Literal["json_schema"]
+    value: JsonSchemaConfig
+
+
+# TGI's GrammarType: `{"type": "json" | "regex" | "json_schema", "value": ...}`.
+GrammarType = Annotated[GrammarJson | GrammarRegex | GrammarJsonSchema, Field(discriminator="type")]
+
+
+class ResponseFormatJsonSchema(_Body):
+    """OpenAI's structured-output form."""
+
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaConfig
+
+
+class ResponseFormatJsonObject(_Body):
+    """OpenAI's JSON mode: any JSON object."""
+
+    type: Literal["json_object"]
+
+
+class ResponseFormatText(_Body):
+    """OpenAI's default: plain text, no constraint."""
+
+    type: Literal["text"]
 
 
 class GenerateParameters(_Body):
@@ -79,7 +123,9 @@ class GenerateParameters(_Body):
         description="Penalize new tokens based on their existing frequency in the text so far.",
         examples=[0.1],
     )
-    grammar: GrammarType | None = Field(default=None, description="Not supported by this server.")
+    grammar: GrammarType | None = Field(
+        default=None, description="Constrain the output to a JSON Schema or a regex."
+    )
     max_new_tokens: Integer | None = Field(
         default=None,
         description="Maximum number of tokens to generate "
@@ -289,6 +335,35 @@ class StreamOptions(_Body):
     include_usage: bool = False
 
 
+class FunctionDefinition(_Body):
+    """A function the model may call; `parameters` (OpenAI) or `arguments` (TGI) is its JSON
+    Schema."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    arguments: dict[str, Any] | None = None
+
+
+class Tool(_Body):
+    type: Literal["function"] = Field(examples=["function"])
+    function: FunctionDefinition
+
+
+class FunctionName(_Body):
+    name: str
+
+
+class ToolChoiceFunction(_Body):
+    """Call this function (`type` may be given, as OpenAI clients send it)."""
+
+    type: Literal["function"] | None = None
+    function: FunctionName
+
+
+ToolChoice = Literal["auto", "none", "required"] | ToolChoiceFunction
+
+
 class ChatRequest(_Body):
     messages: list[Message] = Field(
         examples=[[{"role": "user", "content": "What is Deep Learning?"}]]
@@ -308,10 +383,32 @@ class ChatRequest(_Body):
     stream_options: StreamOptions | None = None
     temperature: float | None = None
     top_p: float | None = None
-    tools: list[Any] | None = Field(default=None, description="Not supported by this server.")
-    tool_choice: Any = Field(default=None, description="Not supported by this server.")
-    tool_prompt: str | None = None
-    response_format: Any = Field(default=None, description="Not supported by this server.")
+    tools: list[Tool] | None = Field(
+        default=None,
+        description="Functions the model may call; the answer is then a `tool_calls` message.",
+    )
+    tool_choice: ToolChoice | None = Field(
+        default=None, description="`auto` (default), `none`, `required`, or one function."
+    )
+    tool_prompt: str | None = Field(
+        default=None, description="A prompt to be appended before the tools"
+    )
+    response_format: (
+        Annotated[
+            GrammarJson
+            | GrammarRegex
+            | GrammarJsonSchema
+            | ResponseFormatJsonSchema
+            | ResponseFormatJsonObject
+            | ResponseFormatText,
+            Field(union_mode="left_to_right"),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Constrain the answer: TGI's grammar forms or OpenAI's "
+        "`json_schema` / `json_object` / `text`.",
+    )
 
 
 class CompletionRequest(_Body):
@@ -361,9 +458,28 @@ class TextMessage(BaseModel):
     content: str
 
 
+class ToolCallFunction(BaseModel):
+    """A call's function: `arguments` is its JSON text (as OpenAI and huggingface_hub read it)."""
+
+    name: str
+    arguments: str
+    description: str | None = None
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: str = "function"
+    function: ToolCallFunction
+
+
+class ToolCallMessage(BaseModel):
+    role: str = "assistant"
+    tool_calls: list[ToolCall]
+
+
 class ChatCompletionComplete(BaseModel):
     index: int = 0
-    message: TextMessage
+    message: TextMessage | ToolCallMessage
     logprobs: ChatCompletionLogprobs | None = None
     finish_reason: str
 
@@ -383,9 +499,28 @@ class ChatCompletionDelta(BaseModel):
     content: str
 
 
+class Function(BaseModel):
+    """A piece of a streamed call: the name in the first delta, then `arguments` text."""
+
+    name: str | None = None
+    arguments: str
+
+
+class DeltaToolCall(BaseModel):
+    index: int = 0
+    id: str
+    type: str = "function"
+    function: Function
+
+
+class ToolCallDelta(BaseModel):
+    role: str = "assistant"
+    tool_calls: list[DeltaToolCall]
+
+
 class ChatCompletionChoice(BaseModel):
     index: int = 0
-    delta: ChatCompletionDelta
+    delta: ChatCompletionDelta | ToolCallDelta
     logprobs: ChatCompletionLogprobs | None = None
     finish_reason: str | None = None
 

@@ -75,7 +75,7 @@ class ServerState:
         """Serve `engine` from now on; its config's limits become the validation limits."""
         limits = engine_limits(engine, self.config.engine)
         self.limits = limits
-        self.validator = Validator(engine.tokenizer, limits)
+        self.validator = Validator(engine.tokenizer, limits, getattr(engine, "grammars", None))
         self.limiter = ConcurrencyLimiter(limits.max_concurrent_requests)
         self.metrics.bind_engine_gauges(
             queue_size=lambda: float(getattr(engine, "num_waiting", 0)),

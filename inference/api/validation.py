@@ -12,7 +12,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from inference.api.errors import ValidationFailed
+from inference.api.grammars import grammar_spec
 from inference.config import EngineConfig
+from inference.grammar import GrammarCompiler, GrammarError
 from inference.types import SamplingParams
 
 # TGI's `ValidationError` strings (router/src/validation.rs), word for word.
@@ -39,7 +41,7 @@ MAX_NEW_TOKENS = "`max_new_tokens` must be < `max_total_tokens` ({0}). Given: {1
 INPUT_LENGTH = "`inputs` must have less than {0} tokens. Given: {1}"
 EMPTY_INPUT = "`inputs` cannot be empty"
 STOP_SEQUENCE = "`stop` supports up to {0} stop sequences. Given: {1}"
-GRAMMAR = "grammar is not supported"
+GRAMMAR = "grammar is not supported"  # by an engine without a grammar compiler
 # This server's own refusals, in the same voice.
 WATERMARK = "`watermark` is not supported"
 ADAPTER_ID = "`adapter_id` is not supported: this server loads no LoRA adapters"
@@ -47,8 +49,6 @@ SEED = "`seed` must be >= 0 and < 2**64"
 PRESENCE_PENALTY = "`presence_penalty` must be >= -2.0 and <= 2.0"
 MAX_COMPLETION_TOKENS = "`max_completion_tokens` must be > 0 and < {0}. Given: {1}"
 N_CHOICES = "`n` must be 1: several choices per request are not supported"
-TOOLS = "`tools` are not supported"
-RESPONSE_FORMAT = "`response_format` is not supported"
 IMAGE_CONTENT = "image content is not supported: this model reads text only"
 SUFFIX = "Suffix is not supported and can be achieved by preprocessing the prompt."
 CLIENT_BATCH_SIZE = "Number of prompts exceeds the maximum allowed batch size of {0}"
@@ -115,9 +115,12 @@ class Validator:
     request models already refuse non-finite numbers: the validator is the last gate.
     """
 
-    def __init__(self, tokenizer: Tokenizer, limits: EngineConfig) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer, limits: EngineConfig, grammars: GrammarCompiler | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         self.limits = limits
+        self.grammars = grammars
         # A `top_k` beyond the vocabulary keeps every token: clamped, it fits the engine's int64.
         self.vocab_size = len(tokenizer) if hasattr(tokenizer, "__len__") else MAX_TOP_K
 
@@ -134,8 +137,6 @@ class Validator:
         """TGI's rules in TGI's order, up to tokenisation; raise `ValidationFailed`."""
         p = parameters
         limits = self.limits
-        if p.grammar is not None:
-            raise fail(GRAMMAR)
         if p.watermark:
             raise fail(WATERMARK)
         if p.adapter_id is not None:
@@ -230,6 +231,12 @@ class Validator:
         c = self.check_parameters(parameters, stream=stream, presence_penalty=presence_penalty)
         require_inputs(inputs)
         token_ids = self.tokenize(inputs, add_special_tokens=add_special_tokens)
+        if not token_ids:
+            # NOTE: text made only of what the tokenizer drops (e.g. "\x04"): the model reads
+            # its start-of-text token (or end-of-text) instead, as llama.cpp does for no prompt.
+            start = getattr(self.tokenizer, "bos_token_id", None)
+            start = getattr(self.tokenizer, "eos_token_id", None) if start is None else start
+            token_ids = [start] if start is not None else token_ids
         if p.truncate is not None:
             token_ids = token_ids[-p.truncate :]
         input_length = len(token_ids)
@@ -244,6 +251,15 @@ class Validator:
             )
         if input_length > limits.max_input_tokens or max_new_tokens < 1:
             raise fail(INPUT_LENGTH.format(limits.max_input_tokens, input_length))
+
+        grammar = grammar_spec(p.grammar)
+        if grammar is not None:
+            if self.grammars is None:
+                raise fail(GRAMMAR)
+            try:
+                self.grammars.compile(grammar)  # cached: the engine reuses it
+            except GrammarError as exc:
+                raise fail(str(exc)) from exc
 
         # TGI samples whenever a warper is active, even with `do_sample` false.
         warpers = c.temperature != 1.0 or c.top_k != 0 or c.top_p < 1.0 or c.typical_p < 1.0
@@ -262,6 +278,7 @@ class Validator:
             stop=c.stop,
             top_n_tokens=c.top_n_tokens,
             decoder_input_details=p.decoder_input_details,
+            grammar=grammar,
         )
         return ValidRequest(
             inputs=inputs,

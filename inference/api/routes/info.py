@@ -25,6 +25,7 @@ from inference.api.schemas import (
     TokenizeResponse,
 )
 from inference.api.state import MAX_CLIENT_BATCH_SIZE, VALIDATION_WORKERS, get_state
+from inference.api.tools import ToolPlan, plan_tools
 from inference.api.validation import require_inputs
 from inference.metrics import METRICS_CONTENT_TYPE
 
@@ -123,9 +124,9 @@ def tokenize_body(tokenizer: Any, text: str, keep: int | None) -> bytes:
     return tokens_json(tokenizer, text, add_special_tokens=True, keep=keep).encode()
 
 
-def chat_tokenize_body(tokenizer: Any, messages: list[Message]) -> bytes:
+def chat_tokenize_body(tokenizer: Any, messages: list[Message], tools: ToolPlan | None) -> bytes:
     """`/chat_tokenize`'s body: the rendered template and its tokens (built in a worker)."""
-    text = render_chat(tokenizer, messages)
+    text = render_chat(tokenizer, messages, tools)
     tokens = tokens_json(tokenizer, text, add_special_tokens=False)
     templated = json.dumps(text, ensure_ascii=False)
     return f'{{"tokenize_response":{tokens},"templated_text":{templated}}}'.encode()
@@ -169,7 +170,9 @@ async def chat_tokenize(body: ChatRequest, request: Request) -> Response:
             parameters, stream=body.stream, presence_penalty=body.presence_penalty
         )
         state.validator.check_new_tokens_bound(parameters)
-        content = await off_loop(chat_tokenize_body, engine.tokenizer, body.messages)
+        content = await off_loop(
+            chat_tokenize_body, engine.tokenizer, body.messages, plan_tools(body)
+        )
     except ApiError as error:
         count_failure(state, error)
         raise

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from inference.api.contract import OPENAI_STREAM_ERROR, event_stream
 from inference.api.errors import ApiError, IncompleteGeneration, ValidationFailed
 from inference.api.generation import Generated, engine_events, generate_one
+from inference.api.grammars import response_format_grammar
 from inference.api.json_body import StrictJsonRoute
 from inference.api.prompts import render_chat
 from inference.api.routes.common import (
@@ -47,22 +49,28 @@ from inference.api.schemas import (
     CompletionComplete,
     CompletionFinal,
     CompletionRequest,
+    DeltaToolCall,
+    Function,
     GenerateParameters,
+    GrammarJson,
     ModelInfo,
     ModelsInfo,
     TextMessage,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallFunction,
+    ToolCallMessage,
     Usage,
 )
 from inference.api.sse import DONE, EventStreamResponse, frame
 from inference.api.state import MAX_CLIENT_BATCH_SIZE, Permit, ServerState, get_state
+from inference.api.tools import ToolCallStream, ToolOutput, parse_tool_output, plan_tools
 from inference.api.validation import (
     CLIENT_BATCH_SIZE,
     EMPTY_PROMPT_LIST,
     MAX_COMPLETION_TOKENS,
     N_CHOICES,
-    RESPONSE_FORMAT,
     SUFFIX,
-    TOOLS,
     TOP_N_TOKENS,
     ValidRequest,
 )
@@ -107,6 +115,7 @@ def sampling_parameters(
     frequency_penalty: float | None,
     repetition_penalty: float | None = None,
     top_n_tokens: int | None = None,
+    grammar: Any = None,
 ) -> GenerateParameters:
     """OpenAI knobs as TGI parameters: sampling unless temperature is 0, always details."""
     greedy = temperature == 0.0
@@ -121,6 +130,7 @@ def sampling_parameters(
         repetition_penalty=repetition_penalty,
         top_n_tokens=top_n_tokens,
         details=True,
+        grammar=grammar,
     )
 
 
@@ -145,6 +155,25 @@ def response_model_name(state: ServerState, requested: str | None) -> str:
 
 
 # ----------------------------------------------------------------------- chat completions
+
+
+TOOL_CALLS = "tool_calls"  # the finish reason of an answer that calls a tool
+
+
+def tool_call_id(completion_id: str) -> str:
+    return "call_" + completion_id.removeprefix("chatcmpl-")[:24]
+
+
+def answer_message(output: ToolOutput, completion_id: str) -> TextMessage | ToolCallMessage:
+    """A tool answer as OpenAI's message: the call, or the words of `no_tool`."""
+    if not output.is_call:
+        return TextMessage(role="assistant", content=output.content or "")
+    assert output.name is not None
+    call = ToolCall(
+        id=tool_call_id(completion_id),
+        function=ToolCallFunction(name=output.name, arguments=output.arguments),
+    )
+    return ToolCallMessage(role="assistant", tool_calls=[call])
 
 
 def chat_logprobs(sequence: Generated, top_n: int) -> ChatCompletionLogprobs:
@@ -175,13 +204,15 @@ def chat_max_tokens(body: ChatRequest, limits: EngineConfig) -> int | None:
 
 
 def chat_parameters(state: ServerState, body: ChatRequest) -> GenerateParameters:
-    """The rules only chat requests have, then their knobs as TGI parameters."""
+    """The rules only chat requests have, then their knobs as TGI parameters (tools and
+    `response_format` become the grammar)."""
     if body.n not in (None, 1):
         raise ValidationFailed(N_CHOICES)
-    if body.tools:
-        raise ValidationFailed(TOOLS)
-    if body.response_format is not None:
-        raise ValidationFailed(RESPONSE_FORMAT)
+    plan = plan_tools(body)
+    if plan is not None:
+        grammar: Any = GrammarJson(type="json", value=plan.schema)
+    else:
+        grammar = response_format_grammar(body.response_format)
     assert state.validator is not None
     limits = state.validator.limits
     top_logprobs = body.top_logprobs
@@ -195,13 +226,14 @@ def chat_parameters(state: ServerState, body: ChatRequest) -> GenerateParameters
         stop=body.stop,
         frequency_penalty=body.frequency_penalty,
         top_n_tokens=top_logprobs if body.logprobs else None,
+        grammar=grammar,
     )
 
 
 async def prepare_chat(state: ServerState, body: ChatRequest) -> ValidRequest:
     """Check, render the chat template and tokenise, all but the checks off the event loop."""
     params = chat_parameters(state, body)
-    inputs = await off_loop(render_chat, state.engine.tokenizer, body.messages)
+    inputs = await off_loop(render_chat, state.engine.tokenizer, body.messages, plan_tools(body))
     return await validate(
         state,
         inputs,
@@ -240,6 +272,12 @@ async def chat_completions(body: ChatRequest, request: Request) -> Response:
     finally:
         permit.release()
     timings = record_success(state, start, sequence)
+    finish_reason = openai_finish_reason(sequence.finish_reason)
+    message: TextMessage | ToolCallMessage = TextMessage(role="assistant", content=sequence.text)
+    if plan_tools(body) is not None:
+        output = parse_tool_output(sequence.text)
+        message = answer_message(output, completion_id)
+        finish_reason = TOOL_CALLS if output.is_call else finish_reason
     completion = ChatCompletion(
         id=completion_id,
         created=int(time.time()),
@@ -248,11 +286,11 @@ async def chat_completions(body: ChatRequest, request: Request) -> Response:
         choices=[
             ChatCompletionComplete(
                 index=0,
-                message=TextMessage(role="assistant", content=sequence.text),
+                message=message,
                 logprobs=chat_logprobs(sequence, valid.params.top_n_tokens)
                 if body.logprobs
                 else None,
-                finish_reason=openai_finish_reason(sequence.finish_reason),
+                finish_reason=finish_reason,
             )
         ],
         usage=usage_of(sequence, valid),
@@ -286,6 +324,20 @@ async def chat_events(
             ).model_dump_json()
         )
 
+    plan = plan_tools(body)
+    if plan is not None:
+        try:
+            async for item in tool_chunks(state, valid, start, sequence, completion_id, chunk):
+                yield item
+            if include_usage:
+                yield chunk([], usage_of(sequence, valid))
+        except ApiError as error:
+            count_failure(state, error)
+            yield error_event(error)
+        finally:
+            permit.release()
+        yield DONE
+        return
     try:
         async for event in engine_events(state.engine, valid):
             sequence.add(event)
@@ -318,6 +370,54 @@ async def chat_events(
     finally:
         permit.release()
     yield DONE
+
+
+async def tool_chunks(
+    state: ServerState,
+    valid: ValidRequest,
+    start: float,
+    sequence: Generated,
+    completion_id: str,
+    chunk: Callable[..., bytes],
+) -> AsyncIterator[bytes]:
+    """A tool answer's stream: `tool_calls` deltas (the name, then the arguments' text) and a
+    last chunk with `finish_reason` "tool_calls"; a `no_tool` answer comes as one content
+    delta at the end."""
+    calls = ToolCallStream()
+    call_id = tool_call_id(completion_id)
+
+    def tool_chunk(pieces: list, finish: str | None = None) -> bytes:
+        deltas = [DeltaToolCall(index=0, id=call_id, function=piece) for piece in pieces]
+        return chunk(
+            [
+                ChatCompletionChoice(
+                    index=0,
+                    delta=ToolCallDelta(role="assistant", tool_calls=deltas),
+                    finish_reason=finish,
+                )
+            ]
+        )
+
+    async for event in engine_events(state.engine, valid):
+        sequence.add(event)
+        if not event.is_final:
+            for piece in calls.feed("" if event.token.special else event.text):
+                yield tool_chunk([piece])
+            continue
+        pieces = [] if event.token.special else calls.feed(event.text)
+        record_success(state, start, sequence)
+        output, owed = calls.finish()
+        if output.is_call:
+            pieces += owed
+            name = next((p.name for p in pieces if p.name), None)
+            last = Function(name=name, arguments="".join(p.arguments for p in pieces))
+            yield tool_chunk([last], TOOL_CALLS)
+        else:
+            delta = ChatCompletionDelta(role="assistant", content=output.content or "")
+            finish = openai_finish_reason(sequence.finish_reason)
+            yield chunk([ChatCompletionChoice(index=0, delta=delta, finish_reason=finish)])
+        return
+    raise IncompleteGeneration()
 
 
 # ---------------------------------------------------------------------------- completions

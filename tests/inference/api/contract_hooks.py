@@ -1,11 +1,15 @@
-"""Schemathesis hooks for the contract test: keep valid bodies inside the token budget.
+"""Schemathesis hooks for the contract test: keep valid bodies inside the token budget and
+their grammars and tools among those the grammar engine can follow.
 
 The OpenAPI document states every rule of the server as JSON Schema except the token budget
 (`max_input_tokens`, `max_total_tokens`), which depends on the tokenizer and is stated in
 words. Valid (positive) bodies are therefore shortened here so that they fit any tokenizer:
 at most 16 characters per text (a character is at most 4 tokens) and at most 2 new tokens,
-which also keeps every generation to a few milliseconds. Invalid (negative) bodies are left
-exactly as generated. Loaded by the schemathesis CLI through `SCHEMATHESIS_HOOKS`.
+which also keeps every generation to a few milliseconds. A generated grammar (a random
+object is rarely a schema, a random string rarely a regex) is replaced by a valid one of the
+same form, and tools are made coherent (a `tool_choice` names an offered tool, no
+`response_format` beside them), the rules the document states in words. Invalid (negative)
+bodies are left exactly as generated. Loaded by the schemathesis CLI through `SCHEMATHESIS_HOOKS`.
 """
 
 from __future__ import annotations
@@ -44,6 +48,38 @@ def shape_message(message: Any) -> Any:
     return message
 
 
+SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+GRAMMARS = {
+    "json": {"type": "json", "value": SCHEMA},
+    "regex": {"type": "regex", "value": "[a-z]{1,4}"},
+    "json_schema": {"type": "json_schema", "value": {"name": "a", "schema": SCHEMA}},
+}
+TOOL = {"type": "function", "function": {"name": "f", "parameters": SCHEMA}}
+
+
+def valid_grammar(grammar: Any) -> Any:
+    """A grammar of the same form that the engine can follow."""
+    if not isinstance(grammar, dict):
+        return grammar
+    if grammar.get("type") == "json_schema" and "json_schema" in grammar:
+        return {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA}}
+    return GRAMMARS.get(grammar.get("type"), grammar)
+
+
+def shape_tools(body: dict[str, Any]) -> None:
+    """Tools as the server accepts them: offered ones that it can follow, a `tool_choice` that
+    names one of them (or none without tools), no `response_format` beside them."""
+    choice = body.get("tool_choice")
+    if body.get("tools"):
+        body["tools"] = [TOOL]
+        if isinstance(choice, dict):
+            body["tool_choice"] = {**choice, "function": {"name": "f"}}
+        if choice != "none":
+            body.pop("response_format", None)
+    elif isinstance(choice, dict) or choice == "required":
+        body.pop("tool_choice")
+
+
 def shape_body(body: dict[str, Any]) -> dict[str, Any]:
     """A valid body of any generation route, kept valid, with short texts and answers."""
     body = dict(body)
@@ -55,10 +91,15 @@ def shape_body(body: dict[str, Any]) -> dict[str, Any]:
                 **parameters,
                 "max_new_tokens": capped(parameters.get("max_new_tokens")),
             }
+            if parameters.get("grammar") is not None:
+                body["parameters"]["grammar"] = valid_grammar(parameters["grammar"])
         elif parameters is None and "parameters" not in body:
             body["parameters"] = {"do_sample": True, "max_new_tokens": MAX_NEW_TOKENS}
     if isinstance(body.get("messages"), list):
         body["messages"] = [shape_message(m) for m in body["messages"][:MAX_ITEMS]]
+        if body.get("response_format") is not None:
+            body["response_format"] = valid_grammar(body["response_format"])
+        shape_tools(body)
     if "prompt" in body:
         prompt = body["prompt"]
         body["prompt"] = [short(p) for p in prompt] if isinstance(prompt, list) else short(prompt)

@@ -9,6 +9,8 @@ import pytest
 
 from inference.api import validation as v
 from inference.api.errors import VALIDATION_PREFIX
+from inference.api.tools import NO_TOOLS_REQUIRED
+from inference.grammar import INVALID_REGEX
 
 MESSAGES = [{"role": "user", "content": "What is Deep Learning?"}]
 
@@ -107,8 +109,14 @@ def test_stop_as_a_string_and_max_completion_tokens(url):
     ("body", "message"),
     [
         ({"n": 2}, v.N_CHOICES),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, v.TOOLS),
-        ({"response_format": {"type": "json"}}, v.RESPONSE_FORMAT),
+        (
+            {"tool_choice": {"function": {"name": "g"}}},
+            NO_TOOLS_REQUIRED.format('"g"'),
+        ),
+        (
+            {"response_format": {"type": "regex", "value": "("}},
+            INVALID_REGEX.format('"(": unclosed group'),
+        ),
         ({"presence_penalty": 5}, v.PRESENCE_PENALTY),
         ({"top_logprobs": 9, "logprobs": True}, v.TOP_N_TOKENS.format(3, 9)),
         ({"temperature": -1}, v.TEMPERATURE),

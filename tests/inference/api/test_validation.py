@@ -9,6 +9,7 @@ import pytest
 
 from inference.api import validation as v
 from inference.api.errors import MALFORMED_BODY, OVERLOADED, VALIDATION_PREFIX
+from inference.grammar import INVALID_REGEX
 from tests.inference.api.conftest import LIMITS, LONG_ANSWER
 
 MAX_INPUT = LIMITS.max_input_tokens
@@ -34,7 +35,10 @@ CASES = [
     ({"truncate": 0}, v.TRUNCATE.format(MAX_INPUT, 0)),
     ({"truncate": MAX_INPUT + 1}, v.TRUNCATE.format(MAX_INPUT, MAX_INPUT + 1)),
     ({"watermark": True}, v.WATERMARK),
-    ({"grammar": {"type": "json", "value": {"properties": {}}}}, v.GRAMMAR),
+    (
+        {"grammar": {"type": "regex", "value": "a[b"}},
+        INVALID_REGEX.format('"a[b": unclosed character class'),
+    ),
     ({"adapter_id": "some/lora"}, v.ADAPTER_ID),
 ]
 
