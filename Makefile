@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 MODEL_DIR := var/models/smollm2-135m-instruct
 
-.PHONY: setup run test lint format bench bench-chat clean browsers
+.PHONY: setup run test lint format bench bench-chat soak clean browsers
 
 setup: $(STAMP) $(MODEL_DIR)/config.json
 	@$(PY) -m inference.kernels
@@ -47,6 +47,12 @@ bench: setup
 
 bench-chat: setup
 	$(PY) -m bench.chat
+
+# Mixed chat traffic through the real stack, then checks that nothing was lost or leaked
+# (needs Postgres and Redis: DATABASE_URL, REDIS_URL or their local defaults).
+SOAK_MINUTES ?= 30
+soak: setup
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) var

@@ -1,4 +1,5 @@
-"""The load of `bench.chat`: visitors that each open their own conversation and ask one question.
+"""The load of `bench.chat`: visitors that each open their own conversation and ask one question
+(and the session, conversation and socket helpers `bench.soak` shares).
 
 A visitor gets its session like a browser (`GET /`), creates a conversation through the JSON API
 (with the CSRF token), opens the conversation's websocket and waits; then every visitor sends at
@@ -33,6 +34,42 @@ class Outcome:
     error: str = ""
 
 
+def csrf_headers(http: httpx.AsyncClient, base_url: str) -> dict[str, str]:
+    """What the page sends with a write: the CSRF cookie's token and its own origin."""
+    return {"X-CSRFToken": http.cookies.get("csrftoken", ""), "Origin": base_url}
+
+
+async def create_conversation(http: httpx.AsyncClient, base_url: str) -> str:
+    """`GET /` (the CSRF cookie) when the client has none yet, then a new conversation."""
+    if not http.cookies.get("csrftoken"):
+        (await http.get(base_url + "/")).raise_for_status()
+    created = await http.post(
+        base_url + "/api/conversations", json={}, headers=csrf_headers(http, base_url)
+    )
+    created.raise_for_status()
+    return created.json()["id"]
+
+
+async def open_socket(
+    http: httpx.AsyncClient, base_url: str, conversation_id: str
+) -> tuple[ClientConnection, dict]:
+    """The conversation's websocket with the client's cookies, and its first event (the
+    snapshot, or whatever the server sent instead)."""
+    cookies = "; ".join(f"{c.name}={c.value}" for c in http.cookies.jar)
+    ws_url = base_url.replace("http://", "ws://")
+    socket = await connect(
+        f"{ws_url}/ws/conversations/{conversation_id}/",
+        origin=base_url,  # type: ignore[arg-type]
+        additional_headers={"Cookie": cookies},
+        compression=None,
+        proxy=None,
+        open_timeout=TIMEOUT_S,
+        max_queue=None,
+        max_size=None,
+    )
+    return socket, json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT_S))
+
+
 class Visitor:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
@@ -42,23 +79,8 @@ class Visitor:
 
     async def prepare(self) -> None:
         """Session, conversation, open websocket (its snapshot read)."""
-        (await self.http.get("/")).raise_for_status()
-        headers = {"X-CSRFToken": self.http.cookies.get("csrftoken", ""), "Origin": self.base_url}
-        created = await self.http.post("/api/conversations", json={}, headers=headers)
-        created.raise_for_status()
-        conversation_id = created.json()["id"]
-        cookies = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies.jar)
-        ws_url = self.base_url.replace("http://", "ws://")
-        self.socket = await connect(
-            f"{ws_url}/ws/conversations/{conversation_id}/",
-            origin=self.base_url,  # type: ignore[arg-type]
-            additional_headers={"Cookie": cookies},
-            compression=None,
-            proxy=None,
-            open_timeout=TIMEOUT_S,
-            max_queue=None,
-        )
-        snapshot = json.loads(await self.socket.recv())
+        conversation_id = await create_conversation(self.http, self.base_url)
+        self.socket, snapshot = await open_socket(self.http, self.base_url, conversation_id)
         assert snapshot["type"] == "snapshot", snapshot
 
     async def ask(self, start: asyncio.Event) -> Outcome:
