@@ -6,10 +6,11 @@ alternated row by row, each warmed up first by one short run at the highest conc
 row pays for kernel creation). Two loads at every level: the 8 prompts repeated (which prefix
 caching and llama-server's prompt cache serve) and every prompt distinct (only the chat
 template's system prompt is shared). Then the chunked-prefill check on this server (a long
-prompt arriving while streams decode). This server serves the bundled GGUF (`--our-model
-bundled`), llama-server the GGUF file itself, the transformers peers its de-quantised HF
-directory. Prints the CPU's ISA, two tables, the ratios the targets follow, the machine's
-limits and the batch-1 bandwidth floor of the weights each server reads.
+prompt arriving while streams decode) and the structured-output row (32 clients, half with a
+JSON schema, against the same load unconstrained: `bench.structured`). This server serves the
+bundled GGUF (`--our-model bundled`), llama-server the GGUF file itself, the transformers peers
+its de-quantised HF directory. Prints the CPU's ISA, two tables, the ratios the targets follow,
+the machine's limits and the batch-1 bandwidth floor of the weights each server reads.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from bench.servers import (
     our_server,
     transformers_serve,
 )
+from bench.structured import format_row, structured_row
 
 # transformers serve at its best dtype on this CPU (bf16 where the CPU has native bf16, else
 # float32: measured slower in bf16 there), and llama-server on the bundled GGUF
@@ -350,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                 servers[0], ours_spec.model_name, 16, args.long_prompt_tokens, args.max_tokens
             )
         )
+        structured = structured_row(servers[0], ours_spec.model_name, 32, args.max_tokens)
     finally:
         for server in servers:
             server.stop()
@@ -375,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({ours_label}): ITL p50 {itl_p50 * 1000:.0f} ms, p95 {itl_p95 * 1000:.0f} ms "
         f"(p95/p50 = {itl_p95 / itl_p50:.2f}); the long prompt's TTFT {long_ttft:.2f} s"
     )
+    print(f"\nStructured output ({ours_label}), 32 clients, half with a JSON schema:")
+    print(format_row(structured))
     if not args.skip_limits:
         limits = measure(args.model_dir)
         print("\nLimits of this machine:")
