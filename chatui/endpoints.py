@@ -398,6 +398,7 @@ async def _stream_openai(
     response: httpx.Response, stops: list[str], *, chat: bool
 ) -> AsyncIterator[StreamChunk | StreamResult]:
     text, finish_reason, generated_tokens = "", None, None
+    thinking = False  # inside reasoning deltas, written as a <think> block of the text
     async for data in _sse_data(response):
         if data.strip() == "[DONE]":
             break
@@ -409,7 +410,16 @@ async def _stream_openai(
         if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
             generated_tokens = usage["completion_tokens"]
         for choice in event.get("choices") or ():
-            piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+            delta = choice.get("delta") or {}
+            piece = delta.get("content") if chat else choice.get("text")
+            reasoning = (delta.get("reasoning_content") or delta.get("reasoning")) if chat else None
+            if reasoning and isinstance(reasoning, str):
+                reasoning = reasoning if thinking else "<think>" + reasoning
+                thinking = True
+                text += reasoning
+                yield StreamChunk(reasoning)
+            if piece and thinking:
+                piece, thinking = "</think>" + piece, False
             if piece:
                 text += piece
                 yield StreamChunk(piece)
@@ -417,6 +427,8 @@ async def _stream_openai(
     else:
         if finish_reason is None:
             raise EndpointError(ERR_INCOMPLETE, retryable=True)
+    if thinking:
+        text += "</think>"
     yield _finish(text, finish_reason, stops, generated_tokens)
 
 

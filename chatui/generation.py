@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from chatui.prompting import ChatMessage
 from chatui.selectors import conversation_detail
 from chatui.serializers import message_to_dict
 from chatui.titles import generate_title
+from chatui.tool_round import tool_round, with_results
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +267,8 @@ async def _run(generation: Generation, channel: str, request: services.Generatio
             await generation.emit(
                 {"type": "status", "message_id": generation.message_id, "status": "generating"}
             )
+            if prompt.model.tools and not request.continue_message:
+                prompt = await _call_tools(generation, prompt)
             generation.stream_task = asyncio.create_task(
                 _stream(generation, prompt, request.continue_message)
             )
@@ -293,6 +297,22 @@ async def _run(generation: Generation, channel: str, request: services.Generatio
     needs_title = prompt is not None and prompt.needs_title and not error
     if message is not None and needs_title and message.content.strip():
         await _title(generation.conversation_id, prompt.question, message.content)
+
+
+async def _call_tools(generation: Generation, prompt: _Prompt) -> _Prompt:
+    """The tool round (chatui.tool_round): calls stored and shown, results in the prompt."""
+    records = await tool_round(
+        prompt.model, messages=prompt.messages, preprompt=prompt.preprompt, client=endpoint_client()
+    )
+    if not records:
+        return prompt
+    await database_sync_to_async(services.message_set_tool_calls)(
+        message_id=generation.message_id, tool_calls=records
+    )
+    await generation.emit(
+        {"type": "tool_calls", "message_id": generation.message_id, "tool_calls": records}
+    )
+    return dataclasses.replace(prompt, messages=with_results(prompt.messages, records))
 
 
 async def _stream(

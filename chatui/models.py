@@ -64,6 +64,8 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=32, blank=True, default="")
     interrupted = models.BooleanField(default=False)
     error = models.TextField(blank=True, default="")
+    # The tools an answer called before it was written: [{"id", "name", "arguments", "result"}]
+    tool_calls = models.JSONField(default=list, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     generated_tokens = models.PositiveIntegerField(default=0)
     is_generating = models.BooleanField(default=False)

@@ -128,6 +128,7 @@ class ModelSpec:
     prompt_examples: tuple[tuple[str, str], ...] = ()
     unlisted: bool = False
     multimodal: bool = False
+    tools: bool = False  # offered the registered tools (chatui.tools) before each answer
     endpoints: tuple[Endpoint, ...] = ()
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -144,6 +145,7 @@ class ModelSpec:
             "preprompt": self.preprompt,
             "unlisted": self.unlisted,
             "multimodal": self.multimodal,
+            "tools": self.tools,
             "parameters": dict(self.parameters),
         }
 
@@ -538,6 +540,7 @@ def parse_model(
         prompt_examples=_parse_prompt_examples(fields),
         unlisted=fields.flag("unlisted", False),
         multimodal=fields.flag("multimodal", False),
+        tools=fields.flag("tools", False),
         endpoints=endpoints,
     )
 

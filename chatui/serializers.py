@@ -21,6 +21,7 @@ def message_to_dict(message: Message) -> dict[str, Any]:
         "finish_reason": message.finish_reason or None,
         "interrupted": message.interrupted,
         "error": message.error or None,
+        "tool_calls": message.tool_calls or [],
         "is_generating": message.is_generating,
         "created_at": message.created_at.isoformat(),
         "updated_at": message.updated_at.isoformat(),

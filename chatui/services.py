@@ -166,6 +166,7 @@ def shared_continue(*, identity: Identity, share: SharedConversation) -> Convers
                 finish_reason=data.get("finish_reason") or "",
                 interrupted=bool(data.get("interrupted")),
                 error=data.get("error") or "",
+                tool_calls=data.get("tool_calls") or [],
             )
             new_ids[data["id"]] = message
     return conversation
@@ -383,6 +384,11 @@ def message_save_partial(*, message_id: Any, content: str, generated_tokens: int
         content=content, generated_tokens=generated_tokens, heartbeat_at=now, updated_at=now
     )
     return bool(updated)
+
+
+def message_set_tool_calls(*, message_id: Any, tool_calls: list[dict[str, Any]]) -> bool:
+    """The tools an answer called (before its text streams); False when it is gone."""
+    return bool(Message.objects.filter(pk=message_id).update(tool_calls=tool_calls))
 
 
 def message_finish(
