@@ -5,7 +5,8 @@
 
 import { postJSON, patchJSON } from "./api.js";
 import { ICONS, iconButton } from "./icons.js";
-import { copyText, flashCopied, forgetRendered, installCodeCopy, renderInto } from "./markdown.js";
+import { renderAnswer, toolBlocks } from "./blocks.js";
+import { copyText, flashCopied, forgetRendered, installCodeCopy } from "./markdown.js";
 import { ConversationSocket } from "./socket.js";
 import { MessageTree } from "./tree.js";
 
@@ -195,6 +196,8 @@ export class Chat {
         return this.onToken(event.message_id, event.token, event.offset);
       case "final":
         return this.onFinal(event.message);
+      case "tool_calls":
+        return this.onToolCalls(event.message_id, event.tool_calls);
       case "title":
         return this.onTitle(event.conversation_id, event.title);
       case "error":
@@ -202,6 +205,14 @@ export class Chat {
       default:
         return undefined;
     }
+  }
+
+  /** The tools an answer called, before its text: shown at once as closed blocks. */
+  onToolCalls(messageId, toolCalls) {
+    const message = this.tree.get(messageId);
+    if (!message) return;
+    message.tool_calls = toolCalls || [];
+    this.refreshMessage(message);
   }
 
   onSnapshot(conversation) {
@@ -637,7 +648,7 @@ export class Chat {
     meta.append(label);
     const body = div("msg-body markdown");
     this.fillBody(body, message);
-    main.append(meta, body);
+    main.append(meta, ...toolBlocks(message.tool_calls), body);
 
     if (message.error) main.append(this.errorBox(message.error, message.id));
 
@@ -676,7 +687,7 @@ export class Chat {
       body.innerHTML = '<span class="typing" aria-label="Writing"><i></i><i></i><i></i></span>';
       return;
     }
-    renderInto(body, content);
+    renderAnswer(body, content);
   }
 
   errorBox(text, assistantId) {

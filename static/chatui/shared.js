@@ -2,7 +2,8 @@
 // rendered with the chat page's Markdown pipeline. No socket; one API call, for model names.
 
 import { getJSON } from "./api.js";
-import { installCodeCopy, renderMarkdown } from "./markdown.js";
+import { renderAnswer, toolBlocks } from "./blocks.js";
+import { installCodeCopy } from "./markdown.js";
 import { MessageTree } from "./tree.js";
 
 function main() {
@@ -40,8 +41,8 @@ function main() {
         meta.append(label);
         const body = document.createElement("div");
         body.className = "msg-body markdown";
-        body.innerHTML = renderMarkdown(message.content || "");
-        main.append(meta, body);
+        renderAnswer(body, message.content || "");
+        main.append(meta, ...toolBlocks(message.tool_calls), body);
       }
       article.append(main);
       return article;
