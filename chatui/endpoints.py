@@ -544,6 +544,47 @@ async def stream_generation(
             await client.aclose()
 
 
+TOOL_ROUND_TIMEOUT_S = 120.0
+
+
+async def tool_completion(
+    model: ModelSpec,
+    *,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    max_tokens: int,
+    client: httpx.AsyncClient,
+) -> dict[str, Any]:
+    """One non-streamed OpenAI chat answer with `tools` (`tool_choice: "auto"`) from one of
+    the model's endpoints (a TGI server's `/v1/chat/completions`, or the OpenAI base URL's):
+    the assistant message, with its `tool_calls` if it made any. Raises `EndpointError`."""
+    endpoint = choose_endpoint(model.endpoints, health=default_health, rng=_random)
+    if endpoint is None:
+        raise EndpointError(ERR_NO_ENDPOINTS)
+    url = endpoint.url + ("/v1" if endpoint.type == "tgi" else "") + "/chat/completions"
+    body = {
+        "model": model.id,
+        "messages": messages,
+        "tools": tools,
+        "tool_choice": "auto",
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
+    try:
+        response = await client.post(
+            url, json=body, headers=_headers(endpoint), timeout=TOOL_ROUND_TIMEOUT_S
+        )
+        await _raise_for_status(response)
+        message = (response.json().get("choices") or [{}])[0].get("message")
+    except httpx.HTTPError as exc:
+        raise EndpointError(ERR_CONNECT, retryable=True) from exc
+    except (ValueError, AttributeError, IndexError, TypeError) as exc:
+        raise EndpointError(ERR_BAD_RESPONSE) from exc
+    if not isinstance(message, dict):
+        raise EndpointError(ERR_BAD_RESPONSE)
+    return message
+
+
 async def generate_text(
     model: ModelSpec,
     prompt_messages: list[ChatMessage],

@@ -1,12 +1,13 @@
 """The tool round before an answer of a model with `"tools": true`.
 
 The model is asked once, not streamed, on its endpoint's OpenAI chat route with the registered
-tools (`tool_choice: "auto"`). If it calls some, they run here (in a worker thread: a tool may
-block) and each call is kept as `{"id", "name", "arguments", "result"}`: stored with the answer
-(the page shows it as a collapsible block, exports and shares carry it) and given to the model
-for the answer that then streams as usual. A round that fails (the server has no tools, the
-network) leaves the answer without tools rather than failing it.
-Must not import Django's ORM (callers store the calls).
+tools (`tool_choice: "auto"`, through `chatui.endpoints.tool_completion`). If it calls some,
+they run here (in a worker thread: a tool may block) and each call is kept as
+`{"id", "name", "arguments", "result"}`: stored with the answer (the page shows it as a
+collapsible block, exports and shares carry it) and given to the model for the answer that then
+streams as usual. A round that fails (the server has no tools, the network) leaves the answer
+without tools rather than failing it.
+Must not import Django's ORM (callers store the calls) nor speak HTTP itself (endpoints does).
 """
 
 from __future__ import annotations
@@ -14,31 +15,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from typing import Any
 
 import httpx
 
-from chatui.endpoints import _headers, choose_endpoint, default_health
-from chatui.models_config import Endpoint, ModelSpec
+from chatui.endpoints import EndpointError, tool_completion
+from chatui.models_config import ModelSpec
 from chatui.prompting import ChatMessage
 from chatui.tools import tool_get, tool_list
 
 logger = logging.getLogger(__name__)
 
 ROUND_MAX_TOKENS = 256
-ROUND_TIMEOUT_S = 120.0
 MAX_CALLS = 4  # calls run per round; more are dropped
 UNKNOWN_TOOL = "error: there is no tool named {0!r}"
 BAD_ARGUMENTS = "error: the arguments are not a JSON object"
 RESULTS_HEADER = "Results of the tools you called (use them to answer):"
-
-
-def chat_url(endpoint: Endpoint) -> str:
-    """The OpenAI chat route of an endpoint: a TGI server's, or the OpenAI base URL's."""
-    return endpoint.url + (
-        "/v1/chat/completions" if endpoint.type == "tgi" else "/chat/completions"
-    )
 
 
 def round_messages(messages: list[ChatMessage], preprompt: str) -> list[dict[str, str]]:
@@ -79,25 +71,18 @@ async def tool_round(
 ) -> list[dict[str, Any]]:
     """The calls the model made and their results ([] when it called none)."""
     tools = tool_list()
-    endpoint = choose_endpoint(model.endpoints, health=default_health, rng=random.Random())
-    if not tools or endpoint is None:
+    if not tools:
         return []
-    body: dict[str, Any] = {
-        "model": model.id,
-        "messages": round_messages(messages, preprompt),
-        "tools": [t.spec() for t in tools],
-        "tool_choice": "auto",
-        "max_tokens": ROUND_MAX_TOKENS,
-        "temperature": 0,
-    }
     try:
-        response = await client.post(
-            chat_url(endpoint), json=body, headers=_headers(endpoint), timeout=ROUND_TIMEOUT_S
+        message = await tool_completion(
+            model,
+            messages=round_messages(messages, preprompt),
+            tools=[t.spec() for t in tools],
+            max_tokens=ROUND_MAX_TOKENS,
+            client=client,
         )
-        response.raise_for_status()
-        message = (response.json().get("choices") or [{}])[0].get("message") or {}
-    except (httpx.HTTPError, ValueError, AttributeError, IndexError) as exc:
-        logger.warning("Tool round on %s failed: %s", endpoint.key, exc)
+    except EndpointError as exc:
+        logger.warning("Tool round for %s failed: %s", model.id, exc)
         return []
     calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)][:MAX_CALLS]
     return [await asyncio.to_thread(run_call, call) for call in calls]
