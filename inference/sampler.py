@@ -342,7 +342,10 @@ def sample(
         all_ids, all_values = indices.tolist(), values.tolist()
         for i, r in enumerate(rows):
             n = r.params.top_n_tokens
-            top_ids[i], top_lps[i] = all_ids[i][:n], all_values[i][:n]
+            # NOTE: a grammar may allow fewer than n tokens: the others (-inf) are no alternative.
+            pairs = [(t, v) for t, v in zip(all_ids[i][:n], all_values[i][:n], strict=True)
+                     if v != float("-inf")]  # fmt: skip
+            top_ids[i], top_lps[i] = [t for t, _ in pairs], [v for _, v in pairs]
     return SamplerOutput(
         token_ids=token_ids.tolist(),
         logprobs=chosen.tolist(),

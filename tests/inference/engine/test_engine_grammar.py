@@ -140,3 +140,13 @@ def test_compiled_grammars_cached_by_schema_and_bounded(tiny) -> None:
     compiler.compile(regex_grammar("a+"))
     compiler.compile(regex_grammar("b+"))
     assert compiler.num_cached == 2
+
+
+def test_top_tokens_list_only_what_the_grammar_allows(engine_factory) -> None:
+    engine = engine_factory()
+    request = make_request(5, max_new_tokens=5, top_n_tokens=3, grammar=regex_grammar("a"))
+    engine.add_request(request)
+    (event,) = run_to_completion(engine)[request.request_id]
+    assert event.text == "a" and event.finish_reason == FinishReason.EOS_TOKEN
+    assert [t.id for t in event.top_tokens] == [event.token.id]  # not two -inf alternatives
+    assert event.top_tokens[0].logprob == pytest.approx(0.0)
