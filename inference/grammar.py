@@ -37,7 +37,10 @@ class GrammarError(ValueError):
 
 
 def schema_text(schema: Any) -> str:
-    """A schema's canonical text (sorted keys): the cache key, whatever order the client used."""
+    """A schema's compact JSON text: the cache key, whether the client sent an object or text.
+
+    NOTE: keys keep the client's order: llguidance writes an object's properties in the order
+    of `properties`, which the client chose (a tool call's `_name` comes first)."""
     if isinstance(schema, str):
         try:
             schema = json.loads(schema)
@@ -45,7 +48,7 @@ def schema_text(schema: Any) -> str:
             raise GrammarError(INVALID_SCHEMA.format(exc)) from exc
     if not isinstance(schema, dict | bool):
         raise GrammarError(INVALID_SCHEMA.format(SCHEMA_NOT_OBJECT))
-    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    return json.dumps(schema, separators=(",", ":"))
 
 
 def json_grammar(schema: Any) -> GrammarSpec:

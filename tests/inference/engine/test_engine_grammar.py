@@ -133,10 +133,9 @@ def test_engine_refuses_an_invalid_grammar_at_admission(engine_factory) -> None:
 def test_compiled_grammars_cached_by_schema_and_bounded(tiny) -> None:
     compiler = GrammarCompiler(tiny.tokenizer, cache_size=2)
     a = {"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "string"}}}
-    same = {"properties": {"y": {"type": "string"}, "x": {"type": "integer"}}, "type": "object"}
     compiler.compile(json_grammar(a))
-    compiler.compile(json_grammar(json.dumps(same)))
-    assert compiler.num_cached == 1  # the same schema, whatever the key order or form
+    compiler.compile(json_grammar(json.dumps(a, indent=2)))
+    assert compiler.num_cached == 1  # the same schema, as an object or as JSON text
     compiler.compile(regex_grammar("a+"))
     compiler.compile(regex_grammar("b+"))
     assert compiler.num_cached == 2
@@ -150,3 +149,20 @@ def test_top_tokens_list_only_what_the_grammar_allows(engine_factory) -> None:
     assert event.text == "a" and event.finish_reason == FinishReason.EOS_TOKEN
     assert [t.id for t in event.top_tokens] == [event.token.id]  # not two -inf alternatives
     assert event.top_tokens[0].logprob == pytest.approx(0.0)
+
+
+def test_properties_come_in_the_schema_order(tiny) -> None:
+    """The client's order of `properties` is the order of the answer (a tool call's `_name`
+    comes first, so it can stream before the arguments)."""
+    compiler = GrammarCompiler(tiny.tokenizer)
+    schema = {
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "story": {"type": "string"}},
+        "required": ["title", "story"],
+    }
+    for document, expected in (('{"title": "a", "story": "b"}', True),
+                               ('{"story": "b", "title": "a"}', False)):  # fmt: skip
+        matcher = compiler.matcher(json_grammar(schema))
+        ids = tiny.tokenizer.encode(document)
+        accepted = all(matcher.consume_token(t) for t in ids) and matcher.is_accepting()
+        assert accepted is expected, document
