@@ -26,7 +26,7 @@ from chatui.tools import tool_get, tool_list
 
 logger = logging.getLogger(__name__)
 
-ROUND_MAX_TOKENS = 256
+ROUND_MAX_TOKENS = 96  # a call fits; words the model writes instead are dropped, so cut short
 MAX_CALLS = 4  # calls run per round; more are dropped
 UNKNOWN_TOOL = "error: there is no tool named {0!r}"
 BAD_ARGUMENTS = "error: the arguments are not a JSON object"
