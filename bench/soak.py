@@ -6,7 +6,10 @@ model in `var/models/smollm2-135m-instruct`, `--web-processes` daphne processes 
 Redis and a scratch Postgres database (made, migrated, dropped at the end). `--visitors`
 simulated visitors (`bench.soak_visitor`) each open conversations on random processes and ask,
 leave mid-answer and come back, stop, regenerate, continue, edit, and send hostile frames,
-recording every message as they saw it.
+recording every message as they saw it; a conversation is left for a new one after
+`--max-answers` answers. Before that, the model server runs its largest steps (prompts at the
+truncation limit, several at once) and each web process answers one question, so that memory
+the allocators keep after their largest step is not taken for a leak.
 
 Every `--sample-s` a row of the table: resident memory of the web processes and of the model
 server, connections open on the web processes, KV cache blocks in use, asyncio tasks, answers.
@@ -52,6 +55,8 @@ from bench.soak_visitor import MAX_MESSAGE_LENGTH, Visitor
 
 MODEL_DIR = PROJECT_ROOT / "var" / "models" / "smollm2-135m-instruct"
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+TRUNCATE = 1536  # the model's `truncate`: the longest prompt the app sends
+NUM_PRIMING_PROMPTS = 4  # prompts of TRUNCATE tokens at once: the largest prefill steps
 STAFF = ("soak-admin", secrets.token_urlsafe(12))
 DRAIN_TIMEOUT_S = 180.0
 RSS_GROWTH_FRACTION = 0.02  # of the mid-run RSS, allowed over the second half of the run
@@ -67,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--web-processes", type=int, default=2)
     parser.add_argument("--think-s", type=float, default=2.0, help="mean pause between steps")
     parser.add_argument("--max-new-tokens", type=int, default=48, help="per answer")
+    parser.add_argument(
+        "--max-answers", type=int, default=12, help="per conversation, then a new one"
+    )
     parser.add_argument("--sample-s", type=float, default=60.0, help="between table rows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
@@ -113,7 +121,8 @@ class Stack:
 
 def models_json(model_url: str, max_new_tokens: int) -> str:
     """The bundled model's entry, with short answers (so that Continue has work)."""
-    parameters = {"temperature": 0.7, "top_p": 0.95, "repetition_penalty": 1.1, "truncate": 1536}
+    parameters = {"temperature": 0.7, "top_p": 0.95, "repetition_penalty": 1.1}
+    parameters |= {"truncate": TRUNCATE}
     parameters |= {"max_new_tokens": max_new_tokens, "stop": ["<|im_end|>"]}
     model = {"id": MODEL_ID, "name": MODEL_ID, "parameters": parameters}
     return json.dumps([{**model, "endpoints": [{"type": "tgi", "url": model_url}]}])
@@ -182,7 +191,7 @@ async def drive(stack: Stack, args: argparse.Namespace) -> tuple[list[Visitor], 
     visitors = [
         Visitor(f"v{i}", stack.urls, seed=args.seed * 1000 + i) for i in range(args.visitors)
     ]
-    running = [asyncio.create_task(v.run(until, args.think_s)) for v in visitors]
+    running = [asyncio.create_task(v.run(until, args.think_s, args.max_answers)) for v in visitors]
     samples: list[Sample] = []
 
     def answers() -> int:
@@ -286,6 +295,26 @@ def rss_growth(samples: list[Sample]) -> list[str]:
     ]
 
 
+def prime_model_server(stack: Stack, max_new_tokens: int) -> None:
+    """The largest steps the soak can cause (prompts at the truncation limit, several at once)
+    before measuring: memory the allocator keeps after its largest step is not a leak."""
+    body = {
+        "inputs": "hello " * TRUNCATE,
+        "parameters": {"max_new_tokens": max_new_tokens, "truncate": TRUNCATE},
+    }
+
+    async def prime() -> None:
+        async with httpx.AsyncClient(timeout=600) as client:
+            sent = [
+                client.post(stack.model.base_url + "/generate", json=body)
+                for _ in range(NUM_PRIMING_PROMPTS)
+            ]
+            for response in await asyncio.gather(*sent):
+                response.raise_for_status()
+
+    asyncio.run(prime())
+
+
 def warm_up(stack: Stack) -> list[int]:
     """One question through every process, then each process's idle asyncio tasks."""
 
@@ -352,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         stack = start(args, databases, log_dir)
+        prime_model_server(stack, args.max_new_tokens)
         baseline_tasks = warm_up(stack)
         visitors, samples = asyncio.run(drive(stack, args))
         runtimes = wait_until_idle(stack)

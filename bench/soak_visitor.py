@@ -108,11 +108,15 @@ class Visitor:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    async def run(self, until: float, think_s: float) -> None:
-        """Steps until the monotonic time `until`; each step finishes what it started."""
+    async def run(self, until: float, think_s: float, max_answers: int) -> None:
+        """Steps until the monotonic time `until`; each step finishes what it started. A
+        conversation with `max_answers` answers is left for a new one (as people do), so the
+        prompts stop growing after a while."""
         await self._new_chat()
         while time.monotonic() < until:
             action = self.random.choices(*zip(*ACTIONS, strict=True))[0]
+            if self._num_answers() >= max_answers:
+                action = "new_chat"
             try:
                 await asyncio.wait_for(getattr(self, "_" + action)(), ANSWER_TIMEOUT_S)
                 self.tally.actions[action] += 1
@@ -252,6 +256,13 @@ class Visitor:
         self.conversation_id = await create_conversation(self.http, base_url)
         self.conversations.append(self.conversation_id)
         await self._connect()
+
+    def _num_answers(self) -> int:
+        return sum(
+            1
+            for seen in self.seen.values()
+            if seen.conversation_id == self.conversation_id and seen.role == "assistant"
+        )
 
     def _leaf(self, role: str | None = None) -> Seen | None:
         """The newest message of the current conversation (of `role`), as last seen."""
