@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from inference.api.errors import ValidationFailed
@@ -47,6 +47,42 @@ BAD_PARAMETERS = "Tool error: the parameters of `{0}` must be a JSON Schema obje
 # The start of every constrained answer, up to the function's name (separators as the grammar
 # fixes them: `, ` and `: `).
 _NAME = re.compile(r'\{"function": \{"_name": "((?:[^"\\]|\\.)*)"')
+_NO_TOOL_CONTENT = re.compile(r'\{"function": \{"_name": "no_tool", "content": "')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "/": "/", "\\": "\\", '"': '"'}
+
+
+def decode_partial_string(body: str) -> str:
+    """The text of a JSON string written so far (`body` follows its opening quote): escapes
+    decoded, an escape still incomplete left out, nothing after the closing quote."""
+    out, i = [], 0
+    while i < len(body):
+        char = body[i]
+        if char == '"':
+            break
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        if i + 1 >= len(body):
+            break
+        kind = body[i + 1]
+        if kind != "u":
+            out.append(_ESCAPES.get(kind, kind))
+            i += 2
+            continue
+        if i + 6 > len(body):
+            break
+        code = int(body[i + 2 : i + 6], 16)
+        if 0xD800 <= code < 0xDC00:  # a surrogate pair: wait for its second half
+            if i + 12 > len(body):
+                break
+            low = int(body[i + 8 : i + 12], 16)
+            out.append(chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)))
+            i += 12
+            continue
+        out.append(chr(code))
+        i += 6
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -159,11 +195,15 @@ class ToolOutput:
 
 
 def parse_tool_output(text: str) -> ToolOutput:
-    """The call in `text`; text that is not a whole answer (cut by length) stays words."""
+    """The call in `text`. An answer cut by the length limit: the words of a `no_tool` one so
+    far, else the text as it is."""
     try:
         call = json.loads(text)["function"]
         name = call.pop(NAME_KEY)
     except (ValueError, KeyError, TypeError, AttributeError):
+        words = _NO_TOOL_CONTENT.match(text)
+        if words is not None:
+            return ToolOutput(name=NO_TOOL, content=decode_partial_string(text[words.end() :]))
         return ToolOutput(content=text)
     if name == NO_TOOL:
         return ToolOutput(name=NO_TOOL, content=str(call.get("content", "")))
@@ -188,14 +228,15 @@ class ToolCallStream:
     """Turns a constrained answer's text, as it streams, into `tool_calls` deltas.
 
     The name goes out once it is whole; then the arguments' text, holding back a final `}`
-    that may be the outer object's close. `no_tool` answers are read whole at the end.
+    that may be the outer object's close. A `no_tool` answer's words stream as content
+    (`content_delta`).
     """
 
     text: str = ""
     name: str | None = None
     _args_from: int = 0
     _sent: int = 0
-    _pending: list[Function] = field(default_factory=list)
+    sent_content: str = ""  # the words of a `no_tool` answer streamed so far
 
     def feed(self, piece: str) -> list[Function]:
         self.text += piece
@@ -215,6 +256,16 @@ class ToolCallStream:
             out.append(Function(arguments=ready[self._sent :]))
             self._sent = len(ready)
         return out
+
+    def content_delta(self) -> str:
+        """The words of a `no_tool` answer written since the last call ("" otherwise)."""
+        match = _NO_TOOL_CONTENT.match(self.text)
+        if match is None:
+            return ""
+        content = decode_partial_string(self.text[match.end() :])
+        piece = content[len(self.sent_content) :]
+        self.sent_content = content
+        return piece
 
     def _arguments_so_far(self) -> str | None:
         rest = self.text[self._args_from :]

@@ -398,11 +398,17 @@ async def tool_chunks(
             ]
         )
 
+    def content_chunk(text: str, finish: str | None = None) -> bytes:
+        delta = ChatCompletionDelta(role="assistant", content=text)
+        return chunk([ChatCompletionChoice(index=0, delta=delta, finish_reason=finish)])
+
     async for event in engine_events(state.engine, valid):
         sequence.add(event)
         if not event.is_final:
             for piece in calls.feed("" if event.token.special else event.text):
                 yield tool_chunk([piece])
+            if words := calls.content_delta():
+                yield content_chunk(words)
             continue
         pieces = [] if event.token.special else calls.feed(event.text)
         record_success(state, start, sequence)
@@ -412,10 +418,11 @@ async def tool_chunks(
             name = next((p.name for p in pieces if p.name), None)
             last = Function(name=name, arguments="".join(p.arguments for p in pieces))
             yield tool_chunk([last], TOOL_CALLS)
-        else:
-            delta = ChatCompletionDelta(role="assistant", content=output.content or "")
-            finish = openai_finish_reason(sequence.finish_reason)
-            yield chunk([ChatCompletionChoice(index=0, delta=delta, finish_reason=finish)])
+        else:  # words: those not streamed yet (all of them if the answer is not JSON)
+            words, sent = output.content or "", calls.sent_content
+            if words.startswith(sent):
+                words = words[len(sent) :]
+            yield content_chunk(words, openai_finish_reason(sequence.finish_reason))
         return
     raise IncompleteGeneration()
 

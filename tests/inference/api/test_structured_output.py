@@ -301,3 +301,27 @@ def test_tool_errors_get_422(url):
     unsupported = {**WEATHER, "function": {**WEATHER["function"], "parameters": {"not": {}}}}
     body = {"messages": MESSAGES, "tools": [unsupported]}
     assert "not" in refused(url, "/v1/chat/completions", body)
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0}, {"temperature": 1.0, "seed": 1}])
+@pytest.mark.parametrize("question", ["Hello there!", "What is the weather like in Paris?"])
+def test_auto_streamed_matches_not_streamed(url, question, sampling):
+    """Whatever the model picks (a call, or words through `no_tool`, whole or cut short), the
+    stream adds up to the answer given whole (greedy or one seed: the same generation)."""
+    client = InferenceClient(model=url)
+    messages = [{"role": "user", "content": question}]
+    options = dict(max_tokens=150, tools=TOOLS, tool_choice="auto", **sampling)
+    whole = client.chat_completion(messages, **options).choices[0]
+    chunks = list(client.chat_completion(messages, stream=True, **options))
+    assert chunks[-1].choices[0].finish_reason == whole.finish_reason
+    if whole.message.tool_calls:
+        pieces = [c.choices[0].delta.tool_calls[0] for c in chunks if c.choices[0].delta.tool_calls]
+        assert pieces[0].function.name == whole.message.tool_calls[0].function.name
+        assert "".join(p.function.arguments for p in pieces) == (
+            whole.message.tool_calls[0].function.arguments
+        )
+    else:
+        words = "".join(c.choices[0].delta.content or "" for c in chunks)
+        assert words == whole.message.content
+        assert not words.startswith('{"function"')  # the words, not the JSON around them
+        assert len([c for c in chunks if c.choices[0].delta.content]) > 1 or len(words) < 8
