@@ -26,7 +26,7 @@ GRAMMAR_CACHE_SIZE = 256  # compiled grammars kept, least recently used dropped 
 INVALID_SCHEMA = "Invalid JSON Schema: {0}"
 INVALID_REGEX = "Invalid regex: {0}"
 UNSUPPORTED_SCHEMA = "Unsupported JSON Schema feature: {0}"
-SCHEMA_NOT_OBJECT = "a JSON Schema must be an object or a boolean"
+SCHEMA_NOT_OBJECT = "a JSON Schema must be an object"
 # JSON as `json.dumps` writes it, whitespace fixed: a model cannot pad an answer with endless
 # blanks, and the separators are the ones models saw most in training.
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
@@ -46,7 +46,7 @@ def schema_text(schema: Any) -> str:
             schema = json.loads(schema)
         except ValueError as exc:
             raise GrammarError(INVALID_SCHEMA.format(exc)) from exc
-    if not isinstance(schema, dict | bool):
+    if not isinstance(schema, dict):
         raise GrammarError(INVALID_SCHEMA.format(SCHEMA_NOT_OBJECT))
     return json.dumps(schema, separators=(",", ":"))
 
