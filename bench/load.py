@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -57,6 +58,13 @@ async def stream_one(
         "temperature": 0,
         "stream": True,
     }
+    return await stream_body(client, base_url, body)
+
+
+async def stream_body(
+    client: httpx.AsyncClient, base_url: str, body: dict[str, Any]
+) -> StreamResult:
+    """One streamed `/v1/chat/completions` request with this body, timed per content chunk."""
     result = StreamResult(started=time.perf_counter())
     try:
         async with client.stream("POST", f"{base_url}/v1/chat/completions", json=body) as resp:

@@ -15,7 +15,6 @@ both see the same load at the same moments; the ratio of their median step times
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bench.load import PROMPTS, LoadSummary, StreamResult, summarise
+from bench.load import PROMPTS, LoadSummary, StreamResult, stream_body, summarise
 from bench.servers import RunningServer, our_server
 
 STORY_SCHEMA = {
@@ -54,31 +53,6 @@ class StructuredRow:
         return self.mixed.tokens_per_s / self.free.tokens_per_s if self.free.tokens_per_s else 0.0
 
 
-async def stream_chat(
-    client: httpx.AsyncClient, base_url: str, body: dict[str, Any]
-) -> StreamResult:
-    """One streamed chat answer; a chunk with content counts as one token."""
-    result = StreamResult(started=time.perf_counter())
-    try:
-        async with client.stream("POST", f"{base_url}/v1/chat/completions", json=body) as resp:
-            if resp.status_code != 200:
-                result.error = f"HTTP {resp.status_code}: {(await resp.aread())[:200]!r}"
-                return result
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:") or line[5:].strip() == "[DONE]":
-                    continue
-                event = json.loads(line[5:])
-                if "error" in event:
-                    result.error = str(event["error"])[:200]
-                    break
-                choices = event.get("choices") or []
-                if choices and (choices[0].get("delta") or {}).get("content"):
-                    result.chunk_times.append(time.perf_counter())
-    except httpx.HTTPError as exc:
-        result.error = f"{type(exc).__name__}: {exc}"
-    return result
-
-
 async def run_clients(
     base_url: str, model: str, clients: int, max_tokens: int, constrained: int, tag: str
 ) -> tuple[float, list[StreamResult]]:
@@ -99,7 +73,7 @@ async def run_clients(
         bodies.append(body)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         started = time.perf_counter()
-        results = await asyncio.gather(*(stream_chat(client, base_url, b) for b in bodies))
+        results = await asyncio.gather(*(stream_body(client, base_url, b) for b in bodies))
         wall = time.perf_counter() - started
     return wall, list(results)
 
