@@ -324,21 +324,7 @@ async def chat_events(
             ).model_dump_json()
         )
 
-    plan = plan_tools(body)
-    if plan is not None:
-        try:
-            async for item in tool_chunks(state, valid, start, sequence, completion_id, chunk):
-                yield item
-            if include_usage:
-                yield chunk([], usage_of(sequence, valid))
-        except ApiError as error:
-            count_failure(state, error)
-            yield error_event(error)
-        finally:
-            permit.release()
-        yield DONE
-        return
-    try:
+    async def text_chunks() -> AsyncIterator[bytes]:
         async for event in engine_events(state.engine, valid):
             sequence.add(event)
             logprobs = None
@@ -359,11 +345,18 @@ async def chat_events(
             )
             if event.is_final:
                 record_success(state, start, sequence)
-                if include_usage:
-                    yield chunk([], usage_of(sequence, valid))
-                break
+                return
+        raise IncompleteGeneration()
+
+    try:
+        if plan_tools(body) is not None:
+            chunks = tool_chunks(state, valid, start, sequence, completion_id, chunk)
         else:
-            raise IncompleteGeneration()
+            chunks = text_chunks()
+        async for item in chunks:
+            yield item
+        if include_usage:
+            yield chunk([], usage_of(sequence, valid))
     except ApiError as error:
         count_failure(state, error)
         yield error_event(error)
