@@ -13,7 +13,7 @@ from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from chatui.apps import get_chat_config
+from chatui.chat_config import get_chat_config
 from chatui.models import Conversation, Message, SharedConversation, UserSettings
 
 # The index links to the Models page (the template extends the stock admin index).

@@ -19,7 +19,7 @@ from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
 from chatui import selectors, services
-from chatui.apps import get_chat_config
+from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_request
 from chatui.validation import (
@@ -80,7 +80,7 @@ def models(request: HttpRequest, identity: Identity) -> HttpResponse:
     config = get_chat_config()
     return JsonResponse(
         {
-            "models": [m.to_public_dict() for m in config.models if not m.unlisted],
+            "models": [m.to_public_dict() for m in config.listed_models],
             "active_model": selectors.active_model_id(identity=identity),
         }
     )

@@ -1,4 +1,5 @@
-"""The `chatui` Django app: loads the chat configuration (MODELS, limits...) once at start-up.
+"""The `chatui` Django app: at start-up, parses the chat configuration (MODELS, limits...),
+makes the process's streaming hub and connects the signal handlers.
 
 A bad configuration stops start-up with `AppConfigError`, whose message is the readable
 `ConfigError` text; `manage.py` and `config/asgi.py` print it without a stack trace.
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.apps import AppConfig, apps
+from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from chatui.models_config import AppConfig as ChatConfig
+    from chatui.streaming.hub import Hub
 
 
 class AppConfigError(ImproperlyConfigured):
@@ -26,21 +28,16 @@ class ChatuiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     chat_config: ChatConfig
+    hub: Hub
 
     def ready(self) -> None:
-        from chatui import identity  # noqa: F401  (connects the login signal)
+        from chatui import signals  # noqa: F401  (connects the login handler)
+        from chatui.endpoints.openai import list_model_ids
         from chatui.models_config import ConfigError, load_app_config
+        from chatui.streaming.hub import Hub
 
         try:
-            self.chat_config = load_app_config(settings.ENV)
+            self.chat_config = load_app_config(settings.ENV, list_models=list_model_ids)
         except ConfigError as exc:
             raise AppConfigError(f"Invalid chat configuration: {exc}") from None
-
-
-def get_chat_config() -> ChatConfig:
-    """The configuration loaded at start-up (tests may replace it with `set_chat_config`)."""
-    return apps.get_app_config("chatui").chat_config
-
-
-def set_chat_config(config: ChatConfig) -> None:
-    apps.get_app_config("chatui").chat_config = config
+        self.hub = Hub()

@@ -1,10 +1,10 @@
 """Who is asking: a logged-in user, or an anonymous visitor known by a key in their session.
 
 The anonymous key lives in the session *data* (not the session key), so it survives the key
-rotation Django performs at login; the `user_logged_in` handler then moves that visitor's
-conversations and settings to the account. A visitor gets a key (and so a session row and
+rotation Django performs at login; `chatui.signals` then moves that visitor's conversations
+and settings to the account. A visitor gets a key (and so a session row and
 cookie) only when they first write something; until then they are a keyless identity that owns
-nothing. Must not import views or consumers.
+nothing. Imports no other module of the app (services and signals import it).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in
 from django.db.models import Q
-from django.dispatch import receiver
 from django.http import HttpRequest
 
 ANON_SESSION_KEY = "chatui_anon_key"
@@ -74,17 +72,3 @@ def identity_from_scope(scope: dict[str, Any]) -> Identity | None:
     session = scope.get("session")
     anon_key = session.get(ANON_SESSION_KEY) if session is not None else None
     return Identity(anon_key=anon_key) if anon_key else None
-
-
-@receiver(user_logged_in, dispatch_uid="chatui_move_anonymous_data")
-def _move_anonymous_data(
-    sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any
-) -> None:
-    """Logging in keeps what the visitor did anonymously (the key survived `cycle_key`)."""
-    if request is None or not hasattr(request, "session"):
-        return
-    anon_key = request.session.pop(ANON_SESSION_KEY, None)
-    if anon_key:
-        from chatui.services import owner_transfer
-
-        owner_transfer(anon_key=anon_key, user=user)

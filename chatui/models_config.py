@@ -11,8 +11,8 @@ Reads a merged environment mapping (see `config.env.load_env`) and returns an im
 Every field read is type-checked; a bad file raises `ConfigError` whose message names the entry
 (index and name) and the field, or the line and column of a JSON5 syntax error.
 
-Must not import Django, `chatui.models` or anything that speaks to endpoints during requests
-(the one start-up call to ``/models`` uses httpx directly).
+Must not import Django, `chatui.models` or `chatui.endpoints` (whose `openai.list_model_ids`
+the caller passes in for ``OPENAI_BASE_URL``): it makes no HTTP call of its own.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx
 import json5
 
 logger = logging.getLogger(__name__)
@@ -33,7 +32,6 @@ DEFAULT_INFERENCE_URL = "http://127.0.0.1:8080"
 DEFAULT_APP_NAME = "ChatUI"
 DEFAULT_APP_DESCRIPTION = "Chat with open models running on your own server."
 DEFAULT_DISCLAIMER = "Generated content may be inaccurate or false."
-OPENAI_MODELS_TIMEOUT_S = 3.0
 
 ENDPOINT_TYPES = ("tgi", "openai")
 COMPLETION_MODES = ("chat_completions", "completions")
@@ -68,6 +66,9 @@ _SIGNED_PARAMETERS = ("presence_penalty", "frequency_penalty")
 _INT_PARAMETERS = ("top_k", "truncate", "max_new_tokens")
 
 
+ListModels = Callable[[str, str | None], list[str] | None]
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message says where and why, in the file's terms."""
 
@@ -77,7 +78,8 @@ class Endpoint:
     """Where one model's answers come from.
 
     ``url`` is the TGI server root (a ``/generate_stream`` suffix stripped, remembered in
-    ``stream_path``) or, for ``openai``, the base URL ending in ``/v1``.
+    ``stream_path``) or, for ``openai``, the base URL ending in ``/v1``. What is sent where is
+    `chatui.endpoints`' business.
     """
 
     type: Literal["tgi", "openai"]
@@ -89,24 +91,14 @@ class Endpoint:
     default_headers: dict[str, str] = field(default_factory=dict, hash=False)
     default_query: dict[str, str] = field(default_factory=dict, hash=False)
     extra_body: dict[str, Any] = field(default_factory=dict, hash=False)
-    stream_path: str = "/"  # tgi: "/" (chat-ui posts to the root) or "/generate_stream"
-
-    @property
-    def base_url(self) -> str:
-        return self.url
+    # tgi: "/" (chat-ui posts to the root) or "/generate_stream"; openai: "" (the route
+    # follows `completion`, see chatui.endpoints.openai)
+    stream_path: str = "/"
 
     @property
     def key(self) -> str:
-        """Identifies the endpoint in the health registry."""
-        return f"{self.type}:{self.url}{self.stream_path if self.type == 'tgi' else ''}"
-
-    @property
-    def request_url(self) -> str:
-        """Where a streamed generation is POSTed."""
-        if self.type == "tgi":
-            return self.url + self.stream_path
-        suffix = "/chat/completions" if self.completion == "chat_completions" else "/completions"
-        return self.url + suffix
+        """Identifies the endpoint in the health registry and the template cache."""
+        return f"{self.type}:{self.url}{self.stream_path}"
 
 
 @dataclass(frozen=True)
@@ -188,6 +180,7 @@ class AppConfig:
 
     @property
     def listed_models(self) -> tuple[ModelSpec, ...]:
+        """The models of the picker (`unlisted` ones are reachable only by id)."""
         return tuple(m for m in self.models if not m.unlisted)
 
     def find_model(self, model_id: str | None) -> ModelSpec | None:
@@ -487,6 +480,7 @@ def _parse_endpoint(
         default_headers=fields.string_map("defaultHeaders"),
         default_query=fields.string_map("defaultQuery"),
         extra_body=fields.obj("extraBody") or {},
+        stream_path="",
     )
 
 
@@ -565,26 +559,15 @@ def _parse_models(
 # -- the newer OpenAI-only form ---------------------------------------------------------------
 
 
-def fetch_openai_model_ids(base_url: str, api_key: str | None) -> list[str] | None:
-    """Model ids from ``GET {base_url}/models``; ``None`` when the server cannot be read."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        response = httpx.get(f"{base_url}/models", headers=headers, timeout=OPENAI_MODELS_TIMEOUT_S)
-        response.raise_for_status()
-        data = response.json().get("data", [])
-        return [item["id"] for item in data if isinstance(item, dict) and "id" in item]
-    except (httpx.HTTPError, ValueError, AttributeError, TypeError) as exc:
-        logger.warning("Could not list models at %s/models: %s", base_url, exc)
-        return None
-
-
-def _openai_models(env: Mapping[str, str], overrides: list[Any], url: str) -> list[ModelSpec]:
+def _openai_models(
+    env: Mapping[str, str], overrides: list[Any], url: str, list_models: ListModels | None
+) -> list[ModelSpec]:
     base_url = _strip_slash(env["OPENAI_BASE_URL"])
     api_key = env.get("OPENAI_API_KEY") or None
     endpoint = {"type": "openai", "baseURL": base_url}
     if api_key:
         endpoint["apiKey"] = api_key
-    ids = fetch_openai_model_ids(base_url, api_key)
+    ids = list_models(base_url, api_key) if list_models is not None else None
     if ids is None:
         logger.warning("OPENAI_BASE_URL is unreachable; using the MODELS entries as given")
         entries = [
@@ -714,13 +697,16 @@ def _task_model(env: Mapping[str, str], models: list[ModelSpec], url: str) -> Mo
     raise ConfigError(ERR_UNKNOWN_TASK_MODEL.format(name=value))
 
 
-def load_app_config(env: Mapping[str, str]) -> AppConfig:
-    """Build the configuration from a merged environment; raises `ConfigError`."""
+def load_app_config(env: Mapping[str, str], *, list_models: ListModels | None = None) -> AppConfig:
+    """Build the configuration from a merged environment; raises `ConfigError`.
+
+    `list_models(base_url, api_key)` lists the ids an ``OPENAI_BASE_URL`` serves (None: it
+    could not be read, as when it is not given: the MODELS entries are taken as given)."""
     inference_url = _strip_slash((env.get("INFERENCE_URL") or "").strip() or DEFAULT_INFERENCE_URL)
     models_text = (env.get("MODELS") or "").strip()
     entries = _parse_list("MODELS", models_text) if models_text else []
     if (env.get("OPENAI_BASE_URL") or "").strip():
-        models = _openai_models(env, entries, inference_url)
+        models = _openai_models(env, entries, inference_url, list_models)
     elif models_text:
         if not entries:
             raise ConfigError(ERR_NO_MODELS)

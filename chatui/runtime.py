@@ -19,7 +19,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 
-from chatui import fanout, generation
+from chatui.streaming.hub import get_hub
 
 NUM_TASK_KINDS = 10  # the most frequent coroutines, by name, in the answer
 
@@ -47,9 +47,7 @@ def runtime_stats() -> dict[str, Any]:
         "pid": os.getpid(),
         "asyncio_tasks": len(tasks),
         "task_kinds": dict(Counter(map(_task_name, tasks)).most_common(NUM_TASK_KINDS)),
-        "sockets": fanout.num_watchers(),
-        "generations": len(generation.registry),
-        "unsaved_answers": len(generation.live_answers),
+        **get_hub().stats(),
         "layer_memberships": len(getattr(layer, "memberships", ())),
         "layer_recoveries": getattr(layer, "num_recoveries", 0),
         "database_pool": _database_pool(),

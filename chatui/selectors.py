@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from chatui.apps import get_chat_config
+from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
 from chatui.models import Conversation, Message, SharedConversation, UserSettings
@@ -107,7 +107,7 @@ def settings_find(*, identity: Identity) -> UserSettings | None:
 def active_model_id(*, identity: Identity, settings: UserSettings | None = None) -> str:
     """The user's active model if it is still listed, else the first listed model."""
     config = get_chat_config()
-    listed = [m.id for m in config.models if not m.unlisted]
+    listed = [m.id for m in config.listed_models]
     settings = settings if settings is not None else settings_find(identity=identity)
     if settings is not None and settings.active_model in listed:
         return settings.active_model

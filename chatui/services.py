@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chatui import limits
-from chatui.apps import get_chat_config
+from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
 from chatui.models import (
@@ -52,7 +52,7 @@ EMPTY_SHARE = "There is nothing to share yet."
 
 def _listed_model_id(model: Any) -> str:
     config = get_chat_config()
-    listed = {m.id for m in config.models if not m.unlisted}
+    listed = {m.id for m in config.listed_models}
     if not isinstance(model, str) or model not in listed:
         raise ChatError(UNKNOWN_MODEL.format(model=describe(model)))
     return model

@@ -13,7 +13,7 @@ import re
 
 import httpx
 
-from chatui.endpoints import EndpointError, EndpointHealth, generate_text
+from chatui.endpoints import EndpointError, EndpointState, generate_text
 from chatui.models_config import AppConfig
 from chatui.prompting import ChatMessage
 
@@ -85,7 +85,7 @@ async def generate_title(
     answer: str = "",
     *,
     client: httpx.AsyncClient | None = None,
-    health: EndpointHealth | None = None,
+    state: EndpointState | None = None,
 ) -> str:
     """A title for a conversation that starts with ``user_message`` (answered by ``answer``)."""
     if not config.llm_summarization or not user_message.strip():
@@ -96,7 +96,7 @@ async def generate_title(
             _request(user_message, answer),
             TITLE_MAX_NEW_TOKENS,
             client=client,
-            health=health,
+            state=state,
         )
     except EndpointError as exc:
         logger.info("Title generation failed (%s); using the first words", exc.message)

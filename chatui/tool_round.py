@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from chatui.endpoints import EndpointError, tool_completion
+from chatui.endpoints import EndpointError, EndpointState, tool_completion
 from chatui.models_config import ModelSpec
 from chatui.prompting import ChatMessage
 from chatui.tools import tool_get, tool_list
@@ -68,6 +68,7 @@ async def tool_round(
     messages: list[ChatMessage],
     preprompt: str,
     client: httpx.AsyncClient,
+    state: EndpointState | None = None,
 ) -> list[dict[str, Any]]:
     """The calls the model made and their results ([] when it called none)."""
     tools = tool_list()
@@ -80,6 +81,7 @@ async def tool_round(
             tools=[t.spec() for t in tools],
             max_tokens=ROUND_MAX_TOKENS,
             client=client,
+            state=state,
         )
     except EndpointError as exc:
         logger.warning("Tool round for %s failed: %s", model.id, exc)

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from chatui import services
-from chatui.apps import get_chat_config
+from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import identity_from_request
 from chatui.selectors import active_model_id, conversation_get, shared_get
@@ -51,7 +51,7 @@ def chat_page(request: HttpRequest, conversation_id: Any = None) -> HttpResponse
             raise Http404 from None
     config = get_chat_config()
     context = _base_context(request) | {
-        "models_json": [m.to_public_dict() for m in config.models if not m.unlisted],
+        "models_json": [m.to_public_dict() for m in config.listed_models],
         "active_model": active_model_id(identity=identity),
         "conversation_id": str(conversation_id) if conversation_id is not None else None,
     }

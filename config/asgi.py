@@ -28,9 +28,9 @@ except Exception as exc:
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 
-from chatui.generation import with_reaper
 from chatui.origin import SameOriginValidator
 from chatui.routing import websocket_urlpatterns
+from chatui.streaming.task import with_reaper
 
 application = with_reaper(
     ProtocolTypeRouter(

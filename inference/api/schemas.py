@@ -288,6 +288,9 @@ class Info(BaseModel):
     version: str
     sha: str | None = None
     docker_label: str | None = None
+    # Not TGI's: the tokenizer's chat template, so that a client on another machine can
+    # render prompts the way the model was trained (None: the tokenizer has none).
+    chat_template: str | None = None
 
 
 class SimpleToken(BaseModel):

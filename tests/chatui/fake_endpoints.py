@@ -266,9 +266,11 @@ class FakeTGI(_FakeServer):
         model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct",
         sse_space: bool = True,
         healthy: bool = True,
+        chat_template: str | None = None,
     ) -> None:
         super().__init__(script)
         self.model_id = model_id
+        self.chat_template = chat_template  # in /info, as this project's server sends it
         self.sse_space = sse_space
         self.healthy = healthy
 
@@ -305,6 +307,7 @@ class FakeTGI(_FakeServer):
                 "version": "3.0.0",
                 "sha": None,
                 "docker_label": None,
+                **({"chat_template": self.chat_template} if self.chat_template else {}),
             }
         )
 

@@ -101,7 +101,16 @@ async def get_model_info(request: Request) -> Info:
         version=state.version,
         sha=None,
         docker_label=None,
+        chat_template=chat_template(state),
     )
+
+
+def chat_template(state: Any) -> str | None:
+    """The loaded tokenizer's chat template (a named set: its default one)."""
+    template = getattr(getattr(state.engine, "tokenizer", None), "chat_template", None)
+    if isinstance(template, dict):
+        template = template.get("default")
+    return template if isinstance(template, str) else None
 
 
 @router.get(

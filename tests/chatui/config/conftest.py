@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:  # `tests.chatui.fake_endpoints` and the project packages
     sys.path.insert(0, str(ROOT))
 
-from chatui import endpoints  # noqa: E402
+from chatui.streaming.hub import get_hub  # noqa: E402
 from tests.chatui.fake_endpoints import fake_openai, fake_tgi  # noqa: E402, F401
 
 ENV_FIXTURES = ROOT / "tests" / "fixtures" / "env"
@@ -28,11 +28,9 @@ def env_fixture() -> Iterator[Callable[[str], str]]:
 @pytest.fixture(autouse=True)
 def _fresh_endpoint_state() -> Iterator[None]:
     """Health marks and cached templates must not leak from one test to the next."""
-    endpoints.default_health.reset()
-    endpoints.clear_template_cache()
+    get_hub().endpoints.reset()
     yield
-    endpoints.default_health.reset()
-    endpoints.clear_template_cache()
+    get_hub().endpoints.reset()
 
 
 @pytest.fixture

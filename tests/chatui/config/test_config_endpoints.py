@@ -21,13 +21,14 @@ from chatui.endpoints import (
     EndpointHealth,
     StreamChunk,
     StreamResult,
+    backend_for,
     endpoint_status,
-    fetch_chat_template,
     generate_text,
     stream_generation,
 )
 from chatui.models_config import ModelSpec, parse_model
 from chatui.prompting import ChatMessage
+from chatui.streaming.hub import get_hub
 from tests.chatui.fake_endpoints import (
     OPENAI_ERROR,
     TGI_GENERATION_ERROR,
@@ -76,7 +77,13 @@ async def collect(stream) -> tuple[list[str], StreamResult]:
 def run(m: ModelSpec, client: httpx.AsyncClient, **kwargs: Any):
     kwargs.setdefault("messages", HISTORY)
     kwargs.setdefault("preprompt", "Be brief.")
+    kwargs.setdefault("state", get_hub().endpoints)
     return stream_generation(m, client=client, **kwargs)
+
+
+async def fetch_chat_template(endpoint, **kwargs: Any) -> str | None:
+    """The template the process's endpoint state finds for `endpoint`."""
+    return await get_hub().endpoints.templates.get(endpoint, backend_for(endpoint), **kwargs)
 
 
 # -- TGI ------------------------------------------------------------------------------------------
@@ -99,6 +106,13 @@ async def test_tgi_streams_tokens_then_one_result(fake_tgi, client) -> None:
         },
         "stream": True,
     }
+
+
+async def test_the_prompts_token_count_comes_from_the_details(fake_tgi, fake_openai, client):
+    _, result = await collect(run(model(tgi(fake_tgi(Script(tokens=["Hi"])))), client))
+    assert result.prompt_tokens == 7  # TGI's `details.input_length`
+    _, result = await collect(run(model(openai(fake_openai(Script(tokens=["Hi"])))), client))
+    assert result.prompt_tokens == 7  # OpenAI's `usage.prompt_tokens`
 
 
 async def test_tgi_framing_without_space_after_data(fake_tgi, client) -> None:
@@ -443,6 +457,14 @@ async def test_template_from_the_servers_model_directory(fake_tgi, client, tmp_p
     prompts = [r.body["inputs"] for r in server.generation_requests]
     assert prompts == ["<system>Be brief.</system><user>Hello?</user><assistant>"] * 2
     assert [r.path for r in server.requests].count("/info") == 1  # cached
+
+
+async def test_template_from_the_servers_info(fake_tgi, client) -> None:
+    """The server sends its template: nothing of the model need be on this machine."""
+    server = fake_tgi(model_id="some-org/not-on-this-machine", chat_template=TEMPLATE)
+    await collect(run(model(tgi(server)), client))
+    prompt = server.generation_requests[0].body["inputs"]
+    assert prompt == "<system>Be brief.</system><user>Hello?</user><assistant>"
 
 
 async def test_a_burst_of_first_answers_looks_the_template_up_once(

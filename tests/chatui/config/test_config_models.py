@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from chatui.endpoints import backend_for
+from chatui.endpoints.openai import list_model_ids
 from chatui.models_config import (
     BUNDLED_MODEL_ID,
     DEFAULT_APP_NAME,
@@ -31,7 +33,11 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "env"
 def config_from(name: str, **overrides: str):
     env = parse_env_text((FIXTURES / name).read_text(encoding="utf-8"))
     env.update(overrides)
-    return load_app_config(env)
+    return load_app_config(env, list_models=list_model_ids)
+
+
+def stream_url(endpoint) -> str:
+    return backend_for(endpoint).stream_url(endpoint)
 
 
 def models_env(entries: list[dict]) -> dict[str, str]:
@@ -96,13 +102,13 @@ def test_reference_file_verbatim() -> None:
         1,
         None,
     )
-    assert first.request_url == "http://10.0.0.1:8080/"
+    assert stream_url(first) == "http://10.0.0.1:8080/"
     assert (second.url, second.weight, second.authorization) == (
         "http://10.0.0.2:8080",
         2,
         "Basic VVNFUjpQQVNT",
     )
-    assert second.request_url == "http://10.0.0.2:8080/generate_stream"
+    assert stream_url(second) == "http://10.0.0.2:8080/generate_stream"
 
 
 def test_reference_file_loaded_through_load_env(tmp_path: Path) -> None:
@@ -136,7 +142,7 @@ def test_multi_model_file_with_json5_comments_trailing_commas_unquoted_keys() ->
     assert mistral.parameters["max_new_tokens"] == 1024  # max_tokens alias
     assert mistral.parameters["top_k"] == 50
     (oai,) = mistral.endpoints
-    assert (oai.type, oai.base_url, oai.api_key) == (
+    assert (oai.type, oai.url, oai.api_key) == (
         "openai",
         "http://10.1.2.3:8000/v1",
         "sk-local",
@@ -144,11 +150,11 @@ def test_multi_model_file_with_json5_comments_trailing_commas_unquoted_keys() ->
     assert oai.default_headers == {"X-Team": "acme"}
     assert oai.default_query == {"api-version": "2024-06-01"}
     assert oai.extra_body == {"repetition_penalty": 1.1}
-    assert oai.request_url == "http://10.1.2.3:8000/v1/chat/completions"
+    assert stream_url(oai) == "http://10.1.2.3:8000/v1/chat/completions"
 
     assert legacy.unlisted is True
     assert legacy.endpoints[0].completion == "completions"
-    assert legacy.endpoints[0].request_url == "http://10.1.2.4:8000/v1/completions"
+    assert stream_url(legacy.endpoints[0]) == "http://10.1.2.4:8000/v1/completions"
     assert config.listed_models == (smol, mistral)
 
 
@@ -236,7 +242,7 @@ def test_openai_base_url_lists_models_and_applies_overrides() -> None:
     assert qwen.display_name == "Qwen/Qwen2.5-7B-Instruct"
     for model in config.models:
         (endpoint,) = model.endpoints
-        assert (endpoint.type, endpoint.base_url) == ("openai", server.base_url)
+        assert (endpoint.type, endpoint.url) == ("openai", server.base_url)
         assert endpoint.api_key == "sk-test-123"
     assert config.app_name == "Router Chat"
 
@@ -251,7 +257,7 @@ def test_openai_base_url_unreachable_falls_back_to_models_as_given(caplog) -> No
         "meta-llama/Llama-3.1-8B-Instruct",
         "not/served",
     ]
-    assert all(m.endpoints[0].base_url == base for m in config.models)
+    assert all(m.endpoints[0].url == base for m in config.models)
     assert "unreachable" in caplog.text
 
 

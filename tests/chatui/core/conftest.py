@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from chatui.apps import get_chat_config, set_chat_config
+from chatui.chat_config import get_chat_config, set_chat_config
 from chatui.models_config import AppConfig, load_app_config
 from tests.chatui.core.helpers import MODEL_A, MODEL_B, Owner, make_owner
 from tests.chatui.fake_endpoints import (  # noqa: F401  (fixtures)

@@ -98,9 +98,9 @@ def merge_tokens(content: str, events: list[dict[str, Any]], message_id: str) ->
 
 async def wait_idle(conversation_id: Any) -> None:
     """Until this process runs no generation for the conversation (title included)."""
-    from chatui import generation
+    from chatui.streaming.hub import get_hub
 
-    running = generation.registry.get(str(conversation_id))
+    running = get_hub().answers.get(str(conversation_id))
     if running is not None and running.task is not None:
         await asyncio.wait_for(asyncio.shield(running.task), TIMEOUT)
 

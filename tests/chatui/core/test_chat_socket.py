@@ -13,11 +13,12 @@ from django.db import connections
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from chatui import generation, limits, services
+from chatui import limits, services
 from chatui.consumers import CLOSE_FORBIDDEN, UNKNOWN_TYPE
 from chatui.endpoints import ERR_SERVER
 from chatui.models import Conversation, Message
 from chatui.selectors import CONVERSATION_NOT_FOUND, MESSAGE_NOT_FOUND
+from chatui.streaming import bus, task
 from tests.chatui.core.helpers import (
     MODEL_A,
     MODEL_B,
@@ -139,9 +140,7 @@ async def test_stop_reaches_the_task_through_the_channel_layer(endpoints):
     socket = await connect(owner, cid)
     await socket.send_json_to({"type": "send", "content": "Count", "parent_id": None})
     await receive_until(socket, "token")
-    await get_channel_layer().group_send(
-        generation.generation_group(cid), {"type": "generation.stop"}
-    )
+    await get_channel_layer().group_send(bus.generation_group(cid), {"type": bus.STOP_TYPE})
     final = (await receive_until(socket, "final"))[-1]["message"]
     assert final["interrupted"] is True
     assert await asyncio.to_thread(endpoints.tgi.disconnected.wait, TIMEOUT)
@@ -456,8 +455,8 @@ async def test_a_running_task_resends_its_text_to_a_socket_that_asks(endpoints):
     layer = get_channel_layer()
     reply_channel = await layer.new_channel()
     await layer.group_send(
-        generation.generation_group(cid),
-        {"type": "generation.sync", "reply_channel": reply_channel},
+        bus.generation_group(cid),
+        {"type": bus.SYNC_TYPE, "reply_channel": reply_channel},
     )
     resync = await asyncio.wait_for(layer.receive(reply_channel), TIMEOUT)
     event = resync["event"]
@@ -525,7 +524,7 @@ async def test_the_first_request_starts_the_reaper(endpoints, settings):
     async def app(scope, receive, send):
         seen.append(scope["type"])
 
-    await generation.with_reaper(app)({"type": "http"}, None, None)
+    await task.with_reaper(app)({"type": "http"}, None, None)
     assert seen == ["http"]
     for _ in range(200):
         answer = await db(Message.objects.get)(pk=answer_id)

@@ -10,8 +10,10 @@ import httpx
 import pytest
 
 from chatui import services
-from chatui.endpoints import StreamChunk, _stream_openai
+from chatui.endpoints import StreamChunk
+from chatui.endpoints.openai import OpenAI
 from chatui.models import Message
+from chatui.models_config import Endpoint
 from chatui.selectors import conversation_export, conversation_get
 from tests.chatui.core.helpers import connect, db, make_owner, receive_until
 from tests.chatui.fake_endpoints import Script
@@ -20,6 +22,7 @@ from tests.chatui.fake_tool_endpoint import FakeToolTGI, tool_call
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TOOL_MODEL = "model-tools"
+OPENAI_CHAT = Endpoint(type="openai", url="http://127.0.0.1:9/v1", stream_path="")
 
 
 @pytest.fixture
@@ -121,7 +124,7 @@ async def test_reasoning_deltas_become_a_think_block():
     ]
     wire = "".join(f"data: {json.dumps(f)}\n\n" for f in frames) + "data: [DONE]\n\n"
     response = httpx.Response(200, content=wire.encode())
-    items = [item async for item in _stream_openai(response, [], chat=True)]
+    items = [item async for item in OpenAI().parse(OPENAI_CHAT, response, [])]
     pieces = [i.text for i in items if isinstance(i, StreamChunk)]
     assert pieces == ["<think>Capital", " of France", "</think>Paris", "."]
     assert items[-1].text == "<think>Capital of France</think>Paris."

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from channels.layers import get_channel_layer
 
-from chatui import generation
+from chatui.streaming import bus
 from tests.chatui.core.helpers import connect, db, make_owner, receive_until, wait_idle
 from tests.chatui.core.test_chat_socket import _new_conversation
 from tests.chatui.fake_endpoints import Script
@@ -59,7 +59,7 @@ async def test_tokens_fan_out_to_every_socket_and_stop_crosses_the_layer(endpoin
     answer_id = events[-1]["message"]["id"]
     await first.send_json_to({"type": "send", "content": "long", "parent_id": answer_id})
     await receive_until(second, "token")
-    await redis_layer.group_send(generation.generation_group(cid), {"type": "generation.stop"})
+    await redis_layer.group_send(bus.generation_group(cid), {"type": bus.STOP_TYPE})
     final = (await receive_until(second, "final"))[-1]["message"]
     assert final["interrupted"] is True
     assert await asyncio.to_thread(endpoints.tgi.disconnected.wait, 20)

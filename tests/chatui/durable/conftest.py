@@ -160,7 +160,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 @pytest.fixture
 def configure() -> Iterator[Callable[..., Any]]:
     """`configure(**env)` swaps the loaded chat configuration for the test."""
-    from chatui.apps import get_chat_config, set_chat_config
+    from chatui.chat_config import get_chat_config, set_chat_config
     from chatui.models_config import load_app_config
 
     original = get_chat_config()
@@ -176,9 +176,10 @@ def configure() -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture
 def endpoint_health() -> Iterator[Any]:
-    """The process-wide endpoint health record, clean before and after the test."""
-    from chatui.endpoints import default_health
+    """The process's endpoint health record, clean before and after the test."""
+    from chatui.streaming.hub import get_hub
 
-    default_health.reset()
-    yield default_health
-    default_health.reset()
+    hub = get_hub()
+    hub.endpoints.reset()
+    yield hub.endpoints.health
+    hub.endpoints.reset()

@@ -1,10 +1,14 @@
-"""Protocol events to every socket open on a conversation, in this process and in others.
+"""Protocol events to every socket open on a conversation, in this process and in others, and
+the rule that lets a page place them: tokens carry `offset` (the message's length in UTF-16
+code units, JavaScript's `string.length`, before the token), and a socket that cannot place a
+token yet asks the running answer to resend its text (a resync).
 
-The sockets of this process (consumers that `watch` the conversation) get each event directly
+The sockets of this process (`Watcher`s, e.g. `ConversationSocket`) get each event directly
 from the task that publishes it, in order: a channel layer hop per token and socket would cost
 more than everything else on the token's path. Other processes get the events through the
-Channels group `conversation_<id>` (handler `chat.event`), tagged with this process's `ORIGIN`
-so that the sockets here drop the copy they also receive.
+Channels group `conversation_<id>` (handler `chat.event`), tagged with this process's
+`Hub.origin` so that the sockets here drop the copy they also receive. Stop and resync
+requests go to the group `generation_<id>` that a running answer listens on.
 
 While a process runs many answers at once, `TokenBatcher` sends the tokens of each answer that
 arrive within a short tick as one event (a valid token: the offsets are contiguous): a frame
@@ -21,7 +25,7 @@ publishing to other processes is best effort, and the layer's `on_lost` closes t
 process's sockets (`Watcher.layer_lost`) so that their pages reconnect and read the
 conversation again.
 
-Must not import consumers, views or generation.
+Must not import consumers, views or `chatui.streaming.task`.
 """
 
 from __future__ import annotations
@@ -29,23 +33,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from chatui.layers import LAYER_FAILURES
+from chatui.streaming.hub import get_hub
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPE = "chat.event"  # consumers handle it in `chat_event`
-ORIGIN = uuid.uuid4().hex  # this process, on the events it sends through the layer
+EVENT_TYPE = "chat.event"  # sockets handle it in `chat_event`
+STOP_TYPE = "generation.stop"
+SYNC_TYPE = "generation.sync"
+# NOTE: not 1012 (service restart): autobahn, under daphne, sends only 1000 and 3000-4999.
+CLOSE_RECONNECT = 4012  # the page reconnects and reads the conversation again
+RESYNC_AFTER_S = 1.0  # a token still cannot be placed: ask again (a request may be lost)
+
+
+def utf16_len(text: str) -> int:
+    """Length as JavaScript counts it (surrogate pairs count 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def conversation_group(conversation_id: Any) -> str:
+    return f"conversation_{conversation_id}"
+
+
+def generation_group(conversation_id: Any) -> str:
+    return f"generation_{conversation_id}"
 
 
 class Watcher(Protocol):
-    """A socket of this process (`chatui.consumers.ConversationConsumer`)."""
+    """A socket of this process (`ConversationSocket`)."""
 
     async def deliver(self, payload: dict[str, Any]) -> None: ...
 
@@ -54,24 +76,26 @@ class Watcher(Protocol):
         ...
 
 
-_watchers: dict[str, set[Watcher]] = {}
-
-
-def conversation_group(conversation_id: Any) -> str:
-    return f"conversation_{conversation_id}"
-
-
 def watch(conversation_id: Any, watcher: Watcher) -> None:
-    _watchers.setdefault(str(conversation_id), set()).add(watcher)
+    get_hub().watchers.setdefault(str(conversation_id), set()).add(watcher)
     layer = get_channel_layer()
     if hasattr(layer, "on_lost"):
         layer.on_lost(_layer_lost)
 
 
 async def _layer_lost() -> None:
-    for watchers in list(_watchers.values()):
+    for watchers in list(get_hub().watchers.values()):
         for watcher in list(watchers):
             await watcher.layer_lost()
+
+
+def unwatch(conversation_id: Any, watcher: Watcher) -> None:
+    all_watchers = get_hub().watchers
+    watchers = all_watchers.get(str(conversation_id))
+    if watchers is not None:
+        watchers.discard(watcher)
+        if not watchers:
+            del all_watchers[str(conversation_id)]
 
 
 async def leave(group: str, channel: str) -> None:
@@ -82,22 +106,9 @@ async def leave(group: str, channel: str) -> None:
         logger.warning("Leaving %s failed: %s", group, exc)
 
 
-def num_watchers() -> int:
-    """Sockets of this process open on a conversation."""
-    return sum(len(watchers) for watchers in _watchers.values())
-
-
-def unwatch(conversation_id: Any, watcher: Watcher) -> None:
-    watchers = _watchers.get(str(conversation_id))
-    if watchers is not None:
-        watchers.discard(watcher)
-        if not watchers:
-            del _watchers[str(conversation_id)]
-
-
 async def deliver_local(conversation_id: Any, payload: dict[str, Any]) -> None:
     """The event to this process's sockets on the conversation."""
-    for watcher in list(_watchers.get(str(conversation_id), ())):
+    for watcher in list(get_hub().watchers.get(str(conversation_id), ())):
         try:
             await watcher.deliver(payload)
         except Exception:  # a broken socket must not stop the answer
@@ -106,7 +117,7 @@ async def deliver_local(conversation_id: Any, payload: dict[str, Any]) -> None:
 
 
 def _layer_message(payload: dict[str, Any]) -> dict[str, Any]:
-    return {"type": EVENT_TYPE, "event": payload, "origin": ORIGIN}
+    return {"type": EVENT_TYPE, "event": payload, "origin": get_hub().origin}
 
 
 def _reaches_other_processes(layer: Any) -> bool:
@@ -124,6 +135,27 @@ async def publish(conversation_id: Any, payload: dict[str, Any]) -> None:
             await layer.group_send(conversation_group(conversation_id), _layer_message(payload))
         except LAYER_FAILURES as exc:  # best effort: a restarted layer reconnects the pages
             logger.warning("Publishing to %s failed: %s", conversation_group(conversation_id), exc)
+
+
+def runs_here(conversation_id: Any) -> bool:
+    """Whether this process runs the conversation's answer (its text is live here)."""
+    return str(conversation_id) in get_hub().answers
+
+
+async def request_stop(conversation_id: Any) -> None:
+    """Ask the process that runs the conversation's answer to stop it."""
+    await get_channel_layer().group_send(generation_group(conversation_id), {"type": STOP_TYPE})
+
+
+async def request_sync(*, conversation_id: Any, reply_channel: str) -> None:
+    """Ask another process's running answer to resend its text to one socket (after a DB
+    snapshot, which may lag the live text by one save interval, or when an answer starts
+    there); its tokens follow."""
+    if runs_here(conversation_id):
+        return
+    await get_channel_layer().group_send(
+        generation_group(conversation_id), {"type": SYNC_TYPE, "reply_channel": reply_channel}
+    )
 
 
 class RemoteQueue:
@@ -241,3 +273,114 @@ class TokenBatcher:
             "offset": offset,
         }
         await self._emit(payload)
+
+
+class ConversationSocket:
+    """The bus end of a Channels JSON consumer open on one conversation (mixed in before
+    `AsyncJsonWebsocketConsumer`): events of this process arrive in `deliver`, those of other
+    processes as `chat.event` messages of the group `conversation_<id>`; both are forwarded
+    as they are, except tokens of an answer running in another process that the page could
+    not place yet: after a snapshot read from the database, or when such an answer starts, its
+    tokens wait for the running answer's resync (the text so far) instead of leaving a hole.
+    """
+
+    channel_layer: Any
+    channel_name: str
+    group: str = ""
+    bus_conversation_id: str = ""
+    # Events of this process that came before the snapshot went out (then None).
+    pending: list[dict[str, Any]] | None = None
+    # Answers running elsewhere whose tokens wait for a resync: message id -> the length of
+    # the page's text (UTF-16), or None until the running task's text arrives.
+    behind: dict[str, int | None]
+    last_sync_request: float = 0.0
+
+    if TYPE_CHECKING:  # the consumer's
+
+        async def send_json(self, content: Any, close: bool = False) -> None: ...
+
+        async def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+    async def bus_join(self, conversation_id: Any) -> None:
+        """Start receiving the conversation's events (held back until `bus_snapshot`)."""
+        self.behind, self.pending = {}, []
+        self.bus_conversation_id = str(conversation_id)
+        self.group = conversation_group(conversation_id)
+        watch(conversation_id, self)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def bus_snapshot(self, snapshot: dict[str, Any]) -> None:
+        """Send the snapshot, then what came meanwhile; ask answers elsewhere for their text."""
+        await self.send_json({"type": "snapshot", "conversation": snapshot})
+        if snapshot["is_generating"] and not runs_here(self.bus_conversation_id):
+            self.behind = {
+                m["id"]: utf16_len(m["content"]) for m in snapshot["messages"] if m["is_generating"]
+            }
+            await self._request_sync()
+        while self.pending:
+            await self.send_json(self.pending.pop(0))
+        self.pending = None
+
+    async def bus_leave(self) -> None:
+        if self.group:
+            unwatch(self.bus_conversation_id, self)
+            await leave(self.group, self.channel_name)
+            self.group = ""
+
+    async def layer_lost(self) -> None:
+        await self.close(code=CLOSE_RECONNECT)
+
+    async def deliver(self, payload: dict[str, Any]) -> None:
+        """An event published by this process, in order."""
+        if self.pending is not None:
+            self.pending.append(payload)
+        else:
+            await self.send_json(payload)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Protocol events skip the `close_old_connections` channels runs before each handler:
+        they never touch the database, and that call waits for the one thread every query of
+        this process runs on (events would queue behind other answers' saves)."""
+        if message["type"] == EVENT_TYPE:
+            await self.chat_event(message)
+        else:
+            await super().dispatch(message)  # type: ignore[misc]
+
+    async def chat_event(self, event: dict[str, Any]) -> None:
+        """An event from another process (this process's own arrive in `deliver`)."""
+        if event.get("origin") == get_hub().origin:
+            return
+        payload = event["event"]
+        if payload.get("type") == "status" and payload.get("status") == "queued":
+            # An answer starts over there: its tokens come once its task has our channel.
+            self.behind[payload["message_id"]] = None
+            await self.send_json(payload)
+            await self._request_sync()
+            return
+        if self.behind and not self._can_place(payload):
+            if time.monotonic() - self.last_sync_request >= RESYNC_AFTER_S:
+                await self._request_sync()
+            return
+        await self.send_json(payload)
+
+    async def _request_sync(self) -> None:
+        self.last_sync_request = time.monotonic()
+        await request_sync(
+            conversation_id=self.bus_conversation_id, reply_channel=self.channel_name
+        )
+
+    def _can_place(self, payload: dict[str, Any]) -> bool:
+        """False for a token past the end of the page's text (the resync brings it)."""
+        kind = payload.get("type")
+        if kind == "final":
+            self.behind.pop(payload["message"]["id"], None)
+        if kind != "token" or payload["message_id"] not in self.behind:
+            return True
+        known = self.behind[payload["message_id"]]
+        if known is None and payload["offset"] != 0:
+            return False
+        if known is not None and payload["offset"] > known:
+            return False
+        end = payload["offset"] + utf16_len(payload["token"])
+        self.behind[payload["message_id"]] = max(known or 0, end)
+        return True

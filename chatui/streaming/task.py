@@ -1,14 +1,15 @@
-"""Running answers: one asyncio task per generating conversation, owned by the server process.
+"""An answer as a server task: one asyncio task per generating conversation, owned by the
+process (its `Hub`).
 
-A generation outlives the websocket that asked for it (closing the tab does not stop it).
+An answer outlives the websocket that asked for it (closing the tab does not stop it).
 It streams from `chatui.endpoints.stream_generation`, fans every event out to the
-conversation's sockets (`chatui.fanout`: this process's directly, other processes' through the
-Channels group `conversation_<id>`), saves the text in batches off the token path (every
+conversation's sockets (`chatui.streaming.bus`: this process's directly, other processes'
+through the Channels group `conversation_<id>`), saves the text in batches off the token path (every
 `CHATUI_SAVE_INTERVAL_S` or `CHATUI_SAVE_EVERY_TOKENS` tokens, whichever comes first) and
 once complete, and keeps a heartbeat on the message so that a reaper in any process can mark
 answers of a dead process as interrupted.
 
-Stop and resync requests reach the task directly through this process's registry, or through
+Stop and resync requests reach the task directly through this process's hub, or through
 the channel layer group `generation_<id>` that each task listens on from before its first
 event (another process, e.g. behind Redis).
 
@@ -16,9 +17,8 @@ The database may go away for a while: the batched saves and heartbeats that fail
 by the next, the final save is retried until it lands (the pages have every token meanwhile),
 and this process's reaper never marks its own running answers (whose heartbeats it missed).
 
-Tokens carry `offset`, the message's length in UTF-16 code units (JavaScript's
-`string.length`) before the token, so a page can merge a snapshot and live tokens without
-duplicates or holes. Must not import consumers or views.
+Tokens carry `offset` (see `chatui.streaming.bus`), so a page can merge a snapshot and live
+tokens without duplicates or holes. Must not import consumers or views.
 """
 
 from __future__ import annotations
@@ -28,31 +28,30 @@ import contextlib
 import contextvars
 import dataclasses
 import logging
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from chatui import fanout, services
-from chatui.apps import get_chat_config
-from chatui.endpoints import DEFAULT_TIMEOUT, EndpointError, StreamResult, stream_generation
+from chatui import services
+from chatui.chat_config import get_chat_config
+from chatui.endpoints import EndpointError, StreamResult, stream_generation
 from chatui.layers import LAYER_FAILURES
 from chatui.models import DEFAULT_TITLE, Conversation, Message
 from chatui.prompting import ChatMessage
 from chatui.selectors import conversation_detail
 from chatui.serializers import message_to_dict
+from chatui.streaming import bus
+from chatui.streaming.bus import generation_group, utf16_len
+from chatui.streaming.hub import get_hub
 from chatui.titles import generate_title
 from chatui.tool_round import tool_round, with_results
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPE = fanout.EVENT_TYPE
-conversation_group = fanout.conversation_group
 GENERATION_FAILED = "The answer could not be generated. Try again."
 ANSWER_NOT_SAVED = "The answer could not be saved: the database is unreachable."
 DB_FAILURES = (OperationalError, InterfaceError)  # the database is away, not the query wrong
@@ -64,39 +63,8 @@ BATCH_TICK_S = 0.015
 LISTEN_RETRY_S = 0.5  # between receives from an unreachable channel layer
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def endpoint_client() -> httpx.AsyncClient:
-    """This event loop's pooled client for model servers. One per answer would cost tens of
-    milliseconds of CPU each (its TLS context) and a new connection; a pool limit would queue
-    answers, so there is none. `CHATUI_ENDPOINT_TIMEOUT_S` bounds the wait for each token (and
-    so the time before an endpoint that hangs is given up for another)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        read = getattr(settings, "CHATUI_ENDPOINT_TIMEOUT_S", None) or DEFAULT_TIMEOUT.read
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(read, connect=min(read, DEFAULT_TIMEOUT.connect)),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-        )
-        _clients[loop] = client
-    return client
-
-
-def generation_group(conversation_id: Any) -> str:
-    return f"generation_{conversation_id}"
-
-
-def utf16_len(text: str) -> int:
-    """Length as JavaScript counts it (surrogate pairs count 2)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
 @dataclass
-class Generation:
+class Answer:
     """A running answer: the text so far lives here between batched saves."""
 
     conversation_id: str
@@ -114,30 +82,24 @@ class Generation:
     is_stop_requested: bool = False
     task: asyncio.Task[None] | None = None
     stream_task: asyncio.Task[StreamResult | None] | None = None
-    remote: fanout.RemoteQueue = field(init=False)
-    tokens: fanout.TokenBatcher = field(init=False)
+    remote: bus.RemoteQueue = field(init=False)
+    tokens: bus.TokenBatcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.prefix = self.text
         self.length16 = utf16_len(self.text)
-        self.remote = fanout.RemoteQueue(self.conversation_id)
-        self.tokens = fanout.TokenBatcher(self.emit, self.message_id, BATCH_TICK_S)
+        self.remote = bus.RemoteQueue(self.conversation_id)
+        self.tokens = bus.TokenBatcher(self.emit, self.message_id, BATCH_TICK_S)
 
     async def emit(self, payload: dict[str, Any]) -> None:
-        """An event of this answer to every socket, in order (see `chatui.fanout`)."""
-        await fanout.deliver_local(self.conversation_id, payload)
+        """An event of this answer to every socket, in order (see `chatui.streaming.bus`)."""
+        await bus.deliver_local(self.conversation_id, payload)
         self.remote.put(payload)
 
     def request_stop(self) -> None:
         self.is_stop_requested = True
         if self.stream_task is not None:
             self.stream_task.cancel()
-
-
-# This process's running generations, by conversation id (one at a time per conversation).
-registry: dict[str, Generation] = {}
-# Message ids of this process's answers until their final save lands (never reaped here).
-live_answers: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -171,16 +133,17 @@ def _build_prompt(request: services.GenerationRequest) -> _Prompt:
     )
 
 
-async def generation_start(request: services.GenerationRequest) -> Generation:
+async def generation_start(request: services.GenerationRequest) -> Answer:
     """Announce the new messages and start the answer's task (not tied to any socket)."""
     conversation_id = str(request.conversation_id)
     answer = request.assistant_message
     for message in request.new_messages:
         payload = {"type": "message", "message": message_to_dict(message)}
-        await fanout.publish(conversation_id, payload)
-    generation = Generation(conversation_id, str(answer.id), text=answer.content)
-    registry[conversation_id] = generation
-    live_answers.add(generation.message_id)
+        await bus.publish(conversation_id, payload)
+    generation = Answer(conversation_id, str(answer.id), text=answer.content)
+    hub = get_hub()
+    hub.answers[conversation_id] = generation
+    hub.unsaved.add(generation.message_id)
     # Listening before `queued`: a socket elsewhere asks for the text as soon as it hears it.
     layer = get_channel_layer()
     channel = await layer.new_channel()
@@ -188,7 +151,7 @@ async def generation_start(request: services.GenerationRequest) -> Generation:
         await layer.group_add(generation_group(conversation_id), channel)
     except LAYER_FAILURES as exc:  # the answer runs; the layer makes the membership later
         logger.warning("Joining %s failed: %s", generation_group(conversation_id), exc)
-    await fanout.publish(
+    await bus.publish(
         conversation_id, {"type": "status", "message_id": str(answer.id), "status": "queued"}
     )
     # A fresh context: the task must not inherit (and outlive) the caller's sync executor.
@@ -202,13 +165,11 @@ async def generation_start(request: services.GenerationRequest) -> Generation:
 
 async def generation_stop(*, conversation_id: Any) -> bool:
     """Stop the conversation's answer wherever it runs; True when this process runs it."""
-    generation = registry.get(str(conversation_id))
+    generation = get_hub().answers.get(str(conversation_id))
     if generation is not None:
         generation.request_stop()
         return True
-    await get_channel_layer().group_send(
-        generation_group(conversation_id), {"type": "generation.stop"}
-    )
+    await bus.request_stop(conversation_id)
     return False
 
 
@@ -217,12 +178,12 @@ async def conversation_snapshot(*, conversation: Conversation) -> dict[str, Any]
     stale = await database_sync_to_async(services.message_reap_stale)(
         max_age_s=settings.CHATUI_STALE_AFTER_S,
         conversation_id=conversation.pk,
-        exclude_ids=set(live_answers),
+        exclude_ids=set(get_hub().unsaved),
     )
     if stale:
         logger.info("Marked %d stale answers as interrupted", len(stale))
     data = await database_sync_to_async(conversation_detail)(conversation=conversation)
-    generation = registry.get(str(conversation.pk))
+    generation = get_hub().answers.get(str(conversation.pk))
     if generation is not None:
         for message in data["messages"]:
             if message["id"] == generation.message_id:
@@ -231,27 +192,10 @@ async def conversation_snapshot(*, conversation: Conversation) -> dict[str, Any]
     return data
 
 
-def runs_here(conversation_id: Any) -> bool:
-    """Whether this process runs the conversation's answer (its text is live here)."""
-    return str(conversation_id) in registry
-
-
-async def request_sync(*, conversation_id: Any, reply_channel: str) -> None:
-    """Ask another process's running task to resend its text to one socket (after a DB
-    snapshot, which may lag the live text by one save interval, or when an answer starts
-    there); its tokens follow."""
-    if str(conversation_id) in registry:
-        return
-    await get_channel_layer().group_send(
-        generation_group(conversation_id),
-        {"type": "generation.sync", "reply_channel": reply_channel},
-    )
-
-
 # --- the task --------------------------------------------------------------------------------
 
 
-async def _run(generation: Generation, channel: str, request: services.GenerationRequest) -> None:
+async def _run(generation: Answer, channel: str, request: services.GenerationRequest) -> None:
     loop = asyncio.get_running_loop()
     generation.last_save = loop.time()
     generation.remote.start()
@@ -288,21 +232,26 @@ async def _run(generation: Generation, channel: str, request: services.Generatio
             with contextlib.suppress(Exception):
                 await saver  # the batched save that is due still happens, before the final one
         saver.cancel()
-        registry.pop(generation.conversation_id, None)
+        get_hub().answers.pop(generation.conversation_id, None)
     try:
         message = await _finish(generation, result, error)
     finally:
-        live_answers.discard(generation.message_id)
+        get_hub().unsaved.discard(generation.message_id)
         await generation.remote.close()
     needs_title = prompt is not None and prompt.needs_title and not error
     if message is not None and needs_title and message.content.strip():
         await _title(generation.conversation_id, prompt.question, message.content)
 
 
-async def _call_tools(generation: Generation, prompt: _Prompt) -> _Prompt:
+async def _call_tools(generation: Answer, prompt: _Prompt) -> _Prompt:
     """The tool round (chatui.tool_round): calls stored and shown, results in the prompt."""
+    hub = get_hub()
     records = await tool_round(
-        prompt.model, messages=prompt.messages, preprompt=prompt.preprompt, client=endpoint_client()
+        prompt.model,
+        messages=prompt.messages,
+        preprompt=prompt.preprompt,
+        client=hub.client(),
+        state=hub.endpoints,
     )
     if not records:
         return prompt
@@ -316,7 +265,7 @@ async def _call_tools(generation: Generation, prompt: _Prompt) -> _Prompt:
 
 
 async def _stream(
-    generation: Generation, prompt: _Prompt, continue_message: bool
+    generation: Answer, prompt: _Prompt, continue_message: bool
 ) -> StreamResult | None:
     loop = asyncio.get_running_loop()
     result: StreamResult | None = None
@@ -325,7 +274,8 @@ async def _stream(
         messages=prompt.messages,
         preprompt=prompt.preprompt,
         continue_message=continue_message,
-        client=endpoint_client(),
+        client=get_hub().client(),
+        state=get_hub().endpoints,
     )
     async with contextlib.aclosing(stream):
         async for item in stream:
@@ -340,7 +290,7 @@ async def _stream(
             generation.num_tokens += 1
             generation.num_unsaved += 1
             await generation.tokens.add(
-                item.text, offset, batch=len(registry) >= BATCH_FROM_ANSWERS
+                item.text, offset, batch=len(get_hub().answers) >= BATCH_FROM_ANSWERS
             )
             due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
             if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
@@ -349,7 +299,7 @@ async def _stream(
     return result
 
 
-async def _save_partial(generation: Generation) -> None:
+async def _save_partial(generation: Answer) -> None:
     """Also the DB check of each save: an answer deleted (or reaped) meanwhile stops."""
     is_saved = await database_sync_to_async(services.message_save_partial)(
         message_id=generation.message_id,
@@ -360,7 +310,7 @@ async def _save_partial(generation: Generation) -> None:
         generation.request_stop()
 
 
-async def _saver(generation: Generation) -> None:
+async def _saver(generation: Answer) -> None:
     """The batched saves `_stream` asks for, one at a time, off the token path; and the
     heartbeat that keeps a slow answer (long prefill, a busy server) from looking dead."""
     loop = asyncio.get_running_loop()
@@ -380,7 +330,7 @@ async def _saver(generation: Generation) -> None:
             return
 
 
-async def _listen(generation: Generation, channel: str) -> None:
+async def _listen(generation: Answer, channel: str) -> None:
     """Stop and resync requests sent by other processes to `generation_<id>` (`channel` joined
     the group before the answer's first event)."""
     layer = get_channel_layer()
@@ -392,9 +342,9 @@ async def _listen(generation: Generation, channel: str) -> None:
             except LAYER_FAILURES:  # Redis restarts: the layer makes the group again
                 await asyncio.sleep(LISTEN_RETRY_S)
                 continue
-            if event.get("type") == "generation.stop":
+            if event.get("type") == bus.STOP_TYPE:
                 generation.request_stop()
-            elif event.get("type") == "generation.sync" and event.get("reply_channel"):
+            elif event.get("type") == bus.SYNC_TYPE and event.get("reply_channel"):
                 payload = {
                     "type": "token",
                     "message_id": generation.message_id,
@@ -403,12 +353,10 @@ async def _listen(generation: Generation, channel: str) -> None:
                 }
                 generation.remote.put_reply(event["reply_channel"], payload)
     finally:
-        await asyncio.shield(fanout.leave(group, channel))
+        await asyncio.shield(bus.leave(group, channel))
 
 
-async def _finish(
-    generation: Generation, result: StreamResult | None, error: str
-) -> Message | None:
+async def _finish(generation: Answer, result: StreamResult | None, error: str) -> Message | None:
     """Store the answer as it ended and tell every socket (None: deleted meanwhile)."""
     is_stopped = generation.is_stop_requested and not error
     text, finish_reason, generated = generation.text, "", generation.num_tokens
@@ -430,6 +378,7 @@ async def _finish(
             interrupted=interrupted,
             error=error,
             generated_tokens=generation.num_previous_tokens + generated,
+            prompt_tokens=result.prompt_tokens if result is not None else None,
         )
     except DB_FAILURES:
         logger.exception("The answer %s was not saved", generation.message_id)
@@ -471,8 +420,13 @@ async def _store_final(**fields: Any) -> Message | None:
 
 async def _title(conversation_id: str, question: str, answer: str) -> None:
     try:
+        hub = get_hub()
         title = await generate_title(
-            get_chat_config(), user_message=question, answer=answer, client=endpoint_client()
+            get_chat_config(),
+            user_message=question,
+            answer=answer,
+            client=hub.client(),
+            state=hub.endpoints,
         )
     except Exception:
         logger.exception("Title generation failed for conversation %s", conversation_id)
@@ -481,15 +435,13 @@ async def _title(conversation_id: str, question: str, answer: str) -> None:
         conversation_id=conversation_id, title=title
     )
     if stored:
-        await fanout.publish(
+        await bus.publish(
             conversation_id,
             {"type": "title", "conversation_id": conversation_id, "title": stored},
         )
 
 
 # --- the reaper ------------------------------------------------------------------------------
-
-_reapers: dict[int, asyncio.Task[None]] = {}
 
 
 def with_reaper(app: Any) -> Any:
@@ -507,18 +459,19 @@ def with_reaper(app: Any) -> Any:
 def ensure_reaper() -> None:
     """Start this event loop's reaper once (at the first socket or generation)."""
     loop = asyncio.get_running_loop()
-    task = _reapers.get(id(loop))
+    reapers = get_hub().reapers
+    task = reapers.get(id(loop))
     if task is None or task.done() or task.get_loop() is not loop:
-        _reapers[id(loop)] = loop.create_task(_reap_forever(), context=contextvars.Context())
+        reapers[id(loop)] = loop.create_task(_reap_forever(), context=contextvars.Context())
 
 
 async def reap_stale() -> list[Message]:
     """Answers whose process stopped sending heartbeats become interrupted (and pages hear)."""
     reaped = await database_sync_to_async(services.message_reap_stale)(
-        max_age_s=settings.CHATUI_STALE_AFTER_S, exclude_ids=set(live_answers)
+        max_age_s=settings.CHATUI_STALE_AFTER_S, exclude_ids=set(get_hub().unsaved)
     )
     for message in reaped:
-        await fanout.publish(
+        await bus.publish(
             message.conversation_id, {"type": "final", "message": message_to_dict(message)}
         )
     return reaped
