@@ -133,6 +133,20 @@ def conversation_share(
     return JsonResponse({"share_id": share.id, "url": f"/r/{share.id}"}, status=201)
 
 
+@api_view("POST")
+def message_score(
+    request: HttpRequest, identity: Identity, conversation_id: Any, message_id: Any
+) -> HttpResponse:
+    """chat-ui's vote on an answer: `{"score": 1 | -1 | 0}`."""
+    message = services.message_set_score(
+        identity=identity,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        score=_json_body(request).get("score"),
+    )
+    return JsonResponse({"id": str(message.id), "score": message.score})
+
+
 @api_view("GET", "PATCH")
 def user_settings(request: HttpRequest, identity: Identity) -> HttpResponse:
     if request.method == "PATCH":

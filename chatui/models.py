@@ -51,6 +51,11 @@ class Message(models.Model):
         USER = "user"
         ASSISTANT = "assistant"
 
+    class Score(models.IntegerChoices):
+        DOWN = -1, "Thumbs down"
+        NONE = 0, "No feedback"
+        UP = 1, "Thumbs up"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
@@ -66,6 +71,8 @@ class Message(models.Model):
     error = models.TextField(blank=True, default="")
     # The tools an answer called before it was written: [{"id", "name", "arguments", "result"}]
     tool_calls = models.JSONField(default=list, blank=True)
+    # chat-ui's message score: the user's thumbs up (1) or down (-1) on an answer, else 0.
+    score = models.SmallIntegerField(choices=Score.choices, default=Score.NONE)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     generated_tokens = models.PositiveIntegerField(default=0)
     is_generating = models.BooleanField(default=False)
@@ -84,6 +91,15 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:50]}"
+
+
+class Feedback(Message):
+    """Answers that got a thumbs up or down (the admin's feedback list and JSONL export)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "feedback"
+        verbose_name_plural = "feedback"
 
 
 class UserSettings(models.Model):

@@ -100,6 +100,34 @@ def shared_get(*, share_id: str) -> SharedConversation:
         raise ChatError(SHARE_NOT_FOUND, status=404) from None
 
 
+def feedback_list(*, score: Any = None, model: str = "") -> QuerySet[Message]:
+    """Rated answers (thumbs up or down), newest first, with their question and conversation."""
+    rated = (
+        Message.objects.filter(role=Message.Role.ASSISTANT)
+        .exclude(score=Message.Score.NONE)
+        .select_related("parent", "conversation")
+    )
+    if score is not None:
+        rated = rated.filter(score=score)
+    if model:
+        rated = rated.filter(model=model)
+    return rated.order_by("-updated_at")
+
+
+def feedback_record(message: Message) -> dict[str, Any]:
+    """One JSONL line of the feedback export: what someone tuning the model needs."""
+    return {
+        "prompt": message.parent.content if message.parent_id else "",
+        "answer": message.content,
+        "score": message.score,
+        "model": message.model,
+        "system_prompt": message.conversation.system_prompt,
+        "conversation_id": str(message.conversation_id),
+        "message_id": str(message.id),
+        "created_at": message.created_at.isoformat(),
+    }
+
+
 def settings_find(*, identity: Identity) -> UserSettings | None:
     return UserSettings.objects.filter(identity.owner_q()).first()
 

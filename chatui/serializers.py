@@ -22,6 +22,7 @@ def message_to_dict(message: Message) -> dict[str, Any]:
         "interrupted": message.interrupted,
         "error": message.error or None,
         "tool_calls": message.tool_calls or [],
+        "score": message.score,
         "is_generating": message.is_generating,
         "created_at": message.created_at.isoformat(),
         "updated_at": message.updated_at.isoformat(),

@@ -31,6 +31,7 @@ from chatui.models import (
 from chatui.selectors import (
     CONVERSATION_NOT_FOUND,
     conversation_detail,
+    conversation_get,
     message_get,
     message_path,
     settings_find,
@@ -48,6 +49,8 @@ NOT_A_USER_MESSAGE = "Only your own messages can be edited."
 NOT_AN_ANSWER = "Only answers can be continued."
 NOT_REGENERABLE = "Only answers (or your own messages) can be regenerated."
 EMPTY_SHARE = "There is nothing to share yet."
+SCORE_INVALID = "The score must be 1 (thumbs up), -1 (thumbs down) or 0 (none)."
+NOT_SCORABLE = "Only answers can be rated."
 
 
 def _listed_model_id(model: Any) -> str:
@@ -374,6 +377,21 @@ def message_continue(
             ]
         )
         return _generation_request(answer, (), continue_message=True)
+
+
+def message_set_score(
+    *, identity: Identity, conversation_id: Any, message_id: Any, score: Any
+) -> Message:
+    """chat-ui's vote: the owner's thumbs up (1), down (-1) or neither (0) on an answer."""
+    if isinstance(score, bool) or score not in Message.Score.values:
+        raise ChatError(SCORE_INVALID)
+    conversation = conversation_get(identity=identity, conversation_id=conversation_id)
+    message = message_get(conversation=conversation, message_id=message_id)
+    if message.role != Message.Role.ASSISTANT:
+        raise ChatError(NOT_SCORABLE)
+    message.score = score
+    message.save(update_fields=["score", "updated_at"])
+    return message
 
 
 def message_save_partial(*, message_id: Any, content: str, generated_tokens: int) -> bool:

@@ -23,6 +23,11 @@ urlpatterns = [
         api.conversation_share,
         name="api-conversation-share",
     ),
+    path(
+        "api/conversations/<uuid:conversation_id>/messages/<uuid:message_id>/score",
+        api.message_score,
+        name="api-message-score",
+    ),
     path("api/settings", api.user_settings, name="api-settings"),
     path("api/export", api.export, name="api-export"),
 ]

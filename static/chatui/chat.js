@@ -392,6 +392,19 @@ export class Chat {
     this.scrollToBottom();
   }
 
+  /** chat-ui's score: thumbs up or down on an answer; the same thumb again takes it back. */
+  async vote(message, score) {
+    const next = message.score === score ? 0 : score;
+    const url = `/api/conversations/${this.conversationId}/messages/${message.id}/score`;
+    try {
+      const saved = await postJSON(url, { score: next });
+      message.score = saved.score;
+      this.refreshMessage(message);
+    } catch (error) {
+      this.notify(error.message, "error");
+    }
+  }
+
   stop() {
     if (this.socket) this.socket.send({ type: "stop" });
   }
@@ -660,6 +673,8 @@ export class Chat {
     actions.append(...this.branchSwitcher(message));
     if (!message.is_generating) {
       actions.append(
+        scoreButton("msg-vote-up", "Good answer", ICONS.thumbUp, message.score === 1),
+        scoreButton("msg-vote-down", "Bad answer", ICONS.thumbDown, message.score === -1),
         actionButton("msg-copy", "Copy answer", ICONS.copy),
         actionButton("msg-regenerate", "Regenerate answer", ICONS.regenerate, {
           needsIdle: true,
@@ -790,6 +805,8 @@ export class Chat {
         return;
       } else if (button.classList.contains("msg-copy")) {
         if (await copyText(message.content || "")) flashCopied(button);
+      } else if (button.classList.contains("msg-vote-up") || button.classList.contains("msg-vote-down")) {
+        this.vote(message, button.classList.contains("msg-vote-up") ? 1 : -1);
       } else if (button.classList.contains("msg-regenerate")) {
         this.regenerate(message.id);
       } else if (button.classList.contains("msg-continue")) {
@@ -822,6 +839,12 @@ function textSpan(text) {
   const span = document.createElement("span");
   span.textContent = text;
   return span;
+}
+
+function scoreButton(className, label, icon, pressed) {
+  const button = iconButton(`msg-vote ${className}`, label, icon);
+  button.setAttribute("aria-pressed", String(pressed));
+  return button;
 }
 
 function actionButton(className, label, icon, { needsIdle = false, busy = false } = {}) {
