@@ -10,13 +10,20 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib import admin
-from django.db.models import Count, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 
 from chatui.apps import get_chat_config
-from chatui.models import Conversation, Feedback, Message, SharedConversation, UserSettings
+from chatui.models import (
+    Assistant,
+    Conversation,
+    Feedback,
+    Message,
+    SharedConversation,
+    UserSettings,
+)
 from chatui.selectors import feedback_list, feedback_record
 
 # The index links to the Models page (the template extends the stock admin index).
@@ -37,12 +44,15 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("title", "model", "user", "anon_key", "created_at", "updated_at")
-    list_filter = ("model", ("user", admin.RelatedOnlyFieldListFilter), "created_at")
+    list_display = ("title", "model", "assistant", "user", "anon_key", "created_at", "updated_at")
+    list_filter = (
+        *("model", ("user", admin.RelatedOnlyFieldListFilter)),
+        *(("assistant", admin.RelatedOnlyFieldListFilter), "created_at"),
+    )
     search_fields = ("title", "messages__content")
     date_hierarchy = "created_at"
     readonly_fields = ("id", "created_at", "updated_at")
-    raw_id_fields = ("user",)
+    raw_id_fields = ("user", "assistant")
     inlines = (MessageInline,)
 
     def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> Any:
@@ -113,6 +123,34 @@ class SharedConversationAdmin(admin.ModelAdmin):
     search_fields = ("id", "title")
     raw_id_fields = ("conversation", "user")
     readonly_fields = ("id", "created_at")
+
+
+@admin.register(Assistant)
+class AssistantAdmin(admin.ModelAdmin):
+    """Feature or remove assistants; `conversations` counts the chats started with each."""
+
+    list_display = ("name", "user", "model", "is_featured", "conversations", "created_at")
+    list_editable = ("is_featured",)
+    list_filter = ("is_featured", "model", "created_at")
+    search_fields = ("name", "description", "user__username")
+    raw_id_fields = ("user",)
+    readonly_fields = ("id", "created_at", "updated_at")
+    actions = ("feature", "unfeature")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Assistant]:
+        return super().get_queryset(request).annotate(num_conversations=Count("conversations"))
+
+    @admin.display(description="conversations", ordering="num_conversations")
+    def conversations(self, obj: Assistant) -> int:
+        return obj.num_conversations
+
+    @admin.action(description="Feature the selected assistants")
+    def feature(self, request: HttpRequest, queryset: QuerySet[Assistant]) -> None:
+        queryset.update(is_featured=True)
+
+    @admin.action(description="Stop featuring the selected assistants")
+    def unfeature(self, request: HttpRequest, queryset: QuerySet[Assistant]) -> None:
+        queryset.update(is_featured=False)
 
 
 @admin.register(UserSettings)

@@ -11,11 +11,52 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.files.storage import storages
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 DEFAULT_TITLE = "New Chat"
 TITLE_MAX_LENGTH = 100
+ASSISTANT_NAME_MAX_LENGTH = 60
+ASSISTANT_DESCRIPTION_MAX_LENGTH = 300
+MAX_STARTERS = 4
+
+
+def attachments_storage() -> object:
+    """The storage of attachments and avatars (settings.STORAGES["attachments"])."""
+    return storages["attachments"]
+
+
+class Assistant(models.Model):
+    """chat-ui's (legacy) assistant: a named preset of a model, a system prompt, up to four
+    conversation starters and an avatar. Anyone with its link can start a chat with it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assistants"
+    )
+    name = models.CharField(max_length=ASSISTANT_NAME_MAX_LENGTH)
+    description = models.CharField(
+        max_length=ASSISTANT_DESCRIPTION_MAX_LENGTH, blank=True, default=""
+    )
+    model = models.CharField(max_length=255)
+    system_prompt = models.TextField(blank=True, default="")
+    starters = models.JSONField(default=list, blank=True)  # up to MAX_STARTERS strings
+    avatar = models.FileField(
+        storage=attachments_storage, upload_to="avatars/", blank=True, default=""
+    )
+    avatar_mime = models.CharField(max_length=64, blank=True, default="")
+    is_featured = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_featured", "-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Conversation(models.Model):
@@ -31,6 +72,13 @@ class Conversation(models.Model):
     model = models.CharField(max_length=255)
     title = models.CharField(max_length=TITLE_MAX_LENGTH, default=DEFAULT_TITLE)
     system_prompt = models.TextField(blank=True, default="")
+    assistant = models.ForeignKey(
+        Assistant,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="conversations",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -161,3 +209,10 @@ class SharedConversation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id}: {self.title}"
+
+
+@receiver(post_delete, sender=Assistant, dispatch_uid="chatui_assistant_avatar_delete")
+def _delete_avatar(sender: type, instance: Assistant, **kwargs: object) -> None:
+    """The avatar's file goes with its assistant (the row is gone; nothing else points at it)."""
+    if instance.avatar:
+        instance.avatar.storage.delete(instance.avatar.name)

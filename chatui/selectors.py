@@ -9,22 +9,27 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from chatui.apps import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
-from chatui.models import Conversation, Message, SharedConversation, UserSettings
+from chatui.models import Assistant, Conversation, Message, SharedConversation, UserSettings
 from chatui.serializers import conversation_summary, conversation_to_dict, settings_to_dict
 
 CONVERSATION_NOT_FOUND = "Conversation not found."
 MESSAGE_NOT_FOUND = "Message not found."
 SHARE_NOT_FOUND = "Shared conversation not found."
+ASSISTANT_NOT_FOUND = "Assistant not found."
 
 
 def conversation_get(*, identity: Identity, conversation_id: Any) -> Conversation:
     try:
-        return Conversation.objects.filter(identity.owner_q()).get(pk=conversation_id)
+        return (
+            Conversation.objects.filter(identity.owner_q())
+            .select_related("assistant")
+            .get(pk=conversation_id)
+        )
     except (Conversation.DoesNotExist, ValueError, ValidationError):
         raise ChatError(CONVERSATION_NOT_FOUND, status=404) from None
 
@@ -59,7 +64,11 @@ def conversation_detail(*, conversation: Conversation) -> dict[str, Any]:
 
 
 def conversation_export(*, identity: Identity) -> dict[str, Any]:
-    conversations = Conversation.objects.filter(identity.owner_q()).order_by("-updated_at")
+    conversations = (
+        Conversation.objects.filter(identity.owner_q())
+        .select_related("assistant")
+        .order_by("-updated_at")
+    )
     messages: dict[Any, list[Message]] = {}
     for message in Message.objects.filter(conversation__in=conversations).order_by(
         "created_at", "id"
@@ -126,6 +135,28 @@ def feedback_record(message: Message) -> dict[str, Any]:
         "message_id": str(message.id),
         "created_at": message.created_at.isoformat(),
     }
+
+
+def assistant_list(*, query: str = "", user: Any = None) -> QuerySet[Assistant]:
+    """The assistants page: featured first, then newest; `query` matches names and
+    descriptions; `user`: only theirs. Each with `num_conversations` (its use)."""
+    assistants = Assistant.objects.select_related("user").annotate(
+        num_conversations=Count("conversations")
+    )
+    query = query.strip()
+    if query:
+        assistants = assistants.filter(Q(name__icontains=query) | Q(description__icontains=query))
+    if user is not None:
+        assistants = assistants.filter(user=user)
+    return assistants.order_by("-is_featured", "-created_at")
+
+
+def assistant_get(*, assistant_id: Any) -> Assistant:
+    """Any assistant, by id (an assistant is public to whoever has its link)."""
+    try:
+        return Assistant.objects.select_related("user").get(pk=assistant_id)
+    except (Assistant.DoesNotExist, ValueError, ValidationError):
+        raise ChatError(ASSISTANT_NOT_FOUND, status=404) from None
 
 
 def settings_find(*, identity: Identity) -> UserSettings | None:

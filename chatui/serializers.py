@@ -8,7 +8,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from chatui.models import Conversation, Message, UserSettings
+from chatui.models import Assistant, Conversation, Message, UserSettings
+
+
+def assistant_to_dict(assistant: Assistant) -> dict[str, Any]:
+    """What a conversation shows of the assistant it runs (and the assistants page reads)."""
+    return {
+        "id": str(assistant.id),
+        "name": assistant.name,
+        "description": assistant.description,
+        "model": assistant.model,
+        "starters": list(assistant.starters or []),
+        "avatar_url": f"/assistant/{assistant.id}/avatar" if assistant.avatar else None,
+        "url": f"/assistant/{assistant.id}",
+    }
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
@@ -46,6 +59,7 @@ def conversation_to_dict(conversation: Conversation, messages: Iterable[Message]
         "title": conversation.title,
         "model": conversation.model,
         "system_prompt": conversation.system_prompt,
+        "assistant": assistant_to_dict(conversation.assistant) if conversation.assistant else None,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
         "is_generating": any(m["is_generating"] for m in message_dicts),

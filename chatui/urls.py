@@ -5,13 +5,36 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from chatui import api, views
+from chatui import api, assistant_views, views
 
 urlpatterns = [
     path("", views.chat_page, name="chat"),
     path("conversation/<uuid:conversation_id>", views.chat_page, name="conversation"),
     path("r/<str:share_id>", views.shared_page, name="shared"),
     path("r/<str:share_id>/continue", views.shared_continue, name="shared-continue"),
+    path("assistants", assistant_views.assistant_list, name="assistants"),
+    path("assistants/new", assistant_views.assistant_edit, name="assistant-new"),
+    path("assistant/<uuid:assistant_id>", assistant_views.assistant_page, name="assistant"),
+    path(
+        "assistant/<uuid:assistant_id>/edit",
+        assistant_views.assistant_edit,
+        name="assistant-edit",
+    ),
+    path(
+        "assistant/<uuid:assistant_id>/delete",
+        assistant_views.assistant_delete,
+        name="assistant-delete",
+    ),
+    path(
+        "assistant/<uuid:assistant_id>/start",
+        assistant_views.assistant_start,
+        name="assistant-start",
+    ),
+    path(
+        "assistant/<uuid:assistant_id>/avatar",
+        assistant_views.assistant_avatar,
+        name="assistant-avatar",
+    ),
     path("login", views.LoginPage.as_view(), name="login"),
     path("signup", views.signup, name="signup"),
     path("logout", LogoutView.as_view(), name="logout"),

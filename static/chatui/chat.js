@@ -60,6 +60,7 @@ export class Chat {
       send: document.getElementById("send-btn"),
       stop: document.getElementById("stop-btn"),
       share: document.getElementById("share-btn"),
+      assistant: document.getElementById("assistant-chip"),
     };
 
     this.fillModelSelect(this.el.modelSelect);
@@ -405,6 +406,12 @@ export class Chat {
     }
   }
 
+  /** The text of the last answer on the displayed branch ("" when there is none). */
+  lastAnswerText() {
+    const answer = this.visiblePath().findLast((m) => m.role === "assistant" && m.content);
+    return answer ? answer.content : "";
+  }
+
   stop() {
     if (this.socket) this.socket.send({ type: "stop" });
   }
@@ -508,16 +515,50 @@ export class Chat {
   }
 
   renderTitle() {
+    this.renderAssistantChip();
     const title = this.conversation?.title || (this.conversationId ? "" : this.appName);
     this.el.title.textContent = title || this.appName;
     document.title = this.conversationId && title ? `${title} - ${this.appName}` : this.appName;
   }
 
+  /** The assistant a conversation runs, next to its title (a link to its page). */
+  renderAssistantChip() {
+    const assistant = this.conversation?.assistant;
+    const chip = this.el.assistant;
+    chip.hidden = !assistant;
+    if (!assistant) return;
+    chip.href = assistant.url;
+    chip.title = `Assistant: ${assistant.name}`;
+    let avatar;
+    if (assistant.avatar_url) {
+      avatar = document.createElement("img");
+      avatar.src = assistant.avatar_url;
+      avatar.alt = "";
+    } else {
+      avatar = document.createElement("span");
+      avatar.textContent = assistant.name.slice(0, 1).toUpperCase();
+      avatar.classList.add("assistant-avatar-letter");
+    }
+    avatar.classList.add("assistant-avatar");
+    chip.replaceChildren(avatar, textSpan(assistant.name));
+  }
+
   renderEmpty() {
+    const assistant = this.conversation?.assistant;
     const model = this.model(this.selectedModel) || this.models[0];
     this.el.modelPicker.value = this.activeModel;
     this.el.modelSelect.value = this.selectedModel;
     this.el.modelSelect.closest(".model-switch").hidden = !this.conversationId;
+    this.el.empty.classList.toggle("has-assistant", Boolean(assistant));
+    if (assistant) {
+      // An assistant's chat: its name and description, and its starters as the examples.
+      this.el.modelName.textContent = assistant.name;
+      this.el.modelDesc.textContent = assistant.description || "";
+      this.el.modelLink.hidden = true;
+      const starters = (assistant.starters || []).map((prompt) => ({ title: "", prompt }));
+      this.el.examples.replaceChildren(...starters.map(exampleCard));
+      return;
+    }
     if (!model) return;
     this.el.modelName.textContent = model.displayName || model.name;
     this.el.modelDesc.textContent = model.description || "";
@@ -527,21 +568,7 @@ export class Chat {
     } else {
       this.el.modelLink.hidden = true;
     }
-    const cards = (model.promptExamples || []).map((example) => {
-      const card = document.createElement("button");
-      card.type = "button";
-      card.className = "example-card";
-      card.dataset.prompt = example.prompt;
-      const title = document.createElement("span");
-      title.className = "example-title";
-      title.textContent = example.title;
-      const body = document.createElement("span");
-      body.className = "example-prompt";
-      body.textContent = example.prompt;
-      card.append(title, body);
-      return card;
-    });
-    this.el.examples.replaceChildren(...cards);
+    this.el.examples.replaceChildren(...(model.promptExamples || []).map(exampleCard));
   }
 
   /** Rebuilds the displayed branch (structural changes only; tokens go through scheduleBody). */
@@ -827,6 +854,25 @@ export class Chat {
       }
     });
   }
+}
+
+/** A prompt example (or an assistant's starter): a card that sends its prompt. */
+function exampleCard(example) {
+  const card = document.createElement("button");
+  card.type = "button";
+  card.className = "example-card";
+  card.dataset.prompt = example.prompt;
+  const body = document.createElement("span");
+  body.className = "example-prompt";
+  body.textContent = example.prompt;
+  if (example.title) {
+    const title = document.createElement("span");
+    title.className = "example-title";
+    title.textContent = example.title;
+    card.append(title);
+  }
+  card.append(body);
+  return card;
 }
 
 function div(className) {
