@@ -40,6 +40,7 @@ from django.db import InterfaceError, OperationalError
 
 from chatui import fanout, services
 from chatui.apps import get_chat_config
+from chatui.attachments import chat_message
 from chatui.endpoints import DEFAULT_TIMEOUT, EndpointError, StreamResult, stream_generation
 from chatui.layers import LAYER_FAILURES
 from chatui.models import DEFAULT_TITLE, Conversation, Message
@@ -156,7 +157,7 @@ def _build_prompt(request: services.GenerationRequest) -> _Prompt:
     conversation = answer.conversation
     path = list(request.path if continue_message else request.path[:-1])
     messages = [
-        ChatMessage(role=m.role, content=m.content)
+        chat_message(m, request.files)
         for m in path
         if m.role == Message.Role.USER or (m.role == Message.Role.ASSISTANT and m.content)
     ]

@@ -211,6 +211,54 @@ class SharedConversation(models.Model):
         return f"{self.id}: {self.title}"
 
 
+class Attachment(models.Model):
+    """A file attached to a user message: an image or a text file, checked by its content.
+
+    It belongs to a conversation (uploaded before its message is sent, then linked to it) or
+    to a share (a frozen copy of the file, like the share's snapshot). Deleting either deletes
+    the row and, through the signal below, the stored file.
+    """
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        TEXT = "text"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    share = models.ForeignKey(
+        SharedConversation,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    # In a share: the id of the message it belongs to in the snapshot.
+    snapshot_message_id = models.CharField(max_length=64, blank=True, default="")
+    name = models.CharField(max_length=255)
+    mime = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    size = models.PositiveIntegerField()
+    file = models.FileField(storage=attachments_storage, upload_to="files/%Y/%m/")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@receiver(post_delete, sender=Attachment, dispatch_uid="chatui_attachment_file_delete")
+def _delete_attachment_file(sender: type, instance: Attachment, **kwargs: object) -> None:
+    if instance.file:
+        instance.file.storage.delete(instance.file.name)
+
+
 @receiver(post_delete, sender=Assistant, dispatch_uid="chatui_assistant_avatar_delete")
 def _delete_avatar(sender: type, instance: Assistant, **kwargs: object) -> None:
     """The avatar's file goes with its assistant (the row is gone; nothing else points at it)."""

@@ -15,7 +15,12 @@ from chatui.apps import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
 from chatui.models import Assistant, Conversation, Message, SharedConversation, UserSettings
-from chatui.serializers import conversation_summary, conversation_to_dict, settings_to_dict
+from chatui.serializers import (
+    conversation_summary,
+    conversation_to_dict,
+    file_export,
+    settings_to_dict,
+)
 
 CONVERSATION_NOT_FOUND = "Conversation not found."
 MESSAGE_NOT_FOUND = "Message not found."
@@ -56,7 +61,7 @@ def conversation_list_data(*, identity: Identity, query: str = "") -> list[dict[
 
 def message_list(*, conversation: Conversation) -> list[Message]:
     """Every message of the tree, in creation order."""
-    return list(conversation.messages.order_by("created_at", "id"))
+    return list(conversation.messages.prefetch_related("attachments").order_by("created_at", "id"))
 
 
 def conversation_detail(*, conversation: Conversation) -> dict[str, Any]:
@@ -70,13 +75,22 @@ def conversation_export(*, identity: Identity) -> dict[str, Any]:
         .order_by("-updated_at")
     )
     messages: dict[Any, list[Message]] = {}
-    for message in Message.objects.filter(conversation__in=conversations).order_by(
-        "created_at", "id"
+    for message in (
+        Message.objects.filter(conversation__in=conversations)
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
     ):
         messages.setdefault(message.conversation_id, []).append(message)
-    return {
-        "conversations": [conversation_to_dict(c, messages.get(c.id, [])) for c in conversations]
+    exported = [conversation_to_dict(c, messages.get(c.id, [])) for c in conversations]
+    files = {
+        str(m.pk): [file_export(a) for a in m.attachments.all()]
+        for conversation_messages in messages.values()
+        for m in conversation_messages
     }
+    for conversation in exported:
+        for message in conversation["messages"]:
+            message["files"] = files.get(message["id"], [])
+    return {"conversations": exported}
 
 
 def message_get(*, conversation: Conversation, message_id: Any) -> Message:

@@ -8,17 +8,25 @@ callers wrap them in `database_sync_to_async`. Must not import consumers, views 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from chatui import limits, uploads
 from chatui.apps import get_chat_config
+from chatui.attachments import (
+    PromptFile,
+    attachments_continue,
+    attachments_link,
+    attachments_share,
+    prompt_files,
+)
 from chatui.errors import ChatError
 from chatui.identity import Identity
 from chatui.models import (
@@ -157,23 +165,29 @@ def conversation_set_title(*, conversation_id: Any, title: str) -> str:
 
 
 def conversation_share(*, identity: Identity, conversation: Conversation) -> SharedConversation:
-    """A frozen copy: later messages or deletion do not change what the link shows."""
+    """A frozen copy (its files too): later messages or deletion do not change what the link
+    shows."""
+
     snapshot = conversation_detail(conversation=conversation)
     if not snapshot["messages"]:
         raise ChatError(EMPTY_SHARE)
     for message in snapshot["messages"]:
         message["is_generating"] = False
-    return SharedConversation.objects.create(
-        conversation=conversation,
-        title=conversation.title,
-        model=conversation.model,
-        snapshot=snapshot,
-        **identity.owner_fields(),
-    )
+    with transaction.atomic():
+        share = SharedConversation.objects.create(
+            conversation=conversation,
+            title=conversation.title,
+            model=conversation.model,
+            snapshot=snapshot,
+            **identity.owner_fields(),
+        )
+        attachments_share(conversation=conversation, share=share)
+    return share
 
 
 def shared_continue(*, identity: Identity, share: SharedConversation) -> Conversation:
-    """The visitor's own conversation holding a copy of the shared messages."""
+    """The visitor's own conversation holding a copy of the shared messages (and files)."""
+
     config = get_chat_config()
     limits.check_new_conversation(identity=identity, config=config)
     snapshot = share.snapshot or {}
@@ -200,6 +214,7 @@ def shared_continue(*, identity: Identity, share: SharedConversation) -> Convers
                 tool_calls=data.get("tool_calls") or [],
             )
             new_ids[data["id"]] = message
+        attachments_continue(share=share, conversation=conversation, new_ids=new_ids)
     return conversation
 
 
@@ -343,6 +358,8 @@ class GenerationRequest:
     new_messages: tuple[Message, ...]  # created by this request (user and/or assistant)
     path: tuple[Message, ...]  # root -> the answer
     continue_message: bool = False
+    # The attached files of the path's messages, by message id (read here, in the request).
+    files: dict[str, tuple[PromptFile, ...]] = field(default_factory=dict, hash=False)
 
 
 def _generation_request(
@@ -350,7 +367,12 @@ def _generation_request(
 ) -> GenerationRequest:
     path = tuple(message_path(message=answer))
     return GenerationRequest(
-        answer.conversation_id, answer, new_messages, path, continue_message=continue_message
+        answer.conversation_id,
+        answer,
+        new_messages,
+        path,
+        continue_message=continue_message,
+        files=prompt_files(m for m in path if m.role == Message.Role.USER),
     )
 
 
@@ -389,8 +411,11 @@ def message_send(
     content: Any,
     parent_id: Any = None,
     model: Any = None,
+    attachments: Any = None,
 ) -> GenerationRequest:
-    """A user message under `parent_id` (None: a new root) and the empty answer to stream."""
+    """A user message under `parent_id` (None: a new root) and the empty answer to stream;
+    `attachments`: ids of files uploaded to the conversation, now linked to the message."""
+
     config = get_chat_config()
     content = content if isinstance(content, str) else ""
     limits.check_message_length(identity=identity, content=content, config=config)
@@ -408,6 +433,8 @@ def message_send(
         user_message = Message.objects.create(
             conversation=conversation, parent=parent, role=Message.Role.USER, content=content
         )
+        attachments_link(conversation=conversation, message=user_message, ids=attachments)
+        prefetch_related_objects([user_message], "attachments")  # for its `message` event
         answer = _new_answer(conversation=conversation, parent=user_message)
         return _generation_request(answer, (user_message, answer))
 

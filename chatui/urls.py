@@ -12,6 +12,7 @@ urlpatterns = [
     path("conversation/<uuid:conversation_id>", views.chat_page, name="conversation"),
     path("r/<str:share_id>", views.shared_page, name="shared"),
     path("r/<str:share_id>/continue", views.shared_continue, name="shared-continue"),
+    path("r/<str:share_id>/files/<uuid:attachment_id>", views.shared_file, name="shared-file"),
     path("assistants", assistant_views.assistant_list, name="assistants"),
     path("assistants/new", assistant_views.assistant_edit, name="assistant-new"),
     path("assistant/<uuid:assistant_id>", assistant_views.assistant_page, name="assistant"),
@@ -51,6 +52,12 @@ urlpatterns = [
         api.message_score,
         name="api-message-score",
     ),
+    path(
+        "api/conversations/<uuid:conversation_id>/attachments",
+        api.conversation_attachments,
+        name="api-conversation-attachments",
+    ),
+    path("api/attachments/<uuid:attachment_id>", api.attachment_file, name="api-attachment"),
     path("api/settings", api.user_settings, name="api-settings"),
     path("api/export", api.export, name="api-export"),
 ]

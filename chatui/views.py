@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chatui import services
+from chatui import attachments, services
 from chatui.apps import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import identity_from_request
@@ -74,6 +74,19 @@ def shared_page(request: HttpRequest, share_id: str) -> HttpResponse:
         "continue_url": f"/r/{share.id}/continue",
     }
     return render(request, "chatui/shared.html", context)
+
+
+@require_http_methods(["GET"])
+def shared_file(request: HttpRequest, share_id: str, attachment_id: Any) -> HttpResponse:
+    """A file of a shared snapshot (its frozen copy): public, like the snapshot."""
+    from chatui.api import file_response
+
+    try:
+        share = shared_get(share_id=share_id)
+        found = attachments.attachment_in_share(share=share, attachment_id=attachment_id)
+    except ChatError:
+        raise Http404 from None
+    return file_response(found)
 
 
 @require_POST

@@ -20,13 +20,21 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from chatui import services
 from chatui.consumers import CLOSE_FORBIDDEN
 from chatui.identity import ANON_SESSION_KEY, Identity
-from chatui.models import Assistant, Conversation, Message, SharedConversation, UserSettings
+from chatui.models import (
+    Assistant,
+    Attachment,
+    Conversation,
+    Message,
+    SharedConversation,
+    UserSettings,
+)
 from chatui.routing import websocket_urlpatterns
 from chatui.selectors import MESSAGE_NOT_FOUND
 from tests.chatui.core.helpers import (
@@ -81,6 +89,7 @@ class Person:
     answer_id: str
     share_id: str
     assistant_id: str  # users have one (public by design); a visitor's is an unknown id
+    attachment_id: str  # a file on the private conversation's question
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -108,6 +117,7 @@ class Person:
             list(Message.objects.filter(self.identity.owner_q("conversation__")).values()),
             list(UserSettings.objects.filter(owned).values()),
             list(SharedConversation.objects.filter(owned).values()),
+            list(Attachment.objects.filter(self.identity.owner_q("conversation__")).values()),
         ]
         if self.user is not None:
             rows.append(list(get_user_model().objects.filter(pk=self.user.pk).values()))
@@ -138,6 +148,12 @@ def make_person(name: str) -> Person:
     answer = Message.objects.create(
         conversation=conversation, parent=question, role="assistant", content="answer"
     )
+    attachment = Attachment(
+        conversation=conversation, message=question, name="f.txt", mime="text/plain", size=6
+    )
+    attachment.kind = Attachment.Kind.TEXT
+    attachment.file.save("f.txt", ContentFile(f"{name}-question".encode()), save=False)
+    attachment.save()
     assistant_id = "00000000-0000-4000-8000-000000000000"
     if user is not None:
         assistant_id = str(services.assistant_save(user=user, name=f"{name}-bot", model=MODEL_A).pk)
@@ -150,6 +166,7 @@ def make_person(name: str) -> Person:
         str(answer.pk),
         share.id,
         assistant_id,
+        str(attachment.pk),
     )
 
 
@@ -220,6 +237,10 @@ CHAT_ATTACKS: dict[str, tuple[Attack, ...]] = {
     "assistant-delete": (A("post", status=(302, 404), form=True),),
     "assistant-start": (A("post", status=(302, 404), form=True),),
     "assistant-avatar": (A("get"),),
+    # Files: only their owner's; a share serves only its own copies.
+    "api-conversation-attachments": (A("post"),),
+    "api-attachment": (A("get"),),
+    "shared-file": (A("get"),),
 }
 ADMIN_ATTACKS = (A("get", status=(302, 404)), A("post", {}, (302, 404), True))
 ADMIN_LOGIN_ATTACKS = (
@@ -234,6 +255,7 @@ def parameters(victim: Person) -> dict[str, str]:
         "share_id": victim.share_id,
         "assistant_id": victim.assistant_id,
         "message_id": victim.answer_id,
+        "attachment_id": victim.attachment_id,
         "object_id": victim.conversation_id,
         "id": str(victim.user.pk if victim.user else 1),
         "content_type_id": "1",
