@@ -198,7 +198,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF, "'unsafe-inline'"],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF, "data:", "blob:"],  # blob: the previews of files being attached
         "font-src": [SELF, "data:"],
         "connect-src": [SELF],
         "object-src": [NONE],

@@ -3,7 +3,8 @@
 // Uses api.js / socket.js / markdown.js / tree.js; the sidebar and settings are reached only
 // through the callbacks app.js passes in.
 
-import { postJSON, patchJSON } from "./api.js";
+import { postJSON, patchJSON, uploadFile } from "./api.js";
+import { PendingFiles, messageFiles } from "./files.js";
 import { ICONS, iconButton } from "./icons.js";
 import { renderAnswer, toolBlocks } from "./blocks.js";
 import { copyText, flashCopied, forgetRendered, installCodeCopy } from "./markdown.js";
@@ -62,6 +63,17 @@ export class Chat {
       share: document.getElementById("share-btn"),
       assistant: document.getElementById("assistant-chip"),
     };
+
+    this.files = new PendingFiles({
+      container: document.getElementById("pending-files"),
+      input: document.getElementById("file-input"),
+      attach: document.getElementById("attach-btn"),
+      dropZone: document.getElementById("main"),
+      prompt: this.el.prompt,
+      notify: this.notify,
+      currentModel: () => this.model(this.selectedModel || this.activeModel),
+      onChange: () => this.updateSendState(),
+    });
 
     this.fillModelSelect(this.el.modelSelect);
     this.fillModelSelect(this.el.modelPicker);
@@ -353,6 +365,11 @@ export class Chat {
   async sendText(raw) {
     const text = (raw || "").trim();
     if (!text || this.isBusy) return;
+    const refused = this.files.refusalFor(this.model(this.selectedModel || this.activeModel));
+    if (refused) {
+      this.notify(refused, "error");
+      return;
+    }
     this.el.prompt.value = "";
     this.autosize();
     this.setBusy(true); // also guards against a second send while the conversation is created
@@ -363,10 +380,7 @@ export class Chat {
       try {
         created = await postJSON("/api/conversations", { model });
       } catch (error) {
-        this.notify(error.message, "error");
-        this.setBusy(false);
-        this.pendingSend = text;
-        this.restorePending();
+        this.sendFailed(error, text);
         return;
       }
       this.open(created.id);
@@ -383,13 +397,30 @@ export class Chat {
       );
       this.setBusy(true);
     }
+    const attachments = [];
+    try {
+      for (const { file } of this.files.files) {
+        const url = `/api/conversations/${this.conversationId}/attachments`;
+        attachments.push((await uploadFile(url, file)).id);
+      }
+    } catch (error) {
+      this.sendFailed(error, text);
+      return;
+    }
+    this.files.clear();
     const leaf = this.visiblePath().at(-1) || null;
     let parentId = leaf ? leaf.id : null;
     // A user message whose answer never came: the new one replaces it as a sibling.
     if (leaf && leaf.role === "user") parentId = leaf.parent_id ?? null;
     this.pendingSend = text;
     this.looseError = null;
-    this.socket.send({ type: "send", content: text, parent_id: parentId, model: this.selectedModel });
+    this.socket.send({
+      type: "send",
+      content: text,
+      parent_id: parentId,
+      model: this.selectedModel,
+      attachments,
+    });
     this.scrollToBottom();
   }
 
@@ -404,6 +435,14 @@ export class Chat {
     } catch (error) {
       this.notify(error.message, "error");
     }
+  }
+
+  /** A send that failed before reaching the socket: say why, give the text back. */
+  sendFailed(error, text) {
+    this.notify(error.message, "error");
+    this.setBusy(false);
+    this.pendingSend = text;
+    this.restorePending();
   }
 
   /** The text of the last answer on the displayed branch ("" when there is none). */
@@ -615,6 +654,8 @@ export class Chat {
     if (this.editing && this.editing.id === message.id) {
       main.append(this.renderEditor(message));
     } else {
+      const files = messageFiles(message.files);
+      if (files) main.append(files);
       const bubble = div("msg-bubble");
       bubble.textContent = message.content;
       main.append(bubble);
