@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,7 @@ def test_attach_a_text_file_and_an_image_reload_export_share(
 
     page.locator("#open-settings").click()
     page.locator("#settings-share").click()
+    expect(page.locator("#share-url")).to_have_value(re.compile(r"/r/"))
     share_url = page.locator("#share-url").input_value()
     page.keyboard.press("Escape")
     other = new_context(browser, server)
