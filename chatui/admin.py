@@ -4,17 +4,27 @@ and a "Models" page: configured models, each endpoint's live health, and usage p
 from __future__ import annotations
 
 import inspect
+import json
+from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib import admin
-from django.db.models import Count, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 
 from chatui.chat_config import get_chat_config
-from chatui.models import Conversation, Message, SharedConversation, UserSettings
+from chatui.models import (
+    Assistant,
+    Conversation,
+    Feedback,
+    Message,
+    SharedConversation,
+    UserSettings,
+)
+from chatui.selectors import feedback_list, feedback_record
 
 # The index links to the Models page (the template extends the stock admin index).
 admin.site.index_template = "admin/chatui/index.html"
@@ -25,19 +35,24 @@ class MessageInline(admin.TabularInline):
     fk_name = "conversation"
     extra = 0
     ordering = ("created_at",)
-    fields = ("role", "parent", "content", "model", "finish_reason", "interrupted", "error")
+    fields = (
+        *("role", "parent", "content", "model", "finish_reason", "interrupted", "error", "score"),
+    )
     readonly_fields = ("parent",)
     show_change_link = True
 
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("title", "model", "user", "anon_key", "created_at", "updated_at")
-    list_filter = ("model", ("user", admin.RelatedOnlyFieldListFilter), "created_at")
+    list_display = ("title", "model", "assistant", "user", "anon_key", "created_at", "updated_at")
+    list_filter = (
+        *("model", ("user", admin.RelatedOnlyFieldListFilter)),
+        *(("assistant", admin.RelatedOnlyFieldListFilter), "created_at"),
+    )
     search_fields = ("title", "messages__content")
     date_hierarchy = "created_at"
     readonly_fields = ("id", "created_at", "updated_at")
-    raw_id_fields = ("user",)
+    raw_id_fields = ("user", "assistant")
     inlines = (MessageInline,)
 
     def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> Any:
@@ -47,11 +62,58 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "conversation", "role", "model", "is_generating", "created_at")
-    list_filter = ("role", "model", "is_generating", "interrupted", "created_at")
+    list_display = ("id", "conversation", "role", "model", "score", "is_generating", "created_at")
+    list_filter = ("role", "model", "score", "is_generating", "interrupted", "created_at")
     search_fields = ("content",)
     raw_id_fields = ("conversation", "parent")
     readonly_fields = ("id", "created_at", "updated_at", "heartbeat_at")
+
+
+def feedback_jsonl_response(messages: Iterable[Message]) -> StreamingHttpResponse:
+    """Rated answers as JSON Lines (prompt, answer, score, model, ...), one answer a line."""
+    lines = (json.dumps(feedback_record(m), ensure_ascii=False) + "\n" for m in messages)
+    response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="feedback.jsonl"'
+    return response
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    """Thumbs up/down on answers, filterable, with the conversation one click away."""
+
+    list_display = ("answer_excerpt", "score", "model", "conversation", "updated_at")
+    list_filter = ("score", "model", "updated_at")
+    search_fields = ("content", "parent__content")
+    list_select_related = ("conversation", "parent")
+    readonly_fields = ("conversation", "parent", "content", "model", "score", "created_at")
+    fields = readonly_fields
+    actions = ("export_jsonl",)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return feedback_list()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="answer")
+    def answer_excerpt(self, obj: Message) -> str:
+        return obj.content[:80]
+
+    @admin.action(description="Export the selected feedback as JSONL")
+    def export_jsonl(self, request: HttpRequest, queryset: Any) -> StreamingHttpResponse:
+        return feedback_jsonl_response(queryset.iterator())
+
+
+def feedback_export(request: HttpRequest) -> StreamingHttpResponse:
+    """`/admin/feedback.jsonl` (wrapped in `admin_view`): every rated answer, or those of
+    `?score=1|-1` and `?model=<id>`."""
+    score = request.GET.get("score")
+    score = int(score) if score in ("1", "-1") else None
+    rated = feedback_list(score=score, model=request.GET.get("model", ""))
+    return feedback_jsonl_response(rated.iterator())
 
 
 @admin.register(SharedConversation)
@@ -61,6 +123,34 @@ class SharedConversationAdmin(admin.ModelAdmin):
     search_fields = ("id", "title")
     raw_id_fields = ("conversation", "user")
     readonly_fields = ("id", "created_at")
+
+
+@admin.register(Assistant)
+class AssistantAdmin(admin.ModelAdmin):
+    """Feature or remove assistants; `conversations` counts the chats started with each."""
+
+    list_display = ("name", "user", "model", "is_featured", "conversations", "created_at")
+    list_editable = ("is_featured",)
+    list_filter = ("is_featured", "model", "created_at")
+    search_fields = ("name", "description", "user__username")
+    raw_id_fields = ("user",)
+    readonly_fields = ("id", "created_at", "updated_at")
+    actions = ("feature", "unfeature")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Assistant]:
+        return super().get_queryset(request).annotate(num_conversations=Count("conversations"))
+
+    @admin.display(description="conversations", ordering="num_conversations")
+    def conversations(self, obj: Assistant) -> int:
+        return obj.num_conversations
+
+    @admin.action(description="Feature the selected assistants")
+    def feature(self, request: HttpRequest, queryset: QuerySet[Assistant]) -> None:
+        queryset.update(is_featured=True)
+
+    @admin.action(description="Stop featuring the selected assistants")
+    def unfeature(self, request: HttpRequest, queryset: QuerySet[Assistant]) -> None:
+        queryset.update(is_featured=False)
 
 
 @admin.register(UserSettings)

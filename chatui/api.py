@@ -14,14 +14,15 @@ from functools import wraps
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
-from chatui import selectors, services
+from chatui import attachments, selectors, services
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_request
+from chatui.serializers import file_to_dict
 from chatui.validation import (
     BODY_TOO_LARGE,
     INVALID_JSON,
@@ -131,6 +132,59 @@ def conversation_share(
     found = selectors.conversation_get(identity=identity, conversation_id=conversation_id)
     share = services.conversation_share(identity=identity, conversation=found)
     return JsonResponse({"share_id": share.id, "url": f"/r/{share.id}"}, status=201)
+
+
+@api_view("POST")
+def message_score(
+    request: HttpRequest, identity: Identity, conversation_id: Any, message_id: Any
+) -> HttpResponse:
+    """chat-ui's vote on an answer: `{"score": 1 | -1 | 0}`."""
+    message = services.message_set_score(
+        identity=identity,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        score=_json_body(request).get("score"),
+    )
+    return JsonResponse({"id": str(message.id), "score": message.score})
+
+
+@api_view("POST")
+def conversation_attachments(
+    request: HttpRequest, identity: Identity, conversation_id: Any
+) -> HttpResponse:
+    """Uploads one file (multipart field `file`) for the next message; answers its File."""
+    try:
+        upload = request.FILES.get("file")
+    except RequestDataTooBig:
+        raise ChatError(BODY_TOO_LARGE, status=413) from None
+    attachment = attachments.attachment_upload(
+        identity=identity, conversation_id=conversation_id, upload=upload
+    )
+    return JsonResponse(file_to_dict(attachment), status=201)
+
+
+def file_response(attachment: Any) -> FileResponse:
+    """A stored file, as what its content is: never sniffed again, never run by the page
+    (images inline, text as plain text, with the name it was uploaded with)."""
+    inline = attachment.kind == "image"
+    content_type = attachment.mime if inline else "text/plain; charset=utf-8"
+    response = FileResponse(
+        attachment.file.open("rb"),
+        content_type=content_type,
+        as_attachment=not inline,
+        filename=attachment.name,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@api_view("GET")
+def attachment_file(request: HttpRequest, identity: Identity, attachment_id: Any) -> HttpResponse:
+    """A file of one's own conversations; anyone else's is a 404."""
+    return file_response(
+        attachments.attachment_for_owner(identity=identity, attachment_id=attachment_id)
+    )
 
 
 @api_view("GET", "PATCH")

@@ -157,6 +157,7 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
             content=content.get("content"),
             parent_id=content.get("parent_id"),
             model=content.get("model"),
+            attachments=content.get("attachments"),
         )
 
     async def _edit(self, content: dict[str, Any]) -> None:

@@ -11,11 +11,52 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.files.storage import storages
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 DEFAULT_TITLE = "New Chat"
 TITLE_MAX_LENGTH = 100
+ASSISTANT_NAME_MAX_LENGTH = 60
+ASSISTANT_DESCRIPTION_MAX_LENGTH = 300
+MAX_STARTERS = 4
+
+
+def attachments_storage() -> object:
+    """The storage of attachments and avatars (settings.STORAGES["attachments"])."""
+    return storages["attachments"]
+
+
+class Assistant(models.Model):
+    """chat-ui's (legacy) assistant: a named preset of a model, a system prompt, up to four
+    conversation starters and an avatar. Anyone with its link can start a chat with it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assistants"
+    )
+    name = models.CharField(max_length=ASSISTANT_NAME_MAX_LENGTH)
+    description = models.CharField(
+        max_length=ASSISTANT_DESCRIPTION_MAX_LENGTH, blank=True, default=""
+    )
+    model = models.CharField(max_length=255)
+    system_prompt = models.TextField(blank=True, default="")
+    starters = models.JSONField(default=list, blank=True)  # up to MAX_STARTERS strings
+    avatar = models.FileField(
+        storage=attachments_storage, upload_to="avatars/", blank=True, default=""
+    )
+    avatar_mime = models.CharField(max_length=64, blank=True, default="")
+    is_featured = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_featured", "-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Conversation(models.Model):
@@ -31,6 +72,13 @@ class Conversation(models.Model):
     model = models.CharField(max_length=255)
     title = models.CharField(max_length=TITLE_MAX_LENGTH, default=DEFAULT_TITLE)
     system_prompt = models.TextField(blank=True, default="")
+    assistant = models.ForeignKey(
+        Assistant,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="conversations",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -51,6 +99,11 @@ class Message(models.Model):
         USER = "user"
         ASSISTANT = "assistant"
 
+    class Score(models.IntegerChoices):
+        DOWN = -1, "Thumbs down"
+        NONE = 0, "No feedback"
+        UP = 1, "Thumbs up"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
@@ -66,6 +119,8 @@ class Message(models.Model):
     error = models.TextField(blank=True, default="")
     # The tools an answer called before it was written: [{"id", "name", "arguments", "result"}]
     tool_calls = models.JSONField(default=list, blank=True)
+    # chat-ui's message score: the user's thumbs up (1) or down (-1) on an answer, else 0.
+    score = models.SmallIntegerField(choices=Score.choices, default=Score.NONE)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     generated_tokens = models.PositiveIntegerField(default=0)
     is_generating = models.BooleanField(default=False)
@@ -84,6 +139,15 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:50]}"
+
+
+class Feedback(Message):
+    """Answers that got a thumbs up or down (the admin's feedback list and JSONL export)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "feedback"
+        verbose_name_plural = "feedback"
 
 
 class UserSettings(models.Model):
@@ -145,3 +209,58 @@ class SharedConversation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id}: {self.title}"
+
+
+class Attachment(models.Model):
+    """A file attached to a user message: an image or a text file, checked by its content.
+
+    It belongs to a conversation (uploaded before its message is sent, then linked to it) or
+    to a share (a frozen copy of the file, like the share's snapshot). Deleting either deletes
+    the row and, through the signal below, the stored file.
+    """
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        TEXT = "text"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    share = models.ForeignKey(
+        SharedConversation,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    # In a share: the id of the message it belongs to in the snapshot.
+    snapshot_message_id = models.CharField(max_length=64, blank=True, default="")
+    name = models.CharField(max_length=255)
+    mime = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    size = models.PositiveIntegerField()
+    file = models.FileField(storage=attachments_storage, upload_to="files/%Y/%m/")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@receiver(post_delete, sender=Attachment, dispatch_uid="chatui_attachment_file_delete")
+def _delete_attachment_file(sender: type, instance: Attachment, **kwargs: object) -> None:
+    if instance.file:
+        instance.file.storage.delete(instance.file.name)
+
+
+@receiver(post_delete, sender=Assistant, dispatch_uid="chatui_assistant_avatar_delete")
+def _delete_avatar(sender: type, instance: Assistant, **kwargs: object) -> None:
+    """The avatar's file goes with its assistant (the row is gone; nothing else points at it)."""
+    if instance.avatar:
+        instance.avatar.storage.delete(instance.avatar.name)

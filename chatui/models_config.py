@@ -120,6 +120,8 @@ class ModelSpec:
     prompt_examples: tuple[tuple[str, str], ...] = ()
     unlisted: bool = False
     multimodal: bool = False
+    # chat-ui's `multimodalAcceptedMimetypes`: the image types a multimodal model takes.
+    multimodal_accepted_mimetypes: tuple[str, ...] = ("image/*",)
     tools: bool = False  # offered the registered tools (chatui.tools) before each answer
     endpoints: tuple[Endpoint, ...] = ()
 
@@ -137,6 +139,7 @@ class ModelSpec:
             "preprompt": self.preprompt,
             "unlisted": self.unlisted,
             "multimodal": self.multimodal,
+            "multimodalAcceptedMimetypes": list(self.multimodal_accepted_mimetypes),
             "tools": self.tools,
             "parameters": dict(self.parameters),
         }
@@ -534,6 +537,9 @@ def parse_model(
         prompt_examples=_parse_prompt_examples(fields),
         unlisted=fields.flag("unlisted", False),
         multimodal=fields.flag("multimodal", False),
+        multimodal_accepted_mimetypes=tuple(
+            fields.strings("multimodalAcceptedMimetypes") or ("image/*",)
+        ),
         tools=fields.flag("tools", False),
         endpoints=endpoints,
     )

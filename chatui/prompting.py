@@ -52,10 +52,24 @@ class PromptTemplateError(ValueError):
 
 @dataclass
 class ChatMessage:
-    """One turn of the history sent to a model."""
+    """One turn of the history sent to a model; `images`: data URLs of a user turn's images
+    (sent only to multimodal models)."""
 
     role: Role
     content: str
+    images: tuple[str, ...] = ()
+
+
+def _with_markdown_images(model: ModelSpec, turns: list[ChatMessage]) -> list[ChatMessage]:
+    """A text prompt's images, as chat-ui gives them to TGI: markdown images before the text."""
+    if not model.multimodal or not any(m.images for m in turns):
+        return turns
+    return [
+        ChatMessage(m.role, "\n".join([*(f"![]({url})" for url in m.images), m.content]))
+        if m.images
+        else m
+        for m in turns
+    ]
 
 
 # -- system prompt handling ---------------------------------------------------------------
@@ -87,10 +101,23 @@ def _with_system(model: ModelSpec, system: str, turns: list[ChatMessage]) -> lis
 
 def build_chat_messages(
     model: ModelSpec, messages: list[ChatMessage], preprompt: str | None
-) -> list[dict[str, str]]:
-    """Messages for an OpenAI chat endpoint (system merged when the model has no system role)."""
+) -> list[dict[str, Any]]:
+    """Messages for an OpenAI chat endpoint (system merged when the model has no system role).
+
+    A multimodal model's user turns with images get OpenAI content parts, as chat-ui sends
+    them: each image as an ``image_url`` part (a data URL), then the text.
+    """
     system, turns = _split_system(model, messages, preprompt)
-    return _with_system(model, system, turns)
+    result: list[dict[str, Any]] = list(_with_system(model, system, turns))
+    if not model.multimodal:
+        return result
+    offset = len(result) - len(turns)  # 1 when a system message was put first
+    for index, turn in enumerate(turns):
+        if turn.images:
+            entry = result[index + offset]
+            images = [{"type": "image_url", "image_url": {"url": url}} for url in turn.images]
+            entry["content"] = [*images, {"type": "text", "text": entry["content"]}]
+    return result
 
 
 # -- renderers ------------------------------------------------------------------------------------
@@ -232,6 +259,7 @@ def build_prompt(
     model writes its continuation.
     """
     system, turns = _split_system(model, messages, preprompt)
+    turns = _with_markdown_images(model, turns)
     continuing = continue_message and bool(turns) and turns[-1].role == "assistant"
     if continuing:
         last = turns[-1]

@@ -9,22 +9,32 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
-from chatui.models import Conversation, Message, SharedConversation, UserSettings
-from chatui.serializers import conversation_summary, conversation_to_dict, settings_to_dict
+from chatui.models import Assistant, Conversation, Message, SharedConversation, UserSettings
+from chatui.serializers import (
+    conversation_summary,
+    conversation_to_dict,
+    file_export,
+    settings_to_dict,
+)
 
 CONVERSATION_NOT_FOUND = "Conversation not found."
 MESSAGE_NOT_FOUND = "Message not found."
 SHARE_NOT_FOUND = "Shared conversation not found."
+ASSISTANT_NOT_FOUND = "Assistant not found."
 
 
 def conversation_get(*, identity: Identity, conversation_id: Any) -> Conversation:
     try:
-        return Conversation.objects.filter(identity.owner_q()).get(pk=conversation_id)
+        return (
+            Conversation.objects.filter(identity.owner_q())
+            .select_related("assistant")
+            .get(pk=conversation_id)
+        )
     except (Conversation.DoesNotExist, ValueError, ValidationError):
         raise ChatError(CONVERSATION_NOT_FOUND, status=404) from None
 
@@ -51,7 +61,7 @@ def conversation_list_data(*, identity: Identity, query: str = "") -> list[dict[
 
 def message_list(*, conversation: Conversation) -> list[Message]:
     """Every message of the tree, in creation order."""
-    return list(conversation.messages.order_by("created_at", "id"))
+    return list(conversation.messages.prefetch_related("attachments").order_by("created_at", "id"))
 
 
 def conversation_detail(*, conversation: Conversation) -> dict[str, Any]:
@@ -59,15 +69,28 @@ def conversation_detail(*, conversation: Conversation) -> dict[str, Any]:
 
 
 def conversation_export(*, identity: Identity) -> dict[str, Any]:
-    conversations = Conversation.objects.filter(identity.owner_q()).order_by("-updated_at")
+    conversations = (
+        Conversation.objects.filter(identity.owner_q())
+        .select_related("assistant")
+        .order_by("-updated_at")
+    )
     messages: dict[Any, list[Message]] = {}
-    for message in Message.objects.filter(conversation__in=conversations).order_by(
-        "created_at", "id"
+    for message in (
+        Message.objects.filter(conversation__in=conversations)
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
     ):
         messages.setdefault(message.conversation_id, []).append(message)
-    return {
-        "conversations": [conversation_to_dict(c, messages.get(c.id, [])) for c in conversations]
+    exported = [conversation_to_dict(c, messages.get(c.id, [])) for c in conversations]
+    files = {
+        str(m.pk): [file_export(a) for a in m.attachments.all()]
+        for conversation_messages in messages.values()
+        for m in conversation_messages
     }
+    for conversation in exported:
+        for message in conversation["messages"]:
+            message["files"] = files.get(message["id"], [])
+    return {"conversations": exported}
 
 
 def message_get(*, conversation: Conversation, message_id: Any) -> Message:
@@ -98,6 +121,56 @@ def shared_get(*, share_id: str) -> SharedConversation:
         return SharedConversation.objects.get(pk=share_id)
     except SharedConversation.DoesNotExist:
         raise ChatError(SHARE_NOT_FOUND, status=404) from None
+
+
+def feedback_list(*, score: Any = None, model: str = "") -> QuerySet[Message]:
+    """Rated answers (thumbs up or down), newest first, with their question and conversation."""
+    rated = (
+        Message.objects.filter(role=Message.Role.ASSISTANT)
+        .exclude(score=Message.Score.NONE)
+        .select_related("parent", "conversation")
+    )
+    if score is not None:
+        rated = rated.filter(score=score)
+    if model:
+        rated = rated.filter(model=model)
+    return rated.order_by("-updated_at")
+
+
+def feedback_record(message: Message) -> dict[str, Any]:
+    """One JSONL line of the feedback export: what someone tuning the model needs."""
+    return {
+        "prompt": message.parent.content if message.parent_id else "",
+        "answer": message.content,
+        "score": message.score,
+        "model": message.model,
+        "system_prompt": message.conversation.system_prompt,
+        "conversation_id": str(message.conversation_id),
+        "message_id": str(message.id),
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def assistant_list(*, query: str = "", user: Any = None) -> QuerySet[Assistant]:
+    """The assistants page: featured first, then newest; `query` matches names and
+    descriptions; `user`: only theirs. Each with `num_conversations` (its use)."""
+    assistants = Assistant.objects.select_related("user").annotate(
+        num_conversations=Count("conversations")
+    )
+    query = query.strip()
+    if query:
+        assistants = assistants.filter(Q(name__icontains=query) | Q(description__icontains=query))
+    if user is not None:
+        assistants = assistants.filter(user=user)
+    return assistants.order_by("-is_featured", "-created_at")
+
+
+def assistant_get(*, assistant_id: Any) -> Assistant:
+    """Any assistant, by id (an assistant is public to whoever has its link)."""
+    try:
+        return Assistant.objects.select_related("user").get(pk=assistant_id)
+    except (Assistant.DoesNotExist, ValueError, ValidationError):
+        raise ChatError(ASSISTANT_NOT_FOUND, status=404) from None
 
 
 def settings_find(*, identity: Identity) -> UserSettings | None:

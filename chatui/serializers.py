@@ -5,10 +5,50 @@ Pure functions over already-loaded rows: no queries of their own, no writes.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from typing import Any
 
-from chatui.models import Conversation, Message, UserSettings
+from chatui.models import Assistant, Attachment, Conversation, Message, UserSettings
+
+
+def file_to_dict(attachment: Attachment, *, url: str | None = None) -> dict[str, Any]:
+    """A file attached to a message; `url` serves it to its owner (a share's copy: anyone)."""
+    return {
+        "id": str(attachment.pk),
+        "name": attachment.name,
+        "mime": attachment.mime,
+        "kind": attachment.kind,
+        "size": attachment.size,
+        "url": url or f"/api/attachments/{attachment.pk}",
+    }
+
+
+def file_export(attachment: Attachment) -> dict[str, Any]:
+    """A file as the JSON export holds it: its description and its bytes (base64)."""
+    with attachment.file.open("rb") as handle:
+        data = base64.b64encode(handle.read()).decode("ascii")
+    return file_to_dict(attachment) | {"data": data}
+
+
+def assistant_to_dict(assistant: Assistant) -> dict[str, Any]:
+    """What a conversation shows of the assistant it runs (and the assistants page reads)."""
+    return {
+        "id": str(assistant.id),
+        "name": assistant.name,
+        "description": assistant.description,
+        "model": assistant.model,
+        "starters": list(assistant.starters or []),
+        "avatar_url": f"/assistant/{assistant.id}/avatar" if assistant.avatar else None,
+        "url": f"/assistant/{assistant.id}",
+    }
+
+
+def _loaded_files(message: Message) -> list[Attachment]:
+    """The message's files when they were loaded (`prefetch_related("attachments")`); never a
+    query (this runs in async code too): not loaded means none to show."""
+    cache = getattr(message, "_prefetched_objects_cache", {})
+    return list(cache.get("attachments", ()))
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
@@ -22,6 +62,8 @@ def message_to_dict(message: Message) -> dict[str, Any]:
         "interrupted": message.interrupted,
         "error": message.error or None,
         "tool_calls": message.tool_calls or [],
+        "score": message.score,
+        "files": [file_to_dict(a) for a in _loaded_files(message)],
         "is_generating": message.is_generating,
         "created_at": message.created_at.isoformat(),
         "updated_at": message.updated_at.isoformat(),
@@ -45,6 +87,7 @@ def conversation_to_dict(conversation: Conversation, messages: Iterable[Message]
         "title": conversation.title,
         "model": conversation.model,
         "system_prompt": conversation.system_prompt,
+        "assistant": assistant_to_dict(conversation.assistant) if conversation.assistant else None,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
         "is_generating": any(m["is_generating"] for m in message_dicts),

@@ -8,29 +8,44 @@ callers wrap them in `database_sync_to_async`. Must not import consumers, views 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
-from chatui import limits
+from chatui import limits, uploads
+from chatui.attachments import (
+    PromptFile,
+    attachments_continue,
+    attachments_link,
+    attachments_share,
+    prompt_files,
+)
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
 from chatui.models import (
+    ASSISTANT_DESCRIPTION_MAX_LENGTH,
+    ASSISTANT_NAME_MAX_LENGTH,
     DEFAULT_TITLE,
+    MAX_STARTERS,
     TITLE_MAX_LENGTH,
+    Assistant,
     Conversation,
     Message,
     SharedConversation,
     UserSettings,
 )
 from chatui.selectors import (
+    ASSISTANT_NOT_FOUND,
     CONVERSATION_NOT_FOUND,
     conversation_detail,
+    conversation_get,
     message_get,
     message_path,
     settings_find,
@@ -48,6 +63,15 @@ NOT_A_USER_MESSAGE = "Only your own messages can be edited."
 NOT_AN_ANSWER = "Only answers can be continued."
 NOT_REGENERABLE = "Only answers (or your own messages) can be regenerated."
 EMPTY_SHARE = "There is nothing to share yet."
+ASSISTANT_NAME_INVALID = f"The name must be 1 to {ASSISTANT_NAME_MAX_LENGTH} characters."
+ASSISTANT_DESCRIPTION_INVALID = (
+    f"The description must be at most {ASSISTANT_DESCRIPTION_MAX_LENGTH} characters."
+)
+STARTERS_INVALID = f"At most {MAX_STARTERS} conversation starters, each of 1 to 500 characters."
+AVATAR_NOT_AN_IMAGE = "The avatar must be an image (PNG, JPEG, GIF or WebP)."
+ASSISTANT_MODEL_GONE = "This assistant's model is no longer available."
+SCORE_INVALID = "The score must be 1 (thumbs up), -1 (thumbs down) or 0 (none)."
+NOT_SCORABLE = "Only answers can be rated."
 
 
 def _listed_model_id(model: Any) -> str:
@@ -70,11 +94,21 @@ def _default_system_prompt(*, identity: Identity, model_id: str) -> str:
 
 
 def conversation_create(
-    *, identity: Identity, model: str | None = None, system_prompt: str | None = None
+    *,
+    identity: Identity,
+    model: str | None = None,
+    system_prompt: str | None = None,
+    assistant: Assistant | None = None,
 ) -> Conversation:
+    """A new conversation; with `assistant`, on its model and with its system prompt."""
     from chatui.selectors import active_model_id
 
     config = get_chat_config()
+    if assistant is not None:
+        try:
+            model, system_prompt = _listed_model_id(assistant.model), assistant.system_prompt
+        except ChatError:
+            raise ChatError(ASSISTANT_MODEL_GONE) from None
     model_id = _listed_model_id(model) if model is not None else active_model_id(identity=identity)
     if system_prompt is not None and not isinstance(system_prompt, str):
         raise ChatError(SYSTEM_PROMPT_INVALID)
@@ -82,7 +116,10 @@ def conversation_create(
     if system_prompt is None:
         system_prompt = _default_system_prompt(identity=identity, model_id=model_id)
     return Conversation.objects.create(
-        model=model_id, system_prompt=system_prompt, **identity.owner_fields()
+        model=model_id,
+        system_prompt=system_prompt,
+        assistant=assistant,
+        **identity.owner_fields(),
     )
 
 
@@ -128,31 +165,39 @@ def conversation_set_title(*, conversation_id: Any, title: str) -> str:
 
 
 def conversation_share(*, identity: Identity, conversation: Conversation) -> SharedConversation:
-    """A frozen copy: later messages or deletion do not change what the link shows."""
+    """A frozen copy (its files too): later messages or deletion do not change what the link
+    shows."""
+
     snapshot = conversation_detail(conversation=conversation)
     if not snapshot["messages"]:
         raise ChatError(EMPTY_SHARE)
     for message in snapshot["messages"]:
         message["is_generating"] = False
-    return SharedConversation.objects.create(
-        conversation=conversation,
-        title=conversation.title,
-        model=conversation.model,
-        snapshot=snapshot,
-        **identity.owner_fields(),
-    )
+    with transaction.atomic():
+        share = SharedConversation.objects.create(
+            conversation=conversation,
+            title=conversation.title,
+            model=conversation.model,
+            snapshot=snapshot,
+            **identity.owner_fields(),
+        )
+        attachments_share(conversation=conversation, share=share)
+    return share
 
 
 def shared_continue(*, identity: Identity, share: SharedConversation) -> Conversation:
-    """The visitor's own conversation holding a copy of the shared messages."""
+    """The visitor's own conversation holding a copy of the shared messages (and files)."""
+
     config = get_chat_config()
     limits.check_new_conversation(identity=identity, config=config)
     snapshot = share.snapshot or {}
     with transaction.atomic():
+        assistant_id = (snapshot.get("assistant") or {}).get("id")
         conversation = Conversation.objects.create(
             model=config.model(share.model).id,
             title=share.title,
             system_prompt=snapshot.get("system_prompt", ""),
+            assistant=Assistant.objects.filter(pk=assistant_id).first() if assistant_id else None,
             **identity.owner_fields(),
         )
         new_ids: dict[str, Message] = {}
@@ -169,7 +214,83 @@ def shared_continue(*, identity: Identity, share: SharedConversation) -> Convers
                 tool_calls=data.get("tool_calls") or [],
             )
             new_ids[data["id"]] = message
+        attachments_continue(share=share, conversation=conversation, new_ids=new_ids)
     return conversation
+
+
+# --- assistants ----------------------------------------------------------------------------
+
+
+def _clean_starters(starters: Any) -> list[str]:
+    if not isinstance(starters, list | tuple) or not all(isinstance(s, str) for s in starters):
+        raise ChatError(STARTERS_INVALID)
+    cleaned = [s.strip() for s in starters if s.strip()]
+    if len(cleaned) > MAX_STARTERS or any(len(s) > 500 for s in cleaned):
+        raise ChatError(STARTERS_INVALID)
+    return cleaned
+
+
+def _avatar_file(avatar: Any) -> tuple[ContentFile, str]:
+    """An uploaded avatar, checked by its content (an image within the size limit)."""
+    from django.conf import settings
+
+    name = uploads.clean_name(getattr(avatar, "name", "") or "avatar")
+    uploads.check_size(
+        name=name, kind="image", size=avatar.size, limit=settings.CHATUI_AVATAR_MAX_BYTES
+    )
+    data = avatar.read()
+    try:
+        sniffed = uploads.sniff(data, name)
+    except ChatError:
+        raise ChatError(AVATAR_NOT_AN_IMAGE) from None
+    if sniffed.kind != "image":
+        raise ChatError(AVATAR_NOT_AN_IMAGE)
+    return ContentFile(data, name=f"avatar.{sniffed.mime.split('/')[1]}"), sniffed.mime
+
+
+def assistant_save(
+    *,
+    user: Any,
+    assistant: Assistant | None = None,
+    name: Any,
+    description: Any = "",
+    model: Any,
+    system_prompt: Any = "",
+    starters: Any = (),
+    avatar: Any = None,
+    remove_avatar: bool = False,
+) -> Assistant:
+    """Creates (`assistant` None) or updates the user's assistant; refuses others' (404)."""
+    if assistant is not None and assistant.user_id != getattr(user, "pk", None):
+        raise ChatError(ASSISTANT_NOT_FOUND, status=404)
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= ASSISTANT_NAME_MAX_LENGTH:
+        raise ChatError(ASSISTANT_NAME_INVALID)
+    if not isinstance(description, str) or len(description) > ASSISTANT_DESCRIPTION_MAX_LENGTH:
+        raise ChatError(ASSISTANT_DESCRIPTION_INVALID)
+    if not isinstance(system_prompt, str):
+        raise ChatError(SYSTEM_PROMPT_INVALID)
+    assistant = assistant or Assistant(user=user)
+    assistant.name, assistant.description = name.strip(), description.strip()
+    assistant.model = _listed_model_id(model)
+    assistant.system_prompt = system_prompt
+    assistant.starters = _clean_starters(starters)
+    old_avatar = assistant.avatar.name if assistant.avatar else ""
+    if avatar is not None:
+        content, assistant.avatar_mime = _avatar_file(avatar)
+        assistant.avatar.save(content.name, content, save=False)
+    elif remove_avatar:
+        assistant.avatar, assistant.avatar_mime = "", ""
+    assistant.save()
+    if old_avatar and old_avatar != assistant.avatar.name:
+        assistant.avatar.storage.delete(old_avatar)
+    return assistant
+
+
+def assistant_delete(*, user: Any, assistant: Assistant) -> None:
+    """The owner deletes an assistant; its conversations stay (they keep model and prompt)."""
+    if assistant.user_id != getattr(user, "pk", None):
+        raise ChatError(ASSISTANT_NOT_FOUND, status=404)
+    assistant.delete()
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -237,6 +358,8 @@ class GenerationRequest:
     new_messages: tuple[Message, ...]  # created by this request (user and/or assistant)
     path: tuple[Message, ...]  # root -> the answer
     continue_message: bool = False
+    # The attached files of the path's messages, by message id (read here, in the request).
+    files: dict[str, tuple[PromptFile, ...]] = field(default_factory=dict, hash=False)
 
 
 def _generation_request(
@@ -244,7 +367,12 @@ def _generation_request(
 ) -> GenerationRequest:
     path = tuple(message_path(message=answer))
     return GenerationRequest(
-        answer.conversation_id, answer, new_messages, path, continue_message=continue_message
+        answer.conversation_id,
+        answer,
+        new_messages,
+        path,
+        continue_message=continue_message,
+        files=prompt_files(m for m in path if m.role == Message.Role.USER),
     )
 
 
@@ -283,8 +411,11 @@ def message_send(
     content: Any,
     parent_id: Any = None,
     model: Any = None,
+    attachments: Any = None,
 ) -> GenerationRequest:
-    """A user message under `parent_id` (None: a new root) and the empty answer to stream."""
+    """A user message under `parent_id` (None: a new root) and the empty answer to stream;
+    `attachments`: ids of files uploaded to the conversation, now linked to the message."""
+
     config = get_chat_config()
     content = content if isinstance(content, str) else ""
     limits.check_message_length(identity=identity, content=content, config=config)
@@ -302,6 +433,8 @@ def message_send(
         user_message = Message.objects.create(
             conversation=conversation, parent=parent, role=Message.Role.USER, content=content
         )
+        attachments_link(conversation=conversation, message=user_message, ids=attachments)
+        prefetch_related_objects([user_message], "attachments")  # for its `message` event
         answer = _new_answer(conversation=conversation, parent=user_message)
         return _generation_request(answer, (user_message, answer))
 
@@ -374,6 +507,21 @@ def message_continue(
             ]
         )
         return _generation_request(answer, (), continue_message=True)
+
+
+def message_set_score(
+    *, identity: Identity, conversation_id: Any, message_id: Any, score: Any
+) -> Message:
+    """chat-ui's vote: the owner's thumbs up (1), down (-1) or neither (0) on an answer."""
+    if isinstance(score, bool) or score not in Message.Score.values:
+        raise ChatError(SCORE_INVALID)
+    conversation = conversation_get(identity=identity, conversation_id=conversation_id)
+    message = message_get(conversation=conversation, message_id=message_id)
+    if message.role != Message.Role.ASSISTANT:
+        raise ChatError(NOT_SCORABLE)
+    message.score = score
+    message.save(update_fields=["score", "updated_at"])
+    return message
 
 
 def message_save_partial(*, message_id: Any, content: str, generated_tokens: int) -> bool:

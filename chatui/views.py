@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chatui import services
+from chatui import attachments, services
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import identity_from_request
@@ -26,7 +26,7 @@ LOGIN_LOCKED_OUT = (
 )
 
 
-def _base_context(request: HttpRequest) -> dict[str, Any]:
+def base_context(request: HttpRequest) -> dict[str, Any]:
     config = get_chat_config()
     user = request.user
     return {
@@ -50,7 +50,7 @@ def chat_page(request: HttpRequest, conversation_id: Any = None) -> HttpResponse
         except ChatError:
             raise Http404 from None
     config = get_chat_config()
-    context = _base_context(request) | {
+    context = base_context(request) | {
         "models_json": [m.to_public_dict() for m in config.listed_models],
         "active_model": active_model_id(identity=identity),
         "conversation_id": str(conversation_id) if conversation_id is not None else None,
@@ -66,7 +66,7 @@ def shared_page(request: HttpRequest, share_id: str) -> HttpResponse:
         share = shared_get(share_id=share_id)
     except ChatError:
         raise Http404 from None
-    context = _base_context(request) | {
+    context = base_context(request) | {
         "share_id": share.id,
         "shared_json": share.snapshot,
         "title": share.title,
@@ -74,6 +74,19 @@ def shared_page(request: HttpRequest, share_id: str) -> HttpResponse:
         "continue_url": f"/r/{share.id}/continue",
     }
     return render(request, "chatui/shared.html", context)
+
+
+@require_http_methods(["GET"])
+def shared_file(request: HttpRequest, share_id: str, attachment_id: Any) -> HttpResponse:
+    """A file of a shared snapshot (its frozen copy): public, like the snapshot."""
+    from chatui.api import file_response
+
+    try:
+        share = shared_get(share_id=share_id)
+        found = attachments.attachment_in_share(share=share, attachment_id=attachment_id)
+    except ChatError:
+        raise Http404 from None
+    return file_response(found)
 
 
 @require_POST
@@ -102,7 +115,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             return redirect("/")
     else:
         form = UserCreationForm()
-    return render(request, "registration/signup.html", _base_context(request) | {"form": form})
+    return render(request, "registration/signup.html", base_context(request) | {"form": form})
 
 
 class LoginPage(LoginView):
@@ -113,7 +126,7 @@ class LoginPage(LoginView):
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return super().get_context_data(**kwargs) | _base_context(self.request)
+        return super().get_context_data(**kwargs) | base_context(self.request)
 
 
 def login_locked_out(
@@ -122,5 +135,5 @@ def login_locked_out(
     """django-axes' lockout page (AXES_LOCKOUT_CALLABLE), for /login and /admin/login/ alike:
     429 and `registration/locked_out.html`. Context: the base names plus `message`."""
     minutes = max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
-    context = _base_context(request) | {"message": LOGIN_LOCKED_OUT.format(minutes=minutes)}
+    context = base_context(request) | {"message": LOGIN_LOCKED_OUT.format(minutes=minutes)}
     return render(request, "registration/locked_out.html", context, status=429)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from chatui.admin import models_status
+from chatui.admin import feedback_export, models_status
 from chatui.runtime import runtime_view
 
 urlpatterns = [
     path("admin/models/", admin.site.admin_view(models_status), name="admin-models"),
+    path("admin/feedback.jsonl", admin.site.admin_view(feedback_export), name="admin-feedback"),
     path("admin/runtime.json", runtime_view, name="admin-runtime"),
     path("admin/", admin.site.urls),
     path("", include("chatui.urls")),

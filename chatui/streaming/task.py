@@ -37,6 +37,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from chatui import services
+from chatui.attachments import chat_message
 from chatui.chat_config import get_chat_config
 from chatui.endpoints import EndpointError, StreamResult, stream_generation
 from chatui.layers import LAYER_FAILURES
@@ -118,7 +119,7 @@ def _build_prompt(request: services.GenerationRequest) -> _Prompt:
     conversation = answer.conversation
     path = list(request.path if continue_message else request.path[:-1])
     messages = [
-        ChatMessage(role=m.role, content=m.content)
+        chat_message(m, request.files)
         for m in path
         if m.role == Message.Role.USER or (m.role == Message.Role.ASSISTANT and m.content)
     ]

@@ -6,6 +6,7 @@ The environment is read in one place, `config.env.load_env` (process environment
 
 from __future__ import annotations
 
+import json
 import secrets
 import warnings
 from datetime import timedelta
@@ -197,7 +198,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF, "'unsafe-inline'"],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF, "data:", "blob:"],  # blob: the previews of files being attached
         "font-src": [SELF, "data:"],
         "connect-src": [SELF],
         "object-src": [NONE],
@@ -221,10 +222,29 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # absent STATIC_ROOT is expected, not worth a warning).
 WHITENOISE_USE_FINDERS = True
 warnings.filterwarnings("ignore", message="No directory at: ")
+# Attachments and assistant avatars go through Django's storage API, alias "attachments":
+# local files under ATTACHMENTS_DIR by default, or any Django storage backend named by
+# ATTACHMENTS_STORAGE (a class path) with ATTACHMENTS_STORAGE_OPTIONS (a JSON object), e.g.
+# django-storages' S3 backend. They are never served from the storage directly: the app
+# checks who asks first (chatui.api.attachment_file).
+ATTACHMENTS_DIR = Path(ENV.get("ATTACHMENTS_DIR") or VAR_DIR / "attachments")
+_ATTACHMENTS_BACKEND = (
+    ENV.get("ATTACHMENTS_STORAGE") or "django.core.files.storage.FileSystemStorage"
+)
+_ATTACHMENTS_OPTIONS = json.loads(ENV.get("ATTACHMENTS_STORAGE_OPTIONS") or "{}")
+if _ATTACHMENTS_BACKEND.endswith(".FileSystemStorage"):
+    _ATTACHMENTS_OPTIONS.setdefault("location", str(ATTACHMENTS_DIR))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": {"BACKEND": _ATTACHMENTS_BACKEND, "OPTIONS": _ATTACHMENTS_OPTIONS},
 }
+# Limits on what a user may attach (bytes, files per message). Text files must also fit the
+# model's `parameters.truncate`; images go only to `"multimodal": true` models.
+CHATUI_ATTACHMENT_MAX_IMAGE_BYTES = env_int("ATTACHMENT_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
+CHATUI_ATTACHMENT_MAX_TEXT_BYTES = env_int("ATTACHMENT_MAX_TEXT_BYTES", 1024 * 1024)
+CHATUI_ATTACHMENT_MAX_FILES = env_int("ATTACHMENT_MAX_FILES", 5)
+CHATUI_AVATAR_MAX_BYTES = env_int("ASSISTANT_AVATAR_MAX_BYTES", 1024 * 1024)
 
 LOGGING = {
     "version": 1,
@@ -233,7 +253,7 @@ LOGGING = {
     "loggers": {"chatui": {"handlers": ["console"], "level": ENV.get("LOG_LEVEL", "INFO")}},
 }
 
-# Generation tuning (chatui.generation): how often partial answers are saved and when a
+# Generation tuning (chatui.streaming): how often partial answers are saved and when a
 # message whose process stopped sending heartbeats is marked interrupted.
 CHATUI_SAVE_INTERVAL_S = 0.25
 CHATUI_SAVE_EVERY_TOKENS = 32

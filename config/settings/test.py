@@ -24,5 +24,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": os.path.join(tempfile.gettempdir(), f"chatui-test-{os.getpid()}.sqlite3"),
     }
 
+# Attachments of a test run go to a temporary directory of its own.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "attachments": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": tempfile.mkdtemp(prefix="chatui-test-attachments-")},
+    },
+}
+
 # Static files come from the finders; no collected STATIC_ROOT exists in a checkout.
 STATIC_ROOT = None

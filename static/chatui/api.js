@@ -18,18 +18,20 @@ function csrfToken() {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-/** Calls the JSON API; resolves with the parsed body (null for 204). */
+/** Calls the JSON API; resolves with the parsed body (null for 204). A FormData body goes
+ * as multipart (file uploads), anything else as JSON. */
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const isForm = body instanceof FormData;
+  if (body !== undefined && !isForm) headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(path, {
       method,
       headers,
       credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || isForm ? body : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(NETWORK_ERROR, 0);
@@ -52,3 +54,10 @@ export const getJSON = (path) => api("GET", path);
 export const postJSON = (path, body) => api("POST", path, body ?? {});
 export const patchJSON = (path, body) => api("PATCH", path, body);
 export const del = (path) => api("DELETE", path);
+
+/** Uploads one file (multipart field `file`). */
+export function uploadFile(path, file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  return api("POST", path, form);
+}

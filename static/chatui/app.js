@@ -4,7 +4,9 @@
 
 import { getJSON } from "./api.js";
 import { Chat } from "./chat.js";
+import { copyText } from "./markdown.js";
 import { SettingsDialog, SettingsStore, shareConversation } from "./settings.js";
+import { COPIED_LAST_ANSWER, NOTHING_TO_COPY, installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { applyTheme } from "./theme.js";
 
@@ -119,6 +121,24 @@ async function main() {
       sidebar.refresh();
     },
     notify,
+  });
+
+  installShortcuts({
+    newChat: () => {
+      chat.newChat();
+      closeDrawer();
+    },
+    focusInput: () => document.getElementById("prompt").focus(),
+    stop: () => {
+      if (!chat.isBusy || !chat.conversationId) return false;
+      chat.stop();
+      return true;
+    },
+    copyLast: async () => {
+      const text = chat.lastAnswerText();
+      if (!text) notify(NOTHING_TO_COPY, "info");
+      else if (await copyText(text)) notify(COPIED_LAST_ANSWER, "ok");
+    },
   });
 
   document.getElementById("new-chat").addEventListener("click", () => {

@@ -3,7 +3,8 @@
 // Uses api.js / socket.js / markdown.js / tree.js; the sidebar and settings are reached only
 // through the callbacks app.js passes in.
 
-import { postJSON, patchJSON } from "./api.js";
+import { postJSON, patchJSON, uploadFile } from "./api.js";
+import { PendingFiles, messageFiles } from "./files.js";
 import { ICONS, iconButton } from "./icons.js";
 import { renderAnswer, toolBlocks } from "./blocks.js";
 import { copyText, flashCopied, forgetRendered, installCodeCopy } from "./markdown.js";
@@ -60,7 +61,19 @@ export class Chat {
       send: document.getElementById("send-btn"),
       stop: document.getElementById("stop-btn"),
       share: document.getElementById("share-btn"),
+      assistant: document.getElementById("assistant-chip"),
     };
+
+    this.files = new PendingFiles({
+      container: document.getElementById("pending-files"),
+      input: document.getElementById("file-input"),
+      attach: document.getElementById("attach-btn"),
+      dropZone: document.getElementById("main"),
+      prompt: this.el.prompt,
+      notify: this.notify,
+      currentModel: () => this.model(this.selectedModel || this.activeModel),
+      onChange: () => this.updateSendState(),
+    });
 
     this.fillModelSelect(this.el.modelSelect);
     this.fillModelSelect(this.el.modelPicker);
@@ -352,6 +365,11 @@ export class Chat {
   async sendText(raw) {
     const text = (raw || "").trim();
     if (!text || this.isBusy) return;
+    const refused = this.files.refusalFor(this.model(this.selectedModel || this.activeModel));
+    if (refused) {
+      this.notify(refused, "error");
+      return;
+    }
     this.el.prompt.value = "";
     this.autosize();
     this.setBusy(true); // also guards against a second send while the conversation is created
@@ -362,10 +380,7 @@ export class Chat {
       try {
         created = await postJSON("/api/conversations", { model });
       } catch (error) {
-        this.notify(error.message, "error");
-        this.setBusy(false);
-        this.pendingSend = text;
-        this.restorePending();
+        this.sendFailed(error, text);
         return;
       }
       this.open(created.id);
@@ -382,14 +397,58 @@ export class Chat {
       );
       this.setBusy(true);
     }
+    const attachments = [];
+    try {
+      for (const { file } of this.files.files) {
+        const url = `/api/conversations/${this.conversationId}/attachments`;
+        attachments.push((await uploadFile(url, file)).id);
+      }
+    } catch (error) {
+      this.sendFailed(error, text);
+      return;
+    }
+    this.files.clear();
     const leaf = this.visiblePath().at(-1) || null;
     let parentId = leaf ? leaf.id : null;
     // A user message whose answer never came: the new one replaces it as a sibling.
     if (leaf && leaf.role === "user") parentId = leaf.parent_id ?? null;
     this.pendingSend = text;
     this.looseError = null;
-    this.socket.send({ type: "send", content: text, parent_id: parentId, model: this.selectedModel });
+    this.socket.send({
+      type: "send",
+      content: text,
+      parent_id: parentId,
+      model: this.selectedModel,
+      attachments,
+    });
     this.scrollToBottom();
+  }
+
+  /** chat-ui's score: thumbs up or down on an answer; the same thumb again takes it back. */
+  async vote(message, score) {
+    const next = message.score === score ? 0 : score;
+    const url = `/api/conversations/${this.conversationId}/messages/${message.id}/score`;
+    try {
+      const saved = await postJSON(url, { score: next });
+      message.score = saved.score;
+      this.refreshMessage(message);
+    } catch (error) {
+      this.notify(error.message, "error");
+    }
+  }
+
+  /** A send that failed before reaching the socket: say why, give the text back. */
+  sendFailed(error, text) {
+    this.notify(error.message, "error");
+    this.setBusy(false);
+    this.pendingSend = text;
+    this.restorePending();
+  }
+
+  /** The text of the last answer on the displayed branch ("" when there is none). */
+  lastAnswerText() {
+    const answer = this.visiblePath().findLast((m) => m.role === "assistant" && m.content);
+    return answer ? answer.content : "";
   }
 
   stop() {
@@ -495,16 +554,50 @@ export class Chat {
   }
 
   renderTitle() {
+    this.renderAssistantChip();
     const title = this.conversation?.title || (this.conversationId ? "" : this.appName);
     this.el.title.textContent = title || this.appName;
     document.title = this.conversationId && title ? `${title} - ${this.appName}` : this.appName;
   }
 
+  /** The assistant a conversation runs, next to its title (a link to its page). */
+  renderAssistantChip() {
+    const assistant = this.conversation?.assistant;
+    const chip = this.el.assistant;
+    chip.hidden = !assistant;
+    if (!assistant) return;
+    chip.href = assistant.url;
+    chip.title = `Assistant: ${assistant.name}`;
+    let avatar;
+    if (assistant.avatar_url) {
+      avatar = document.createElement("img");
+      avatar.src = assistant.avatar_url;
+      avatar.alt = "";
+    } else {
+      avatar = document.createElement("span");
+      avatar.textContent = assistant.name.slice(0, 1).toUpperCase();
+      avatar.classList.add("assistant-avatar-letter");
+    }
+    avatar.classList.add("assistant-avatar");
+    chip.replaceChildren(avatar, textSpan(assistant.name));
+  }
+
   renderEmpty() {
+    const assistant = this.conversation?.assistant;
     const model = this.model(this.selectedModel) || this.models[0];
     this.el.modelPicker.value = this.activeModel;
     this.el.modelSelect.value = this.selectedModel;
     this.el.modelSelect.closest(".model-switch").hidden = !this.conversationId;
+    this.el.empty.classList.toggle("has-assistant", Boolean(assistant));
+    if (assistant) {
+      // An assistant's chat: its name and description, and its starters as the examples.
+      this.el.modelName.textContent = assistant.name;
+      this.el.modelDesc.textContent = assistant.description || "";
+      this.el.modelLink.hidden = true;
+      const starters = (assistant.starters || []).map((prompt) => ({ title: "", prompt }));
+      this.el.examples.replaceChildren(...starters.map(exampleCard));
+      return;
+    }
     if (!model) return;
     this.el.modelName.textContent = model.displayName || model.name;
     this.el.modelDesc.textContent = model.description || "";
@@ -514,21 +607,7 @@ export class Chat {
     } else {
       this.el.modelLink.hidden = true;
     }
-    const cards = (model.promptExamples || []).map((example) => {
-      const card = document.createElement("button");
-      card.type = "button";
-      card.className = "example-card";
-      card.dataset.prompt = example.prompt;
-      const title = document.createElement("span");
-      title.className = "example-title";
-      title.textContent = example.title;
-      const body = document.createElement("span");
-      body.className = "example-prompt";
-      body.textContent = example.prompt;
-      card.append(title, body);
-      return card;
-    });
-    this.el.examples.replaceChildren(...cards);
+    this.el.examples.replaceChildren(...(model.promptExamples || []).map(exampleCard));
   }
 
   /** Rebuilds the displayed branch (structural changes only; tokens go through scheduleBody). */
@@ -575,6 +654,8 @@ export class Chat {
     if (this.editing && this.editing.id === message.id) {
       main.append(this.renderEditor(message));
     } else {
+      const files = messageFiles(message.files);
+      if (files) main.append(files);
       const bubble = div("msg-bubble");
       bubble.textContent = message.content;
       main.append(bubble);
@@ -660,6 +741,8 @@ export class Chat {
     actions.append(...this.branchSwitcher(message));
     if (!message.is_generating) {
       actions.append(
+        scoreButton("msg-vote-up", "Good answer", ICONS.thumbUp, message.score === 1),
+        scoreButton("msg-vote-down", "Bad answer", ICONS.thumbDown, message.score === -1),
         actionButton("msg-copy", "Copy answer", ICONS.copy),
         actionButton("msg-regenerate", "Regenerate answer", ICONS.regenerate, {
           needsIdle: true,
@@ -790,6 +873,8 @@ export class Chat {
         return;
       } else if (button.classList.contains("msg-copy")) {
         if (await copyText(message.content || "")) flashCopied(button);
+      } else if (button.classList.contains("msg-vote-up") || button.classList.contains("msg-vote-down")) {
+        this.vote(message, button.classList.contains("msg-vote-up") ? 1 : -1);
       } else if (button.classList.contains("msg-regenerate")) {
         this.regenerate(message.id);
       } else if (button.classList.contains("msg-continue")) {
@@ -812,6 +897,25 @@ export class Chat {
   }
 }
 
+/** A prompt example (or an assistant's starter): a card that sends its prompt. */
+function exampleCard(example) {
+  const card = document.createElement("button");
+  card.type = "button";
+  card.className = "example-card";
+  card.dataset.prompt = example.prompt;
+  const body = document.createElement("span");
+  body.className = "example-prompt";
+  body.textContent = example.prompt;
+  if (example.title) {
+    const title = document.createElement("span");
+    title.className = "example-title";
+    title.textContent = example.title;
+    card.append(title);
+  }
+  card.append(body);
+  return card;
+}
+
 function div(className) {
   const el = document.createElement("div");
   el.className = className;
@@ -822,6 +926,12 @@ function textSpan(text) {
   const span = document.createElement("span");
   span.textContent = text;
   return span;
+}
+
+function scoreButton(className, label, icon, pressed) {
+  const button = iconButton(`msg-vote ${className}`, label, icon);
+  button.setAttribute("aria-pressed", String(pressed));
+  return button;
 }
 
 function actionButton(className, label, icon, { needsIdle = false, busy = false } = {}) {

@@ -13,6 +13,11 @@ export const ICONS = {
   left: svg('<path d="M15 6l-6 6 6 6"/>'),
   right: svg('<path d="M9 6l6 6-6 6"/>'),
   retry: svg('<path d="M4 13a8 8 0 1 0 2.3-5.7"/><path d="M4 4v5h5"/>'),
+  thumbUp: svg('<path d="M7 10v10H4V10zM7 10l4-7a2 2 0 0 1 3 2l-1 4h6a2 2 0 0 1 2 2.3l-1.4 7A2 2 0 0 1 17.6 20H7"/>'),
+  thumbDown: svg('<path d="M7 14V4H4v10zM7 14l4 7a2 2 0 0 0 3-2l-1-4h6a2 2 0 0 0 2-2.3l-1.4-7A2 2 0 0 0 17.6 4H7"/>'),
+  paperclip: svg('<path d="M20 11.5l-8.2 8.2a5 5 0 0 1-7.1-7.1l8.5-8.5a3.3 3.3 0 0 1 4.7 4.7l-8.5 8.5a1.7 1.7 0 0 1-2.4-2.4l7.8-7.8"/>'),
+  file: svg('<path d="M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8z"/><path d="M14 3v5h5"/>'),
+  close: svg('<path d="M6 6l12 12M18 6L6 18"/>'),
   alert: svg('<circle cx="12" cy="12" r="9"/><path d="M12 7.5v5.5M12 16.5v.01"/>'),
 };
 

@@ -3,6 +3,7 @@
 
 import { getJSON } from "./api.js";
 import { renderAnswer, toolBlocks } from "./blocks.js";
+import { messageFiles } from "./files.js";
 import { installCodeCopy } from "./markdown.js";
 import { MessageTree } from "./tree.js";
 
@@ -27,6 +28,8 @@ function main() {
       const main = document.createElement("div");
       main.className = "msg-main";
       if (message.role === "user") {
+        const files = messageFiles(message.files);
+        if (files) main.append(files);
         const bubble = document.createElement("div");
         bubble.className = "msg-bubble";
         bubble.textContent = message.content;

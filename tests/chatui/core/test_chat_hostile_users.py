@@ -20,13 +20,21 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from chatui import services
 from chatui.consumers import CLOSE_FORBIDDEN
 from chatui.identity import ANON_SESSION_KEY, Identity
-from chatui.models import Conversation, Message, SharedConversation, UserSettings
+from chatui.models import (
+    Assistant,
+    Attachment,
+    Conversation,
+    Message,
+    SharedConversation,
+    UserSettings,
+)
 from chatui.routing import websocket_urlpatterns
 from chatui.selectors import MESSAGE_NOT_FOUND
 from tests.chatui.core.helpers import (
@@ -80,6 +88,8 @@ class Person:
     question_id: str
     answer_id: str
     share_id: str
+    assistant_id: str  # users have one (public by design); a visitor's is an unknown id
+    attachment_id: str  # a file on the private conversation's question
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -107,9 +117,11 @@ class Person:
             list(Message.objects.filter(self.identity.owner_q("conversation__")).values()),
             list(UserSettings.objects.filter(owned).values()),
             list(SharedConversation.objects.filter(owned).values()),
+            list(Attachment.objects.filter(self.identity.owner_q("conversation__")).values()),
         ]
         if self.user is not None:
             rows.append(list(get_user_model().objects.filter(pk=self.user.pk).values()))
+            rows.append(list(Assistant.objects.filter(user=self.user).values()))
         return rows
 
 
@@ -136,8 +148,25 @@ def make_person(name: str) -> Person:
     answer = Message.objects.create(
         conversation=conversation, parent=question, role="assistant", content="answer"
     )
+    attachment = Attachment(
+        conversation=conversation, message=question, name="f.txt", mime="text/plain", size=6
+    )
+    attachment.kind = Attachment.Kind.TEXT
+    attachment.file.save("f.txt", ContentFile(f"{name}-question".encode()), save=False)
+    attachment.save()
+    assistant_id = "00000000-0000-4000-8000-000000000000"
+    if user is not None:
+        assistant_id = str(services.assistant_save(user=user, name=f"{name}-bot", model=MODEL_A).pk)
     return Person(
-        name, identity, user, str(conversation.pk), str(question.pk), str(answer.pk), share.id
+        name,
+        identity,
+        user,
+        str(conversation.pk),
+        str(question.pk),
+        str(answer.pk),
+        share.id,
+        assistant_id,
+        str(attachment.pk),
     )
 
 
@@ -195,6 +224,23 @@ CHAT_ATTACKS: dict[str, tuple[Attack, ...]] = {
         A("patch", {"custom_prompts": {MODEL_A: "intruder"}}, (200,)),
     ),
     "api-export": (A("get", status=(200,)),),
+    "api-message-score": (A("post", {"score": -1}),),
+    # Assistants are public by link: anyone lists, opens and starts one (a conversation of
+    # their own); only the owner edits or deletes it (others: the login page or 404).
+    "assistants": (A("get", status=(200,)),),
+    "assistant-new": (A("get", status=(200, 302)),),
+    "assistant": (A("get", status=(200, 404)),),
+    "assistant-edit": (
+        A("get", status=(302, 404)),
+        A("post", {"name": "mine", "model": MODEL_A}, (302, 404), True),
+    ),
+    "assistant-delete": (A("post", status=(302, 404), form=True),),
+    "assistant-start": (A("post", status=(302, 404), form=True),),
+    "assistant-avatar": (A("get"),),
+    # Files: only their owner's; a share serves only its own copies.
+    "api-conversation-attachments": (A("post"),),
+    "api-attachment": (A("get"),),
+    "shared-file": (A("get"),),
 }
 ADMIN_ATTACKS = (A("get", status=(302, 404)), A("post", {}, (302, 404), True))
 ADMIN_LOGIN_ATTACKS = (
@@ -207,6 +253,9 @@ def parameters(victim: Person) -> dict[str, str]:
     return {
         "conversation_id": victim.conversation_id,
         "share_id": victim.share_id,
+        "assistant_id": victim.assistant_id,
+        "message_id": victim.answer_id,
+        "attachment_id": victim.attachment_id,
         "object_id": victim.conversation_id,
         "id": str(victim.user.pk if victim.user else 1),
         "content_type_id": "1",

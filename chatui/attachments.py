@@ -1,0 +1,223 @@
+"""Attachments: uploading a file to a conversation, linking it to the user message that sends
+it, copying it into a share (and back out when a share is continued), what a prompt gets of it,
+and reading it back for its owner only.
+
+Every check happens here, before anything reaches a model: the type by content
+(`chatui.uploads`), the size limits (settings), images only for `"multimodal": true` models
+whose `multimodalAcceptedMimetypes` take them, text files only when they fit the model's
+`parameters.truncate`. Synchronous, like `chatui.services`; must not import consumers, views
+or endpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+
+from chatui import uploads
+from chatui.chat_config import get_chat_config
+from chatui.errors import ChatError
+from chatui.identity import Identity
+from chatui.models import Attachment, Conversation, Message, SharedConversation
+from chatui.models_config import ModelSpec
+from chatui.prompting import CHARS_PER_TOKEN, ChatMessage
+from chatui.selectors import conversation_get
+from chatui.serializers import file_to_dict
+
+ATTACHMENT_NOT_FOUND = "File not found."
+NO_FILE = "Choose a file to attach."
+IMAGES_NOT_SUPPORTED = "{model} does not accept images. Pick a model that does, or remove {name}."
+IMAGE_TYPE_REFUSED = "{model} does not accept {mime} images ({name})."
+TEXT_DOES_NOT_FIT = (
+    "{name} does not fit in what {model} reads (about {tokens} tokens; the model takes "
+    "{limit}). Attach a shorter file or paste the part that matters."
+)
+TOO_MANY_FILES = "At most {limit} files can be attached to one message."
+UNKNOWN_ATTACHMENT = "An attached file was not found; attach it again."
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    """What a prompt gets of an attachment: a text file's framed text, or an image's bytes."""
+
+    kind: str
+    name: str
+    mime: str
+    text: str = ""
+    data: bytes = b""
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+def _label(model: ModelSpec) -> str:
+    return model.display_name or model.name
+
+
+def check_for_model(*, model: ModelSpec, kind: str, mime: str, name: str, size: int) -> None:
+    """Refuses what `model` cannot take (before anything is sent to it)."""
+    if kind == Attachment.Kind.IMAGE:
+        if not model.multimodal:
+            raise ChatError(IMAGES_NOT_SUPPORTED.format(model=_label(model), name=name))
+        if not uploads.mime_accepted(mime, model.multimodal_accepted_mimetypes):
+            raise ChatError(IMAGE_TYPE_REFUSED.format(model=_label(model), mime=mime, name=name))
+        return
+    limit = model.parameters.get("truncate")
+    tokens = -(-size // CHARS_PER_TOKEN)
+    if limit and tokens > limit:
+        raise ChatError(
+            TEXT_DOES_NOT_FIT.format(name=name, model=_label(model), tokens=tokens, limit=limit),
+            status=413,
+        )
+
+
+def attachment_upload(*, identity: Identity, conversation_id: Any, upload: Any) -> Attachment:
+    """A file for the next message of the owner's conversation (not linked to a message yet)."""
+    conversation = conversation_get(identity=identity, conversation_id=conversation_id)
+    if upload is None:
+        raise ChatError(NO_FILE)
+    name = uploads.clean_name(upload.name)
+    largest = max(
+        settings.CHATUI_ATTACHMENT_MAX_IMAGE_BYTES, settings.CHATUI_ATTACHMENT_MAX_TEXT_BYTES
+    )
+    uploads.check_size(name=name, kind="file", size=upload.size, limit=largest)
+    data = upload.read()
+    sniffed = uploads.sniff(data, name)
+    limit = (
+        settings.CHATUI_ATTACHMENT_MAX_IMAGE_BYTES
+        if sniffed.kind == "image"
+        else settings.CHATUI_ATTACHMENT_MAX_TEXT_BYTES
+    )
+    uploads.check_size(name=name, kind=sniffed.kind, size=len(data), limit=limit)
+    model = get_chat_config().model(conversation.model)
+    check_for_model(model=model, kind=sniffed.kind, mime=sniffed.mime, name=name, size=len(data))
+    attachment = Attachment(
+        conversation=conversation, name=name, mime=sniffed.mime, kind=sniffed.kind, size=len(data)
+    )
+    attachment.file.save(name, ContentFile(data), save=False)
+    attachment.save()
+    return attachment
+
+
+def attachments_link(*, conversation: Conversation, message: Message, ids: Any) -> None:
+    """Links uploaded files to the user message that sends them, checked against the model
+    the message goes to (inside the caller's transaction)."""
+    if not ids:
+        return
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ChatError(UNKNOWN_ATTACHMENT)
+    if len(ids) > settings.CHATUI_ATTACHMENT_MAX_FILES:
+        raise ChatError(TOO_MANY_FILES.format(limit=settings.CHATUI_ATTACHMENT_MAX_FILES))
+    try:
+        found = list(
+            Attachment.objects.filter(
+                conversation=conversation, message__isnull=True, pk__in=set(ids)
+            )
+        )
+    except (ValueError, ValidationError):
+        raise ChatError(UNKNOWN_ATTACHMENT) from None
+    if len(found) != len(set(ids)):
+        raise ChatError(UNKNOWN_ATTACHMENT)
+    model = get_chat_config().model(conversation.model)
+    for attachment in found:
+        check_for_model(
+            model=model,
+            kind=attachment.kind,
+            mime=attachment.mime,
+            name=attachment.name,
+            size=attachment.size,
+        )
+    Attachment.objects.filter(pk__in=[a.pk for a in found]).update(message=message)
+
+
+def prompt_files(messages: Iterable[Message]) -> dict[str, tuple[PromptFile, ...]]:
+    """The files of each message (by id), read from storage, for the prompt."""
+    files: dict[str, list[PromptFile]] = {}
+    for attachment in Attachment.objects.filter(message__in=list(messages)):
+        with attachment.file.open("rb") as handle:
+            data = handle.read()
+        if attachment.kind == Attachment.Kind.TEXT:
+            text = uploads.decode_text(data) or ""
+            entry = PromptFile("text", attachment.name, attachment.mime, text=text)
+        else:
+            entry = PromptFile("image", attachment.name, attachment.mime, data=data)
+        files.setdefault(str(attachment.message_id), []).append(entry)
+    return {key: tuple(value) for key, value in files.items()}
+
+
+def with_text_files(content: str, files: Iterable[PromptFile]) -> str:
+    """A user message's text with its text files before it, each named and fenced."""
+    framed = [uploads.frame_text_file(f.name, f.text) for f in files if f.kind == "text"]
+    return "\n\n".join([*framed, content]) if framed else content
+
+
+def chat_message(message: Message, files: dict[str, tuple[PromptFile, ...]]) -> ChatMessage:
+    """A stored message as a prompt turn: its text files framed before its text, its images
+    as data URLs."""
+    own = files.get(str(message.id), ())
+    return ChatMessage(
+        role=message.role,  # type: ignore[arg-type]
+        content=with_text_files(message.content, own),
+        images=tuple(f.data_url for f in own if f.kind == "image"),
+    )
+
+
+def attachment_for_owner(*, identity: Identity, attachment_id: Any) -> Attachment:
+    """One of the identity's own files (anyone else's is "not found")."""
+    try:
+        return Attachment.objects.get(identity.owner_q("conversation__"), pk=attachment_id)
+    except (Attachment.DoesNotExist, ValueError, ValidationError):
+        raise ChatError(ATTACHMENT_NOT_FOUND, status=404) from None
+
+
+def attachment_in_share(*, share: SharedConversation, attachment_id: Any) -> Attachment:
+    try:
+        return share.attachments.get(pk=attachment_id)
+    except (Attachment.DoesNotExist, ValueError, ValidationError):
+        raise ChatError(ATTACHMENT_NOT_FOUND, status=404) from None
+
+
+def _copy(attachment: Attachment, **owner: Any) -> Attachment:
+    with attachment.file.open("rb") as handle:
+        data = handle.read()
+    copy = Attachment(
+        name=attachment.name,
+        mime=attachment.mime,
+        kind=attachment.kind,
+        size=attachment.size,
+        **owner,
+    )
+    copy.file.save(attachment.name, ContentFile(data), save=False)
+    copy.save()
+    return copy
+
+
+def attachments_share(*, conversation: Conversation, share: SharedConversation) -> None:
+    """Frozen copies of the conversation's files for the share, and the snapshot's file
+    entries pointed at them (the owner's own URLs would answer nobody else)."""
+    by_message: dict[str, list[dict[str, Any]]] = {}
+    for attachment in Attachment.objects.filter(conversation=conversation, message__isnull=False):
+        copy = _copy(attachment, share=share, snapshot_message_id=str(attachment.message_id))
+        by_message.setdefault(str(attachment.message_id), []).append(
+            file_to_dict(copy, url=f"/r/{share.pk}/files/{copy.pk}")
+        )
+    for message in share.snapshot.get("messages", []):
+        message["files"] = by_message.get(message["id"], [])
+    share.save(update_fields=["snapshot"])
+
+
+def attachments_continue(
+    *, share: SharedConversation, conversation: Conversation, new_ids: dict[str, Message]
+) -> None:
+    """The share's files, copied to the visitor's own conversation made from it."""
+    for attachment in share.attachments.all():
+        message = new_ids.get(attachment.snapshot_message_id)
+        if message is not None:
+            _copy(attachment, conversation=conversation, message=message)

@@ -1,0 +1,181 @@
+// Files attached to messages: the composer's pending files (paperclip, drag and drop, paste),
+// the first check of what the chosen model can take, and the chips and thumbnails that show a
+// message's files. The server checks everything again, by content; this only spares a round
+// trip. Imports icons.js only.
+
+import { ICONS } from "./icons.js";
+
+export const IMAGES_NOT_SUPPORTED = "{model} does not accept images. Pick a model that does, or remove {name}.";
+export const IMAGE_TYPE_REFUSED = "{model} does not accept {mime} images ({name}).";
+export const TOO_MANY_FILES = "At most {limit} files can be attached to one message.";
+const MAX_FILES = 5;
+
+const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, key) => values[key] ?? "");
+
+function mimeAccepted(mime, patterns) {
+  return (patterns || ["image/*"]).some((pattern) => {
+    const [type, sub] = pattern.trim().toLowerCase().split("/");
+    const [mimeType, mimeSub] = mime.toLowerCase().split("/");
+    return (type === "*" || type === mimeType) && (sub === "*" || sub === mimeSub);
+  });
+}
+
+/** "" when `model` can take `file`, else a readable reason (images only; text goes to all). */
+export function refusal(file, model) {
+  if (!file.type.startsWith("image/") || !model) return "";
+  const label = model.displayName || model.name || model.id;
+  if (!model.multimodal) return fill(IMAGES_NOT_SUPPORTED, { model: label, name: file.name });
+  if (!mimeAccepted(file.type, model.multimodalAcceptedMimetypes)) {
+    return fill(IMAGE_TYPE_REFUSED, { model: label, mime: file.type, name: file.name });
+  }
+  return "";
+}
+
+function humanSize(bytes) {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${bytes} B`;
+}
+
+/** One file as a chip: a thumbnail for an image, an icon and the name for a text file. */
+export function fileChip({ name, kind, size, url }, { onRemove = null } = {}) {
+  const chip = document.createElement(url && !onRemove ? "a" : "div");
+  chip.className = `file-chip file-kind-${kind}`;
+  chip.title = name;
+  if (url && !onRemove) {
+    chip.href = url;
+    chip.target = "_blank";
+    chip.rel = "noopener";
+  }
+  if (kind === "image" && url) {
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = name;
+    img.className = "file-thumb";
+    chip.append(img);
+  } else {
+    const icon = document.createElement("span");
+    icon.className = "file-icon";
+    icon.innerHTML = ICONS.file;
+    chip.append(icon);
+  }
+  const label = document.createElement("span");
+  label.className = "file-name";
+  label.textContent = name;
+  const meta = document.createElement("span");
+  meta.className = "file-size";
+  meta.textContent = size ? humanSize(size) : "";
+  const text = document.createElement("span");
+  text.className = "file-text";
+  text.append(label, meta);
+  chip.append(text);
+  if (onRemove) {
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "icon-btn file-remove";
+    remove.setAttribute("aria-label", `Remove ${name}`);
+    remove.innerHTML = ICONS.close;
+    remove.addEventListener("click", onRemove);
+    chip.append(remove);
+  }
+  return chip;
+}
+
+/** A message's stored files (`message.files`), or null when it has none. */
+export function messageFiles(files) {
+  if (!files || !files.length) return null;
+  const row = document.createElement("div");
+  row.className = "msg-files";
+  row.append(...files.map((file) => fileChip(file)));
+  return row;
+}
+
+/** The composer's pending files. `onChange` runs after each change. */
+export class PendingFiles {
+  constructor({ container, input, dropZone, prompt, attach, notify, currentModel, onChange }) {
+    this.files = [];
+    this.container = container;
+    this.notify = notify;
+    this.currentModel = currentModel;
+    this.onChange = onChange;
+    attach.addEventListener("click", () => input.click());
+    input.addEventListener("change", () => {
+      this.add([...input.files]);
+      input.value = "";
+    });
+    dropZone.addEventListener("dragover", (event) => {
+      if (![...(event.dataTransfer?.types || [])].includes("Files")) return;
+      event.preventDefault();
+      dropZone.classList.add("is-dropping");
+    });
+    dropZone.addEventListener("dragleave", () => dropZone.classList.remove("is-dropping"));
+    dropZone.addEventListener("drop", (event) => {
+      dropZone.classList.remove("is-dropping");
+      if (!event.dataTransfer?.files?.length) return;
+      event.preventDefault();
+      this.add([...event.dataTransfer.files]);
+    });
+    prompt.addEventListener("paste", (event) => {
+      const files = [...(event.clipboardData?.files || [])];
+      if (!files.length) return;
+      event.preventDefault();
+      this.add(files);
+    });
+  }
+
+  add(files) {
+    for (const file of files) {
+      const reason = refusal(file, this.currentModel());
+      if (reason) {
+        this.notify(reason, "error");
+        continue;
+      }
+      if (this.files.length >= MAX_FILES) {
+        this.notify(fill(TOO_MANY_FILES, { limit: MAX_FILES }), "error");
+        break;
+      }
+      const url = file.type.startsWith("image/") ? URL.createObjectURL(file) : null;
+      this.files.push({ file, url });
+    }
+    this.render();
+  }
+
+  /** Checks again against the model the message goes to; "" when every file may go. */
+  refusalFor(model) {
+    for (const { file } of this.files) {
+      const reason = refusal(file, model);
+      if (reason) return reason;
+    }
+    return "";
+  }
+
+  clear() {
+    for (const { url } of this.files) if (url) URL.revokeObjectURL(url);
+    this.files = [];
+    this.render();
+  }
+
+  render() {
+    this.container.hidden = this.files.length === 0;
+    this.container.replaceChildren(
+      ...this.files.map((entry, index) =>
+        fileChip(
+          {
+            name: entry.file.name,
+            kind: entry.url ? "image" : "text",
+            size: entry.file.size,
+            url: entry.url,
+          },
+          {
+            onRemove: () => {
+              if (entry.url) URL.revokeObjectURL(entry.url);
+              this.files.splice(index, 1);
+              this.render();
+            },
+          },
+        ),
+      ),
+    );
+    this.onChange();
+  }
+}
