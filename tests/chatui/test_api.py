@@ -13,7 +13,7 @@ from chatui.api import INVALID_JSON
 from chatui.identity import Identity
 from chatui.models import Conversation, Message, UserSettings
 from chatui.selectors import CONVERSATION_NOT_FOUND
-from tests.chatui.core.helpers import MODEL_A, MODEL_B, make_owner
+from tests.chatui.helpers import MODEL_A, MODEL_B, make_owner
 
 pytestmark = pytest.mark.django_db
 
