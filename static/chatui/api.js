@@ -18,9 +18,22 @@ function csrfToken() {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
+// NOTE: writes are sent one at a time, in the order they were made. A visitor gets their
+// identity (a session cookie) from their first write; two writes sent before that answer
+// arrives would each make a new visitor, and the later cookie would orphan the earlier write
+// (a model picked, then a prompt saved: after a reload the model was gone). Reads never wait.
+let lastWrite = Promise.resolve();
+
 /** Calls the JSON API; resolves with the parsed body (null for 204). A FormData body goes
- * as multipart (file uploads), anything else as JSON. */
-export async function api(method, path, body) {
+ * as multipart (file uploads), anything else as JSON. Writes wait for the previous write. */
+export function api(method, path, body) {
+  if (method === "GET") return send(method, path, body);
+  const result = lastWrite.then(() => send(method, path, body));
+  lastWrite = result.catch(() => {});
+  return result;
+}
+
+async function send(method, path, body) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
   const isForm = body instanceof FormData;

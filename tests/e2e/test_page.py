@@ -3,6 +3,11 @@ and the phone layout with its collapsible sidebar."""
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -13,6 +18,18 @@ from tests.e2e.server import MODEL_A_ID, MODEL_B_ID, MODEL_B_NAME, LiveServer
 pytestmark = pytest.mark.browser
 
 PROMPT_SAVED = js_constant("settings.js", "PROMPT_SAVED")
+
+
+@contextmanager
+def paused(server: LiveServer) -> Iterator[None]:
+    """The web process stopped (SIGSTOP) for the block: requests queue up unanswered, as
+    under load."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
 
 
 def test_composer_keys_and_send_button(page: Page, fakes: Fakes) -> None:
@@ -68,6 +85,27 @@ def test_settings_model_prompt_and_theme(page: Page, fakes: Fakes) -> None:
     expect(dialog.locator("#settings-model")).to_have_value(MODEL_A_ID)
     dialog.locator("label:has(input[value=light])").click()
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
+
+
+def test_overlapping_first_saves_keep_one_visitor(
+    page: Page, fakes: Fakes, app_server: LiveServer
+) -> None:
+    """A new visitor picks a model and saves a prompt while the server is busy: both saves
+    reach the same visitor (two writes sent at once without a session would make two)."""
+    open_home(page)
+    page.locator("#open-settings").click()
+    dialog = page.locator("#settings-dialog")
+    with paused(app_server):
+        dialog.locator("#settings-model").select_option(MODEL_B_ID)
+        dialog.locator("#settings-prompt").fill("You are a pirate.")
+        dialog.locator("#settings-prompt-save").click()
+        page.wait_for_timeout(300)  # both saves are made while no answer can come
+    expect(dialog.locator("#settings-saved")).to_have_text(PROMPT_SAVED)
+
+    page.goto("/")
+    expect(page.locator("#model-picker")).to_have_value(MODEL_B_ID)
+    page.locator("#open-settings").click()
+    expect(dialog.locator("#settings-prompt")).to_have_value("You are a pirate.")
 
 
 def test_phone_layout_sidebar_toggles(

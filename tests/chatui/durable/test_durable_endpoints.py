@@ -13,7 +13,6 @@ import pytest
 from chatui import services
 from chatui.endpoints import ERR_CONNECT, ERR_CONNECTION_LOST, ERR_SERVER, ERR_TIMEOUT
 from chatui.models import Message
-from tests.chatui.core.helpers import connect, db, make_owner, merge_tokens, receive_until
 from tests.chatui.fake_endpoints import (
     TGI_GENERATION_ERROR,
     TGI_VALIDATION_ERROR,
@@ -21,6 +20,7 @@ from tests.chatui.fake_endpoints import (
     Script,
     unused_url,
 )
+from tests.chatui.helpers import connect, db, make_owner, merge_tokens, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,8 +10,8 @@ import pytest
 
 from chatui import limits, services
 from chatui.models import Message
-from tests.chatui.core.helpers import connect, db, make_owner, receive_until
 from tests.chatui.fake_endpoints import Script
+from tests.chatui.helpers import connect, db, make_owner, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,5 +1,5 @@
-"""Fixtures for the chat backend: a configuration pointing at fake endpoints, and owners
-(anonymous sessions or users) with their cookies.
+"""Fixtures for the chat backend: a configuration pointing at fake endpoints, owners
+(anonymous sessions or users) with their cookies, and fresh endpoint state for every test.
 
 Every test that generates talks to FakeTGI / FakeOpenAI over real sockets.
 """
@@ -14,7 +14,7 @@ import pytest
 
 from chatui.chat_config import get_chat_config, set_chat_config
 from chatui.models_config import AppConfig, load_app_config
-from tests.chatui.core.helpers import MODEL_A, MODEL_B, Owner, make_owner
+from chatui.streaming.hub import get_hub
 from tests.chatui.fake_endpoints import (  # noqa: F401  (fixtures)
     FakeOpenAI,
     FakeTGI,
@@ -22,6 +22,15 @@ from tests.chatui.fake_endpoints import (  # noqa: F401  (fixtures)
     fake_openai,
     fake_tgi,
 )
+from tests.chatui.helpers import MODEL_A, MODEL_B, Owner, make_owner
+
+
+@pytest.fixture(autouse=True)
+def _fresh_endpoint_state() -> Iterator[None]:
+    """Health marks and cached templates must not leak from one test to the next."""
+    get_hub().endpoints.reset()
+    yield
+    get_hub().endpoints.reset()
 
 
 @pytest.fixture

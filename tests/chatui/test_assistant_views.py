@@ -15,7 +15,7 @@ from PIL import Image
 from chatui import services
 from chatui.models import Assistant, Conversation
 from chatui.services import ASSISTANT_MODEL_GONE, AVATAR_NOT_AN_IMAGE, STARTERS_INVALID
-from tests.chatui.core.helpers import MODEL_A, MODEL_B, make_owner
+from tests.chatui.helpers import MODEL_A, MODEL_B, make_owner
 
 pytestmark = pytest.mark.django_db
 

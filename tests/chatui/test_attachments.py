@@ -16,7 +16,7 @@ from PIL import Image
 
 from chatui import attachments, services, uploads
 from chatui.models import Attachment, Conversation
-from tests.chatui.core.helpers import MODEL_A, MODEL_B, connect, db, make_owner, receive_until
+from tests.chatui.helpers import MODEL_A, MODEL_B, connect, db, make_owner, receive_until
 
 VISION = "vision"
 CODE = 'def add(a, b):\n    """``` inside"""\n    return a + b\n'

@@ -19,9 +19,9 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from chatui.origin import origin_allowed
-from tests.chatui.core.helpers import TIMEOUT, db, make_owner
+from tests.chatui.helpers import TIMEOUT, db, make_owner
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- sessions ------------------------------------------------------------------------------

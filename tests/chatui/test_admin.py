@@ -8,7 +8,7 @@ from django.test import Client
 
 from chatui.admin import usage_per_day
 from chatui.models import Conversation, Message
-from tests.chatui.core.helpers import MODEL_A, MODEL_B
+from tests.chatui.helpers import MODEL_A, MODEL_B
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,10 @@ from django.test import Client
 
 from chatui import limits, services
 from chatui.api import INVALID_JSON
+from chatui.identity import Identity
 from chatui.models import Conversation, Message, UserSettings
 from chatui.selectors import CONVERSATION_NOT_FOUND
-from tests.chatui.core.helpers import MODEL_A, MODEL_B, make_owner
+from tests.chatui.helpers import MODEL_A, MODEL_B, make_owner
 
 pytestmark = pytest.mark.django_db
 
@@ -226,6 +227,28 @@ def test_settings_validation(chat_models):
     # An empty prompt removes the custom one.
     data = post(client, "/api/settings", {"custom_prompts": {MODEL_A: ""}}, "patch").json()
     assert data["custom_prompts"] == {}
+
+
+def test_overlapping_settings_updates_keep_each_others_fields(chat_models, monkeypatch):
+    """One update reads the row, another writes other fields, then the first writes: both
+    survive (the page once lost its active model to a prompt saved at the same moment)."""
+    identity = Identity(anon_key="overlap")
+    services.settings_update(identity=identity, theme="light")
+    listed_model_id = services._listed_model_id
+
+    def overlapped(model_id):
+        monkeypatch.setattr(services, "_listed_model_id", listed_model_id)
+        services.settings_update(
+            identity=identity, theme="dark", custom_prompts={MODEL_A: "Be brief."}
+        )
+        return listed_model_id(model_id)
+
+    monkeypatch.setattr(services, "_listed_model_id", overlapped)
+    services.settings_update(identity=identity, active_model=MODEL_B)
+    settings = UserSettings.objects.get(anon_key="overlap")
+    assert (settings.active_model, settings.theme) == (MODEL_B, "dark")
+    assert settings.custom_prompts == {MODEL_A: "Be brief."}
+    assert UserSettings.objects.count() == 1
 
 
 def test_mutating_calls_need_the_csrf_token(chat_models):

@@ -24,7 +24,7 @@ from chatui.consumers import (
 from chatui.errors import ChatError
 from chatui.models import Conversation, Message, SharedConversation, UserSettings
 from chatui.validation import BODY_TOO_LARGE, NUL_CHARACTER, TOO_DEEP
-from tests.chatui.core.helpers import MODEL_A, TIMEOUT, connect, db, make_owner, receive_until
+from tests.chatui.helpers import MODEL_A, TIMEOUT, connect, db, make_owner, receive_until
 
 NUL = "a\x00b"
 DEEP = "[" * 100_000 + "]" * 100_000

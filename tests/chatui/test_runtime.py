@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 
-from tests.chatui.core.helpers import connect, db, make_owner, receive_until, wait_idle
-from tests.chatui.core.test_chat_socket import _new_conversation
 from tests.chatui.fake_endpoints import Script
+from tests.chatui.helpers import connect, db, make_owner, receive_until, wait_idle
+from tests.chatui.test_consumers import _new_conversation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,9 +15,9 @@ from chatui.endpoints.openai import OpenAI
 from chatui.models import Message
 from chatui.models_config import Endpoint
 from chatui.selectors import conversation_export, conversation_get
-from tests.chatui.core.helpers import connect, db, make_owner, receive_until
 from tests.chatui.fake_endpoints import Script
 from tests.chatui.fake_tool_endpoint import FakeToolTGI, tool_call
+from tests.chatui.helpers import connect, db, make_owner, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ from django.test import Client
 
 from chatui.models import Conversation, Message
 from chatui.services import NOT_SCORABLE, SCORE_INVALID
-from tests.chatui.core.helpers import MODEL_A, MODEL_B, make_owner
+from tests.chatui.helpers import MODEL_A, MODEL_B, make_owner
 
 pytestmark = pytest.mark.django_db
 

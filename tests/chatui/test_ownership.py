@@ -37,7 +37,8 @@ from chatui.models import (
 )
 from chatui.routing import websocket_urlpatterns
 from chatui.selectors import MESSAGE_NOT_FOUND
-from tests.chatui.core.helpers import (
+from tests.chatui.fake_endpoints import Script
+from tests.chatui.helpers import (
     MODEL_A,
     MODEL_B,
     TIMEOUT,
@@ -46,7 +47,6 @@ from tests.chatui.core.helpers import (
     db,
     receive_until,
 )
-from tests.chatui.fake_endpoints import Script
 
 PEOPLE = ("visitor1", "visitor2", "user1", "user2")
 PASSWORD = "Pw-of-a-victim-77"

@@ -19,7 +19,8 @@ from chatui.endpoints import ERR_SERVER
 from chatui.models import Conversation, Message
 from chatui.selectors import CONVERSATION_NOT_FOUND, MESSAGE_NOT_FOUND
 from chatui.streaming import bus, task
-from tests.chatui.core.helpers import (
+from tests.chatui.fake_endpoints import Script
+from tests.chatui.helpers import (
     MODEL_A,
     MODEL_B,
     TIMEOUT,
@@ -30,7 +31,6 @@ from tests.chatui.core.helpers import (
     receive_until,
     wait_idle,
 )
-from tests.chatui.fake_endpoints import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,9 +13,9 @@ import pytest
 from channels.layers import get_channel_layer
 
 from chatui.streaming import bus
-from tests.chatui.core.helpers import connect, db, make_owner, receive_until, wait_idle
-from tests.chatui.core.test_chat_socket import _new_conversation
 from tests.chatui.fake_endpoints import Script
+from tests.chatui.helpers import connect, db, make_owner, receive_until, wait_idle
+from tests.chatui.test_consumers import _new_conversation
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
