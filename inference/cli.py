@@ -25,6 +25,7 @@ from inference.config import (
     ModelConfig,
     ServerConfig,
 )
+from inference.env import parse_bool
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,6 @@ ENGINE_FLAGS: dict[str, tuple[str, type, str]] = {
 def _env(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name)
     return value if value not in (None, "") else None
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -98,17 +95,15 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help="largest request body in bytes; a larger one gets 413 before it is read "
         "[env PAYLOAD_LIMIT]",
     )
-    parser.add_argument(
-        "--compile",
-        action="store_true",
-        default=_truthy(_env(env, "COMPILE")),
-        help="reserved: torch.compile of the decode step (no effect yet) [env COMPILE]",
-    )
+    try:
+        prefix_caching = parse_bool(env.get("PREFIX_CACHING"), True, name="PREFIX_CACHING")
+    except ValueError as exc:
+        parser.error(str(exc))
     parser.add_argument(
         "--no-prefix-caching",
         dest="prefix_caching",
         action="store_false",
-        default=_truthy(_env(env, "PREFIX_CACHING") or "1"),
+        default=prefix_caching,
         help="compute every prompt in full, reusing no cached KV (TGI's PREFIX_CACHING=0) "
         "[env PREFIX_CACHING]",
     )
@@ -150,7 +145,6 @@ def parse_args(
             dtype=args.dtype,
             device=args.device,
             quantize=args.quantize,
-            compile=args.compile,
         )
         config = ServerConfig(
             hostname=args.hostname,
