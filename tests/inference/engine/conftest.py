@@ -12,9 +12,10 @@ import pytest
 
 from inference.config import EngineConfig
 from inference.engine import Engine
-from inference.loader import LoadedModel, build_tiny_llama
+from inference.loader import LoadedModel
 from inference.scheduler import SchedulerConfig
 from tests.inference.engine.factories import SMALL_LIMITS
+from tests.support.tiny_model import build_tiny_llama
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,13 @@ import torch
 from inference import quant, quant_loader
 from inference.engine import Engine
 from inference.linear import PortableQuantProjection, QuantizedWeights, QuantProjection
-from inference.loader import build_tiny_llama
 from tests.inference.engine.factories import (
     SMALL_LIMITS,
     make_request,
     run_to_completion,
     token_ids,
 )
+from tests.support.tiny_model import build_tiny_llama
 
 
 def _gguf_reference(raw: np.ndarray, kind: str) -> torch.Tensor:

@@ -6,9 +6,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from inference.detokenizer import REPLACEMENT_CHAR, IncrementalDetokenizer
-from inference.loader import bundled_tokenizer_path
 from inference.stopping import StoppingCriteria
 from inference.types import FinishReason, SamplingParams
+from tests.support.tiny_model import bundled_tokenizer_path
 
 
 @pytest.fixture(scope="module")
