@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
-from typing import Any
 
 from inference.config import (
     DEFAULT_PAYLOAD_LIMIT,
@@ -26,6 +25,7 @@ from inference.config import (
     ServerConfig,
 )
 from inference.env import parse_bool
+from inference.types import EngineClient
 
 logger = logging.getLogger(__name__)
 
@@ -158,13 +158,15 @@ def parse_args(
     return config, args
 
 
-def make_engine_factory(config: ServerConfig, args: argparse.Namespace) -> Callable[[], Any]:
+def make_engine_factory(
+    config: ServerConfig, args: argparse.Namespace
+) -> Callable[[], EngineClient]:
     """Load the model, derive the limits it allows, and build the (not yet started) engine."""
 
-    def factory() -> Any:
+    def factory() -> EngineClient:
         from transformers.utils import logging as transformers_logging
 
-        from inference.engine import AsyncEngine
+        from inference.async_engine import AsyncEngine
         from inference.loader import load_model
 
         transformers_logging.disable_progress_bar()  # log lines, not a redrawn bar

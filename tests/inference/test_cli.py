@@ -12,7 +12,7 @@ import pytest
 from bench.processes import free_port
 from inference.cli import engine_config_for, parse_args
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults():

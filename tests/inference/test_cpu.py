@@ -15,7 +15,7 @@ from inference.cpu import ISA_ENV, Isa, LinearPath, cpu_info
 from inference.engine import Engine
 from inference.linear import DenseProjection
 from inference.loader import fastest_cpu_dtype, pick_dtype
-from tests.inference.engine.factories import (
+from tests.inference.factories import (
     SMALL_LIMITS,
     make_request,
     run_to_completion,
