@@ -63,10 +63,7 @@ class OutputProcessor:
         state = OutputState(
             request=request,
             detokenizer=IncrementalDetokenizer(
-                self.tokenizer,
-                request.prompt_token_ids,
-                skip_special_tokens=getattr(params, "skip_special_tokens", True),
-                special_ids=self.special_ids,
+                self.tokenizer, request.prompt_token_ids, special_ids=self.special_ids
             ),
             stopping=StoppingCriteria(params, self.eos_token_ids, self.max_total_tokens),
             seed=seed,
