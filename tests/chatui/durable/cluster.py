@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -85,6 +85,12 @@ class WebProcess(ServerProcess):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Start on `port` without waiting; a restart may have been given a fresh port."""
+        self.argv = web_argv(self.port)
+        self.ready_url = f"{self.url}/api/models"
+        return super().start()
 
 
 class ChatSocket:
