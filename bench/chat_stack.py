@@ -13,31 +13,17 @@ import contextlib
 import json
 import os
 import secrets
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import psycopg
 from psycopg import sql
 
-from bench.processes import PROJECT_ROOT, VENV_BIN, free_port, web_argv
+from bench.processes import VENV_BIN, free_port, web_argv
+from tests.support.server_process import ServerProcess
 
 MODEL_ID = "bench-model"
-
-
-def _wait_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port} after {timeout_s} s")
 
 
 @contextlib.contextmanager
@@ -46,14 +32,9 @@ def fake_endpoint(num_tokens: int, delay_ms: float, log_dir: Path) -> Iterator[s
     port = free_port()
     argv = [str(VENV_BIN / "python"), "-m", "bench.chat_endpoint", "--port", str(port)]
     argv += ["--tokens", str(num_tokens), "--delay-ms", str(delay_ms)]
-    with (log_dir / "endpoint.log").open("wb") as log:
-        process = subprocess.Popen(argv, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_port(port, process)
+    ready = f"tcp://127.0.0.1:{port}"
+    with ServerProcess(argv, None, ready, log_path=log_dir / "endpoint.log", name="endpoint"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 class Databases:
@@ -119,51 +100,26 @@ def web_env(
     }
 
 
-class WebProcess:
+class WebProcess(ServerProcess):
     """`python -m config.serve -b 127.0.0.1 -p PORT config.asgi:application`: daphne on uvloop
-    as in production (access log off)."""
+    as in production (access log off), started at once."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                web_argv(self.port, "-v", "0"),
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        argv = web_argv(self.port, "-v", "0")
+        super().__init__(argv, env, self.url + "/api/models", log_path=log_path, name="daphne")
+        self.start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/api/models", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"daphne did not answer in {timeout_s} s:\n{self.log()}")
-
     def peak_rss_bytes(self) -> int:
         """The kernel's high-water mark of the process's resident memory (VmHWM)."""
+        assert self.process is not None
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         line = next(ln for ln in status.splitlines() if ln.startswith("VmHWM:"))
         return int(line.split()[1]) * 1024
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
+    def stop(self, timeout_s: float = 15.0) -> None:
+        super().stop(timeout_s)

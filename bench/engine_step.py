@@ -14,9 +14,10 @@ import torch
 
 from inference.config import EngineConfig, ModelConfig
 from inference.engine import Engine
-from inference.loader import build_tiny_llama, load_model
+from inference.loader import load_model
 from inference.model_runner import physical_cpu_count
 from inference.types import Request, SamplingParams
+from tests.support.tiny_model import build_tiny_llama
 
 
 def _fill(engine: Engine, batch: int, prompt_len: int, tag: str) -> None:

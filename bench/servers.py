@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
-import httpx
 import psutil
 
-from bench.processes import PROJECT_ROOT, VENV_BIN, free_port
+from bench.processes import VENV_BIN, free_port
+from tests.support.server_process import ServerProcess
 
 
 @dataclass
@@ -53,21 +53,26 @@ def transformers_serve(model_dir: Path, dtype: str, cache_tokens: int = 65536) -
     return ServerSpec(f"transformers serve CB ({dtype})", argv, port, model_name=str(model_dir))
 
 
-class RunningServer:
-    """A server subprocess with a background sampler of its process tree's RSS."""
+class RunningServer(ServerProcess):
+    """A server subprocess, started at once, with a background sampler of its process tree's
+    RSS."""
 
     def __init__(self, spec: ServerSpec, log_path: Path) -> None:
         self.spec = spec
         self.base_url = f"http://127.0.0.1:{spec.port}"
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "HF_HUB_OFFLINE": "1", **spec.env}
-        self.proc = subprocess.Popen(
-            spec.argv, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env
-        )
+        ready_url = self.base_url + spec.health_path
+        super().__init__(spec.argv, env, ready_url, log_path=log_path, name=spec.label)
+        self.start()
         self.peak_rss = 0
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
         self._sampler.start()
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        assert self.process is not None
+        return self.process
 
     def _sample_rss(self) -> None:
         try:
@@ -81,31 +86,15 @@ class RunningServer:
             except psutil.Error:
                 continue
 
-    def wait_ready(self, timeout_s: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.spec.label} exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.base_url + self.spec.health_path, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"{self.spec.label} not ready after {timeout_s} s")
+    def wait_ready(self, timeout_s: float = 300.0) -> Self:
+        return super().wait_ready(timeout_s)
 
     def reset_peak(self) -> None:
         self.peak_rss = 0
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 20.0) -> None:
         self._stop.set()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+        super().stop(timeout_s)
 
 
 def llama_server(

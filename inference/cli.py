@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
-from typing import Any
 
 from inference.config import (
     DEFAULT_PAYLOAD_LIMIT,
@@ -25,6 +24,8 @@ from inference.config import (
     ModelConfig,
     ServerConfig,
 )
+from inference.env import parse_bool
+from inference.types import EngineClient
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,6 @@ ENGINE_FLAGS: dict[str, tuple[str, type, str]] = {
 def _env(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name)
     return value if value not in (None, "") else None
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -98,17 +95,15 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help="largest request body in bytes; a larger one gets 413 before it is read "
         "[env PAYLOAD_LIMIT]",
     )
-    parser.add_argument(
-        "--compile",
-        action="store_true",
-        default=_truthy(_env(env, "COMPILE")),
-        help="reserved: torch.compile of the decode step (no effect yet) [env COMPILE]",
-    )
+    try:
+        prefix_caching = parse_bool(env.get("PREFIX_CACHING"), True, name="PREFIX_CACHING")
+    except ValueError as exc:
+        parser.error(str(exc))
     parser.add_argument(
         "--no-prefix-caching",
         dest="prefix_caching",
         action="store_false",
-        default=_truthy(_env(env, "PREFIX_CACHING") or "1"),
+        default=prefix_caching,
         help="compute every prompt in full, reusing no cached KV (TGI's PREFIX_CACHING=0) "
         "[env PREFIX_CACHING]",
     )
@@ -150,7 +145,6 @@ def parse_args(
             dtype=args.dtype,
             device=args.device,
             quantize=args.quantize,
-            compile=args.compile,
         )
         config = ServerConfig(
             hostname=args.hostname,
@@ -164,13 +158,15 @@ def parse_args(
     return config, args
 
 
-def make_engine_factory(config: ServerConfig, args: argparse.Namespace) -> Callable[[], Any]:
+def make_engine_factory(
+    config: ServerConfig, args: argparse.Namespace
+) -> Callable[[], EngineClient]:
     """Load the model, derive the limits it allows, and build the (not yet started) engine."""
 
-    def factory() -> Any:
+    def factory() -> EngineClient:
         from transformers.utils import logging as transformers_logging
 
-        from inference.engine import AsyncEngine
+        from inference.async_engine import AsyncEngine
         from inference.loader import load_model
 
         transformers_logging.disable_progress_bar()  # log lines, not a redrawn bar

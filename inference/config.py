@@ -57,7 +57,6 @@ class ModelConfig:
     dtype: str = "auto"  # auto: the fastest on this device, measured on CPU (inference.loader)
     device: str = "auto"  # auto: cuda when available
     quantize: str = "auto"  # auto: a GGUF's own 4/8-bit weights where faster (quant_loader)
-    compile: bool = False  # reserved: torch.compile recompiled every CPU step, so it is unused
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

@@ -8,6 +8,7 @@ token does not grow with the length of the output. Must not import torch.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 REPLACEMENT_CHAR = "\ufffd"
@@ -18,17 +19,22 @@ class IncrementalDetokenizer:
     """Turns token ids, one at a time, into text deltas."""
 
     def __init__(
-        self, tokenizer: Any, prompt_token_ids: list[int], skip_special_tokens: bool = True
+        self,
+        tokenizer: Any,
+        prompt_token_ids: list[int],
+        skip_special_tokens: bool = True,
+        special_ids: Collection[int] | None = None,
     ) -> None:
+        """`special_ids`: the tokens that `skip_special_tokens` drops (default: the
+        tokenizer's special tokens; the engine passes the set it computed once)."""
         self.tokenizer = tokenizer
         self.skip_special_tokens = skip_special_tokens
-        self._special_ids = set(getattr(tokenizer, "all_special_ids", ()) or ())
+        if special_ids is None:
+            special_ids = getattr(tokenizer, "all_special_ids", ()) or ()
+        self._special_ids = frozenset(special_ids)
         self._ids = list(prompt_token_ids[-CONTEXT_TOKENS:])
         self._prefix_offset = 0
         self._read_offset = len(self._ids)
-
-    def is_special(self, token_id: int) -> bool:
-        return token_id in self._special_ids
 
     def token_text(self, token_id: int) -> str:
         """The token on its own, special tokens spelled out (TGI's ``token.text`` for them)."""

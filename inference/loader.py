@@ -1,6 +1,6 @@
 """Turn a ModelConfig into a loaded model + tokenizer on the right device and dtype.
 
-Owns the device/dtype choice and the tiny random Llama used by tests and benchmarks.
+Owns the device/dtype choice.
 Must not import Django or the web framework.
 """
 
@@ -19,11 +19,10 @@ from inference import quant_loader
 from inference.config import ModelConfig
 from inference.cpu import cpu_info
 from inference.linear import QuantizedWeights, linear_path
-from inference.model_source import BUNDLED_DIR_NAME, gguf_source, models_dir, resolve_model_path
+from inference.model_source import gguf_source, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
-TINY_MODEL_ID = "tiny-random-llama"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -171,51 +170,4 @@ def load_model(model_config: ModelConfig) -> LoadedModel:
         max_position_embeddings=int(getattr(model.config, "max_position_embeddings", 2048)),
         eos_token_ids=eos_token_ids_of(model, tokenizer),
         quantized=quantized,
-    )
-
-
-def bundled_tokenizer_path() -> Path:
-    """The bundled model's directory; only its tokenizer files are read by the tiny model."""
-    return models_dir() / BUNDLED_DIR_NAME
-
-
-def build_tiny_llama(
-    tokenizer_path: Path | str | None = None,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    max_position_embeddings: int = 512,
-) -> LoadedModel:
-    """A 2-layer random-weight Llama with a real tokenizer, for tests and benchmarks.
-
-    Loads in well under a second, runs on CPU, and exercises the same code paths as the
-    bundled model (GQA, RoPE, tied embeddings off). Its output is gibberish by design.
-    """
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    path = Path(tokenizer_path) if tokenizer_path is not None else bundled_tokenizer_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=max_position_embeddings,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(dtype).eval()
-    return LoadedModel(
-        model=model,
-        tokenizer=tokenizer,
-        model_id=TINY_MODEL_ID,
-        model_path=path,
-        dtype=dtype,
-        device=torch.device("cpu"),
-        max_position_embeddings=max_position_embeddings,
-        eos_token_ids=eos_token_ids_of(model, tokenizer),
     )

@@ -14,6 +14,7 @@ import ctypes
 import logging
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,10 +89,22 @@ def prepare_engine_thread(device: torch.device) -> None:
         torch.set_num_threads(physical_cpu_count())
 
 
-def _prompt_targets(chunk: ScheduledChunk) -> tuple[int, int]:
-    """Packed-row range [a, b) within the chunk whose next token is still a prompt token."""
-    last = min(chunk.end, chunk.seq.num_prompt_tokens - 1)
-    return 0, max(0, last - chunk.start)
+def chunk_prompt_logprobs(
+    chunk: ScheduledChunk,
+    rows: torch.Tensor,
+    to_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[int, list[float]] | None:
+    """The logprobs of the prompt tokens this chunk predicts: (prompt position of the first
+    one, values), or None when it predicts none (the rest of the chunk predicts generated
+    tokens). rows: [chunk.num_new_tokens, ...] the chunk's logits, or its hidden states with
+    ``to_logits`` (only the rows needed are projected)."""
+    num_rows = min(chunk.end, chunk.seq.num_prompt_tokens - 1) - chunk.start
+    if num_rows <= 0:
+        return None
+    logits = rows[:num_rows] if to_logits is None else to_logits(rows[:num_rows])
+    first = chunk.start + 1
+    targets = torch.tensor(chunk.seq.token_ids[first : first + num_rows], device=logits.device)
+    return first, sampler.prompt_logprobs(logits, targets)
 
 
 def _length_groups(num_blocks: list[int], slack: int = 2) -> list[tuple[int, int]]:
@@ -311,13 +324,10 @@ class PagedModelRunner(ModelRunner):
         for c in chunks:
             if c.seq.seq_id not in prompt_logprob_ids:
                 continue
-            a, b = _prompt_targets(c)
-            if b <= a:
-                continue
-            rows = hidden[starts[id(c)] + a : starts[id(c)] + b]
-            targets = self._tensor(c.seq.token_ids[c.start + a + 1 : c.start + b + 1])
-            values = sampler.prompt_logprobs(self.model.logits(rows), targets)
-            prompt_logprobs[c.seq.seq_id] = (c.start + a + 1, values)
+            rows = hidden[starts[id(c)] : starts[id(c)] + c.num_new_tokens]
+            found = chunk_prompt_logprobs(c, rows, self.model.logits)
+            if found is not None:
+                prompt_logprobs[c.seq.seq_id] = found
         return RunnerOutput(logits=logits, prompt_logprobs=prompt_logprobs)
 
 
@@ -358,14 +368,9 @@ class HFModelRunner(ModelRunner):
             logits = out.logits[0].float()
             if c.is_last_chunk:
                 rows.append(logits[-1])
-            if want_all:
-                a, b = _prompt_targets(c)
-                if b > a:
-                    targets = torch.tensor(
-                        c.seq.token_ids[c.start + a + 1 : c.start + b + 1], device=self.device
-                    )
-                    values = sampler.prompt_logprobs(logits[a:b], targets)
-                    prompt_logprobs[seq_id] = (c.start + a + 1, values)
+            found = chunk_prompt_logprobs(c, logits) if want_all else None
+            if found is not None:
+                prompt_logprobs[seq_id] = found
         logits = torch.stack(rows) if rows else None
         return RunnerOutput(logits=logits, prompt_logprobs=prompt_logprobs)
 

@@ -1,4 +1,5 @@
-"""The engine's vocabulary: what a request asks for and what the engine answers.
+"""The engine's vocabulary: what a request asks for, what the engine answers, and the
+`EngineClient` interface the API layer is written against.
 
 Every other module (scheduler, sampler, engine, API) imports these shapes instead of
 inventing its own. Must not import torch, Django or the web framework.
@@ -7,8 +8,32 @@ inventing its own. Must not import torch, Django or the web framework.
 from __future__ import annotations
 
 import enum
+import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from inference.config import EngineConfig
+    from inference.grammar import GrammarCompiler
+    from inference.loader import LoadedModel
+
+MAX_SEED = 2**63 - 1
+ENGINE_OVERLOADED = "Model is overloaded"
+
+
+def resolve_seed(seed: int | None) -> int:
+    """A sampled request's seed: its own, else a random one in [0, MAX_SEED]."""
+    return seed if seed is not None else random.randint(0, MAX_SEED)
+
+
+def distinct_seeds(n: int) -> list[int]:
+    """`n` different random seeds (the sequences of one `best_of` request)."""
+    seeds: set[int] = set()
+    while len(seeds) < n:
+        seeds.add(resolve_seed(None))
+    return list(seeds)
 
 
 class FinishReason(enum.StrEnum):
@@ -122,3 +147,73 @@ class EngineOverloadedError(RuntimeError):
 
 class GenerationError(RuntimeError):
     """A request failed while generating (maps to HTTP 424)."""
+
+
+class Permit:
+    """One admitted client request; release it exactly once (later calls do nothing)."""
+
+    def __init__(self, limiter: ConcurrencyLimiter) -> None:
+        self._limiter = limiter
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._limiter.in_flight -= 1
+
+
+class ConcurrencyLimiter:
+    """`max_concurrent_requests`: the next request beyond it is refused at once.
+
+    Used from one event loop only, so it needs no lock.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+
+    def acquire(self) -> Permit:
+        """A permit, or EngineOverloadedError when `limit` are held."""
+        if self.in_flight >= self.limit:
+            raise EngineOverloadedError(ENGINE_OVERLOADED)
+        self.in_flight += 1
+        return Permit(self)
+
+
+@dataclass(frozen=True)
+class EngineLoad:
+    """A snapshot of the engine's queues and KV cache (the `/metrics` gauges)."""
+
+    num_waiting: int  # requests not scheduled yet
+    num_running: int  # requests holding cache blocks
+    last_batch_size: int  # sequences in the last step
+    num_used_blocks: int
+    num_blocks: int
+
+
+class EngineClient(Protocol):
+    """What the API layer asks of an engine; `inference.async_engine.AsyncEngine` is the one
+    this project serves. Admission happens here: `admit()` is the only concurrency check."""
+
+    config: EngineConfig  # the limits validation enforces
+    loaded: LoadedModel  # the model served (/info reads its id, dtype, device, quantization)
+    limiter: ConcurrencyLimiter
+    is_ready: bool  # warmed up and stepping
+
+    @property
+    def tokenizer(self) -> Any: ...
+
+    @property
+    def grammars(self) -> GrammarCompiler: ...
+
+    def load(self) -> EngineLoad: ...
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+    def admit(self) -> Permit: ...
+
+    def generate(
+        self, request: Request, permit: Permit | None = None
+    ) -> AsyncIterator[GenerationEvent]: ...

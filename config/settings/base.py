@@ -16,6 +16,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 
 from config.env import load_env
+from inference.env import parse_bool
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -24,10 +25,8 @@ ENV: dict[str, str] = load_env(BASE_DIR)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    value = ENV.get(name)
-    if value is None or str(value).strip() == "":
-        return default
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    """`name` as a boolean (1/true/yes/on, 0/false/no/off); any other value stops start-up."""
+    return parse_bool(ENV.get(name), default, name=name)
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

@@ -2,7 +2,8 @@
 
 The app answers at once; the engine is started (or first built by `engine_factory`, in a
 worker thread) in the background, and generation routes answer 503 until it is warmed up.
-Must not import torch; the engine is duck-typed (`inference.engine.AsyncEngine`).
+Must not import torch; the engine is any `inference.types.EngineClient`
+(`inference.async_engine.AsyncEngine` in production).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -25,10 +25,11 @@ from inference.api.routes import generate, info, openai, sagemaker
 from inference.api.sse import DEFAULT_KEEPALIVE_SECONDS
 from inference.api.state import ServerState
 from inference.config import ServerConfig
+from inference.types import EngineClient
 
 logger = logging.getLogger(__name__)
 
-EngineFactory = Callable[[], Any]
+EngineFactory = Callable[[], EngineClient]
 LoadFailureHook = Callable[[BaseException], None]
 
 
@@ -39,10 +40,10 @@ def one_line(exc: BaseException) -> str:
 
 async def bring_up(
     state: ServerState,
-    engine: Any,
+    engine: EngineClient | None,
     engine_factory: EngineFactory | None,
     on_load_failure: LoadFailureHook | None,
-) -> Any:
+) -> EngineClient | None:
     """Build (if needed) and start the engine, then let requests through."""
     try:
         if engine is None:
@@ -67,7 +68,7 @@ async def bring_up(
 
 
 def create_app(
-    engine: Any | None,
+    engine: EngineClient | None,
     server_config: ServerConfig | None = None,
     *,
     engine_factory: EngineFactory | None = None,

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from inference.api.errors import (
     ApiError,
@@ -22,15 +20,18 @@ from inference.api.errors import (
     IncompleteGeneration,
     Overloaded,
 )
-from inference.api.validation import MAX_SEED, ValidRequest
+from inference.api.validation import ValidRequest
 from inference.metrics import RequestTimings
 from inference.types import (
+    EngineClient,
     EngineOverloadedError,
     FinishReason,
     GenerationError,
     GenerationEvent,
+    Permit,
     Request,
     TokenInfo,
+    distinct_seeds,
 )
 
 
@@ -67,10 +68,13 @@ def as_api_error(exc: BaseException) -> ApiError:
     return GenerationFailed(f"{type(exc).__name__}: {exc}")
 
 
-async def engine_events(engine: Any, valid: ValidRequest) -> AsyncIterator[GenerationEvent]:
-    """The engine's events for one request, errors as `ApiError`; closing it aborts the request."""
+async def engine_events(
+    engine: EngineClient, valid: ValidRequest, permit: Permit
+) -> AsyncIterator[GenerationEvent]:
+    """The engine's events for one request admitted with `permit`, errors as `ApiError`;
+    closing it aborts the request."""
     try:
-        events = engine.generate(engine_request(valid))
+        events = engine.generate(engine_request(valid), permit)
     except Exception as exc:
         raise as_api_error(exc) from exc
     try:
@@ -129,10 +133,10 @@ class Generated:
         self.finished_at = event.finished_at or time.monotonic()
 
 
-async def generate_one(engine: Any, valid: ValidRequest) -> Generated:
+async def generate_one(engine: EngineClient, valid: ValidRequest, permit: Permit) -> Generated:
     """Run one sequence to its end."""
     sequence = Generated(input_length=valid.input_length)
-    async for event in engine_events(engine, valid):
+    async for event in engine_events(engine, valid, permit):
         sequence.add(event)
         if event.is_final:
             if not valid.params.do_sample:
@@ -143,12 +147,15 @@ async def generate_one(engine: Any, valid: ValidRequest) -> Generated:
     raise IncompleteGeneration()
 
 
-async def generate_best_of(engine: Any, valid: ValidRequest) -> tuple[Generated, list[Generated]]:
-    """`best_of` sampled sequences with distinct seeds; the best by total logprob first."""
+async def generate_best_of(
+    engine: EngineClient, valid: ValidRequest, permit: Permit
+) -> tuple[Generated, list[Generated]]:
+    """`best_of` sampled sequences with distinct seeds, all under one `permit`; the best by
+    total logprob first."""
     if valid.best_of <= 1:
-        return await generate_one(engine, valid), []
-    seeds = _distinct_seeds(valid.best_of)
-    tasks = [asyncio.ensure_future(generate_one(engine, valid.with_seed(s))) for s in seeds]
+        return await generate_one(engine, valid, permit), []
+    seeds = distinct_seeds(valid.best_of)
+    tasks = [asyncio.ensure_future(generate_one(engine, valid.with_seed(s), permit)) for s in seeds]
     try:
         sequences = await asyncio.gather(*tasks)
     finally:
@@ -158,13 +165,6 @@ async def generate_best_of(engine: Any, valid: ValidRequest) -> tuple[Generated,
             await asyncio.gather(*tasks, return_exceptions=True)
     ranked = sorted(sequences, key=lambda s: s.logprob_sum, reverse=True)
     return ranked[0], ranked[1:]
-
-
-def _distinct_seeds(n: int) -> list[int]:
-    seeds: set[int] = set()
-    while len(seeds) < n:
-        seeds.add(random.randint(0, MAX_SEED))
-    return list(seeds)
 
 
 def timings_of(start: float, sequence: Generated, now: float | None = None) -> RequestTimings:

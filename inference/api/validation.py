@@ -7,7 +7,6 @@ Must not import torch or the web framework; the tokenizer is anything with `enco
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -15,7 +14,7 @@ from inference.api.errors import ValidationFailed
 from inference.api.grammars import grammar_spec
 from inference.config import EngineConfig
 from inference.grammar import GrammarCompiler, GrammarError
-from inference.types import SamplingParams
+from inference.types import SamplingParams, resolve_seed
 
 # TGI's `ValidationError` strings (router/src/validation.rs), word for word.
 BEST_OF = "`best_of` must be > 0 and <= {0}. Given: {1}"
@@ -55,7 +54,6 @@ CLIENT_BATCH_SIZE = "Number of prompts exceeds the maximum allowed batch size of
 EMPTY_PROMPT_LIST = "Empty array detected. Do not use an empty array for the prompt."
 
 DEFAULT_GENERATION_LENGTH = 1024  # TGI v3: `max_new_tokens` absent -> up to this many
-MAX_SEED = 2**63 - 1
 MAX_TOP_K = 2**31 - 1  # when the tokenizer does not say its vocabulary size
 
 
@@ -274,7 +272,7 @@ class Validator:
             repetition_penalty=c.repetition_penalty,
             frequency_penalty=c.frequency_penalty,
             presence_penalty=c.presence_penalty,
-            seed=p.seed if p.seed is not None else random.randint(0, MAX_SEED),
+            seed=resolve_seed(p.seed),
             stop=c.stop,
             top_n_tokens=c.top_n_tokens,
             decoder_input_details=p.decoder_input_details,

@@ -10,16 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.processes import PROJECT_ROOT as ROOT
 from bench.processes import free_port, migrate, web_argv
+from tests.support.server_process import ServerProcess
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -79,8 +75,7 @@ class LiveServer:
         self.extra_env = extra_env or {}
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="chatui-e2e-"))
-        self.log_path = self.tmp / "daphne.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.server: ServerProcess | None = None
 
     @property
     def url(self) -> str:
@@ -112,42 +107,24 @@ class LiveServer:
     def start(self) -> LiveServer:
         env = self.env()
         migrate(env)
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            web_argv(self.port),
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/api/models", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"daphne did not answer within {STARTUP_TIMEOUT_S}s:\n{self.log()}")
+        argv = web_argv(self.port)
+        log_path = self.tmp / "daphne.log"
+        ready_url = self.url + "/api/models"
+        self.server = ServerProcess(argv, env, ready_url, log_path=log_path, name="daphne")
+        try:
+            self.server.start().wait_ready(STARTUP_TIMEOUT_S)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-5000:]
-        except OSError:
-            return ""
+        return self.server.log() if self.server is not None else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.process = None
+        if self.server is not None:
+            self.server.stop()
+        self.server = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> LiveServer:

@@ -37,7 +37,7 @@ def log_dir() -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random-weight Llama with the bundled tokenizer, saved as a model directory
     that `python -m inference --model-id` loads in a second."""
-    from inference.loader import build_tiny_llama
+    from tests.support.tiny_model import build_tiny_llama
 
     directory = tmp_path_factory.mktemp("tiny-llama")
     loaded = build_tiny_llama(max_position_embeddings=4096)

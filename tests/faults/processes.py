@@ -8,123 +8,38 @@ its own thread), so a fault here is what a deployment would see.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
-import signal
-import subprocess
 import threading
-import time
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from bench.processes import PROJECT_ROOT, VENV_BIN, free_port
+from bench.processes import VENV_BIN, free_port
+from tests.support.server_process import ServerProcess
 
 STARTUP_TIMEOUT_S = 120.0
+REDIS_STARTUP_TIMEOUT_S = 20.0
 
 
-def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
-    """Until something accepts connections on 127.0.0.1:`port`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), contextlib.closing(_connect(port)):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def _connect(port: int):
-    import socket
-
-    return socket.create_connection(("127.0.0.1", port), 1)
-
-
-class ManagedProcess:
-    """One child process with its log file; `kill` is SIGKILL, as when a machine dies."""
-
-    def __init__(self, name: str, log_dir: Path) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def argv(self) -> list[str]:
-        raise NotImplementedError
-
-    def env(self) -> dict[str, str] | None:
-        return None
-
-    @property
-    def is_alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def spawn(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv(), cwd=PROJECT_ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-5000:]
-        except OSError:
-            return ""
-
-
-class InferenceProcess(ManagedProcess):
+class InferenceProcess(ServerProcess):
     """`python -m inference` on a model directory, always on the same port (a restart is the
     same endpoint to the chat app)."""
 
     def __init__(self, model_dir: Path, log_dir: Path, *extra: str) -> None:
-        super().__init__("inference", log_dir)
-        self.model_dir = model_dir
         self.port = free_port()
-        self.extra = extra
+        argv = [str(VENV_BIN / "python"), "-m", "inference", "--model-id", str(model_dir)]
+        argv += ["--port", str(self.port), "--dtype", "float32", "--quantize", "none", *extra]
+        log_path = log_dir / "inference.log"
+        super().__init__(argv, None, f"{self.url}/health", log_path=log_path, name="model server")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def argv(self) -> list[str]:
-        return [
-            str(VENV_BIN / "python"),
-            "-m",
-            "inference",
-            "--model-id",
-            str(self.model_dir),
-            "--port",
-            str(self.port),
-            "--dtype",
-            "float32",
-            "--quantize",
-            "none",
-            *self.extra,
-        ]
-
-    def start(self) -> InferenceProcess:
-        self.spawn()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not self.is_alive:
-                raise RuntimeError(f"the model server exited:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"the model server did not start:\n{self.log()}")
+    def start(self) -> Self:
+        return super().start().wait_ready(STARTUP_TIMEOUT_S)
 
     def gauge(self, name: str) -> float:
         """One Prometheus sample of `/metrics` (e.g. `tgi_batch_current_size`)."""
@@ -135,30 +50,27 @@ class InferenceProcess(ManagedProcess):
         raise KeyError(f"{name} is not in /metrics")
 
 
-class RedisProcess(ManagedProcess):
+class RedisProcess(ServerProcess):
     """A private `redis-server` that keeps nothing on disk: a restart loses everything, as the
     shared one in a container would."""
 
     def __init__(self, log_dir: Path) -> None:
-        super().__init__("redis", log_dir)
-        self.port = free_port()
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: the fault tests need one")
-        self.binary = binary
+        self.port = free_port()
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no"]  # fmt: skip
+        super().__init__(
+            argv, None, f"tcp://127.0.0.1:{self.port}", log_path=log_dir / "redis.log", name="redis"
+        )
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def argv(self) -> list[str]:
-        return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no"]  # fmt: skip
-
-    def start(self) -> RedisProcess:
-        self.spawn()
-        wait_for_port(self.port)
-        return self
+    def start(self) -> Self:
+        return super().start().wait_ready(REDIS_STARTUP_TIMEOUT_S)
 
 
 class TcpProxy:

@@ -1,13 +1,35 @@
-"""Shared by the inference tests: the project root on `sys.path` for `tests.inference.*` helpers.
+"""Shared by the inference tests: the tiny random Llama and engines over it.
 
-The suite-wide conftest already keeps every client away from the model hub.
+Only tests marked ``slow`` load the bundled model; everything else uses ``build_tiny_llama``
+(2 layers, hidden 64, the bundled tokenizer). Factories live in ``factories.py``. The suite-wide
+conftest already keeps every client away from the model hub.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `tests.inference.live_server` and the project packages
-    sys.path.insert(0, str(ROOT))
+import pytest
+
+from inference.config import EngineConfig
+from inference.engine import Engine
+from inference.loader import LoadedModel
+from inference.scheduler import SchedulerConfig
+from tests.inference.factories import SMALL_LIMITS
+from tests.support.tiny_model import build_tiny_llama
+
+
+@pytest.fixture(scope="session")
+def tiny() -> LoadedModel:
+    return build_tiny_llama()
+
+
+@pytest.fixture
+def engine_factory(tiny: LoadedModel) -> Callable[..., Engine]:
+    """Engines over the shared tiny model; keyword overrides go to SchedulerConfig."""
+
+    def make(config: EngineConfig = SMALL_LIMITS, runner=None, **overrides) -> Engine:
+        scheduler_config = SchedulerConfig.from_engine_config(config, **overrides)
+        return Engine(tiny, config, scheduler_config, runner)
+
+    return make

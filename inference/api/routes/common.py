@@ -14,9 +14,10 @@ from fastapi import Request
 
 from inference.api.errors import ApiError, ClientDisconnected
 from inference.api.generation import Generated, timings_of
-from inference.api.state import Permit, ServerState
+from inference.api.state import ServerState
 from inference.api.validation import ValidRequest
 from inference.metrics import RequestTimings
+from inference.types import Permit
 
 # NOTE: the content type is spelled out: FastAPI would give a streaming route's errors the
 # route's own `text/event-stream`, but errors before the first event are JSON documents.

@@ -38,9 +38,9 @@ from inference.api.schemas import (
     Token,
 )
 from inference.api.sse import EventStreamResponse, frame
-from inference.api.state import Permit, ServerState, get_state
+from inference.api.state import ServerState, get_state
 from inference.api.validation import ValidRequest
-from inference.types import TokenInfo
+from inference.types import Permit, TokenInfo
 
 router = APIRouter(tags=["Text Generation Inference"], route_class=StrictJsonRoute)
 
@@ -107,7 +107,9 @@ async def run_generate(
     permit = state.admit()
     try:
         valid = await validate(state, body.inputs, body.parameters)
-        best, others = await unless_disconnected(request, generate_best_of(state.engine, valid))
+        best, others = await unless_disconnected(
+            request, generate_best_of(state.attached, valid, permit)
+        )
     except ApiError as error:
         count_failure(state, error)
         raise
@@ -140,7 +142,7 @@ async def tgi_events(
     sequence = Generated(input_length=valid.input_length)
     index = 0
     try:
-        async for event in engine_events(state.engine, valid):
+        async for event in engine_events(state.attached, valid, permit):
             index += 1
             sequence.add(event)
             token = to_token(wire_token(event))

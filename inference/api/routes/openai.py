@@ -63,7 +63,7 @@ from inference.api.schemas import (
     Usage,
 )
 from inference.api.sse import DONE, EventStreamResponse, frame
-from inference.api.state import MAX_CLIENT_BATCH_SIZE, Permit, ServerState, get_state
+from inference.api.state import MAX_CLIENT_BATCH_SIZE, ServerState, get_state
 from inference.api.tools import ToolCallStream, ToolOutput, parse_tool_output, plan_tools
 from inference.api.validation import (
     CLIENT_BATCH_SIZE,
@@ -75,7 +75,7 @@ from inference.api.validation import (
     ValidRequest,
 )
 from inference.config import EngineConfig
-from inference.types import FinishReason
+from inference.types import FinishReason, Permit
 
 router = APIRouter(tags=["Text Generation Inference"], route_class=StrictJsonRoute)
 
@@ -233,7 +233,7 @@ def chat_parameters(state: ServerState, body: ChatRequest) -> GenerateParameters
 async def prepare_chat(state: ServerState, body: ChatRequest) -> ValidRequest:
     """Check, render the chat template and tokenise, all but the checks off the event loop."""
     params = chat_parameters(state, body)
-    inputs = await off_loop(render_chat, state.engine.tokenizer, body.messages, plan_tools(body))
+    inputs = await off_loop(render_chat, state.attached.tokenizer, body.messages, plan_tools(body))
     return await validate(
         state,
         inputs,
@@ -265,7 +265,7 @@ async def chat_completions(body: ChatRequest, request: Request) -> Response:
             headers=stream_headers(state, valid.inputs),
         )
     try:
-        sequence = await unless_disconnected(request, generate_one(state.engine, valid))
+        sequence = await unless_disconnected(request, generate_one(state.attached, valid, permit))
     except ApiError as error:
         count_failure(state, error)
         raise
@@ -325,7 +325,7 @@ async def chat_events(
         )
 
     async def text_chunks() -> AsyncIterator[bytes]:
-        async for event in engine_events(state.engine, valid):
+        async for event in engine_events(state.attached, valid, permit):
             sequence.add(event)
             logprobs = None
             if body.logprobs:
@@ -350,7 +350,7 @@ async def chat_events(
 
     try:
         if plan_tools(body) is not None:
-            chunks = tool_chunks(state, valid, start, sequence, completion_id, chunk)
+            chunks = tool_chunks(state, valid, permit, start, sequence, completion_id, chunk)
         else:
             chunks = text_chunks()
         async for item in chunks:
@@ -368,6 +368,7 @@ async def chat_events(
 async def tool_chunks(
     state: ServerState,
     valid: ValidRequest,
+    permit: Permit,
     start: float,
     sequence: Generated,
     completion_id: str,
@@ -395,7 +396,7 @@ async def tool_chunks(
         delta = ChatCompletionDelta(role="assistant", content=text)
         return chunk([ChatCompletionChoice(index=0, delta=delta, finish_reason=finish)])
 
-    async for event in engine_events(state.engine, valid):
+    async for event in engine_events(state.attached, valid, permit):
         sequence.add(event)
         if not event.is_final:
             for piece in calls.feed("" if event.token.special else event.text):
@@ -479,7 +480,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
 
     if body.stream:
         streams = [
-            completion_events(state, valid, index, start, make_chunk)
+            completion_events(state, valid, permit, index, start, make_chunk)
             for index, valid in enumerate(valids)
         ]
         return EventStreamResponse(
@@ -487,8 +488,9 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
             keepalive_interval=state.keepalive_interval,
             headers=stream_headers(state, "".join(v.inputs for v in valids)),
         )
+    engine = state.attached
     try:
-        work = asyncio.gather(*(generate_one(state.engine, v) for v in valids))
+        work = asyncio.gather(*(generate_one(engine, v, permit) for v in valids))
         sequences = await unless_disconnected(request, work)
     except ApiError as error:
         count_failure(state, error)
@@ -530,6 +532,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
 async def completion_events(
     state: ServerState,
     valid: ValidRequest,
+    permit: Permit,
     index: int,
     start: float,
     make_chunk: Callable[..., bytes],
@@ -537,7 +540,7 @@ async def completion_events(
     """One prompt's chunks; the last one carries the finish reason and usage (as TGI)."""
     sequence = Generated(input_length=valid.input_length)
     try:
-        async for event in engine_events(state.engine, valid):
+        async for event in engine_events(state.attached, valid, permit):
             sequence.add(event)
             text = "" if event.token.special else event.text
             if not event.is_final:

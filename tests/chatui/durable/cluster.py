@@ -11,13 +11,10 @@ import asyncio
 import json
 import os
 import secrets
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -25,11 +22,10 @@ import psycopg
 from psycopg import sql
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.processes import PROJECT_ROOT as ROOT
 from bench.processes import free_port, web_argv
+from tests.support.server_process import ServerProcess
 
 SETTINGS_MODULE = "tests.chatui.durable.web_settings"
-STARTUP_TIMEOUT_S = 60.0
 EVENT_TIMEOUT_S = 20.0
 
 
@@ -73,70 +69,28 @@ def web_env(*, database_url: str, redis_url: str, models: list[dict[str, Any]], 
     return env
 
 
-class WebProcess:
+class WebProcess(ServerProcess):
     """One web process as production runs it (`bench.processes.web_argv`: daphne on uvloop)."""
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.env = env
         self.port = free_port()
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            web_argv(self.port),
+            env,
+            f"{self.url}/api/models",
+            log_path=log_dir / f"{name}.log",
+            name=name,
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def is_alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self) -> WebProcess:
-        """Starts the process without waiting (start several, then `wait_ready` each)."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                web_argv(self.port),
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    def wait_ready(self) -> WebProcess:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not self.is_alive:
-                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/api/models", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer in {STARTUP_TIMEOUT_S}s:\n{self.log()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup runs, as when a machine or container dies."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.is_alive:
-            assert self.process is not None
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-5000:]
-        except OSError:
-            return ""
+    def start(self) -> Self:
+        """Start on `port` without waiting; a restart may have been given a fresh port."""
+        self.argv = web_argv(self.port)
+        self.ready_url = f"{self.url}/api/models"
+        return super().start()
 
 
 class ChatSocket:

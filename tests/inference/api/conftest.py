@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from inference.api import create_app
+from inference.async_engine import AsyncEngine
 from inference.config import EngineConfig, ServerConfig
-from inference.engine import AsyncEngine
-from inference.loader import build_tiny_llama
 from tests.inference.live_server import LiveServer, start_server
+from tests.support.tiny_model import build_tiny_llama
 
 LIMITS = EngineConfig(
     max_concurrent_requests=4,

@@ -146,7 +146,7 @@ def test_the_validator_itself_refuses_nan(name):
     from transformers import AutoTokenizer
 
     from inference.api.errors import ValidationFailed
-    from inference.loader import bundled_tokenizer_path
+    from tests.support.tiny_model import bundled_tokenizer_path
 
     validator = Validator(AutoTokenizer.from_pretrained(bundled_tokenizer_path()), LIMITS)
     parameters = GenerateParameters.model_construct(**{name: float("nan")})

@@ -8,7 +8,7 @@ from transformers import AutoTokenizer
 from inference.api.schemas import GenerateParameters, GenerateRequest
 from inference.api.validation import DEFAULT_GENERATION_LENGTH, Validator
 from inference.config import EngineConfig
-from inference.loader import bundled_tokenizer_path
+from tests.support.tiny_model import bundled_tokenizer_path
 
 LIMITS = EngineConfig(max_input_tokens=2047, max_total_tokens=2048, max_batch_total_tokens=8192)
 

@@ -12,7 +12,7 @@ import pytest
 from bench.processes import free_port
 from inference.cli import engine_config_for, parse_args
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults():
@@ -20,7 +20,7 @@ def test_defaults():
     assert (config.hostname, config.port) == ("127.0.0.1", 8080)
     assert config.model.model_id == "bundled"
     model = config.model
-    assert (model.dtype, model.device, model.compile) == ("auto", "auto", False)
+    assert (model.dtype, model.device, model.quantize) == ("auto", "auto", "auto")
     assert config.engine.max_total_tokens == 4096
     assert config.engine.max_input_tokens == 4095
 
@@ -48,7 +48,7 @@ def test_environment_as_tgi_launcher_reads_it_and_flags_win():
 def test_every_flag_is_accepted():
     argv = [
         "--model-id", "bundled", "--revision", "main", "--dtype", "float32", "--device", "cpu",
-        "--hostname", "127.0.0.1", "--port", "8081", "--compile",
+        "--hostname", "127.0.0.1", "--port", "8081",
         "--max-concurrent-requests", "3", "--max-best-of", "2", "--max-stop-sequences", "5",
         "--max-top-n-tokens", "4", "--max-input-tokens", "100", "--max-total-tokens", "200",
         "--max-batch-prefill-tokens", "300", "--max-batch-total-tokens", "4000",
@@ -56,7 +56,7 @@ def test_every_flag_is_accepted():
     ]  # fmt: skip
     config, _ = parse_args(argv, environ={})
     engine = config.engine
-    assert config.model.revision == "main" and config.model.compile
+    assert config.model.revision == "main"
     assert (engine.max_best_of, engine.max_stop_sequences, engine.max_top_n_tokens) == (2, 5, 4)
     assert (engine.max_batch_prefill_tokens, engine.max_batch_total_tokens) == (300, 4000)
     assert (engine.max_batch_size, engine.max_waiting_tokens) == (8, 10)
@@ -77,6 +77,7 @@ def test_limits_follow_the_model_positions():
         ([], {"PORT": "abc"}, "invalid int value"),
         (["--dtype", "int3"], {}, "invalid choice"),
         (["--max-input-tokens", "10", "--max-total-tokens", "10"], {}, "max_input_tokens"),
+        ([], {"PREFIX_CACHING": "maybe"}, "PREFIX_CACHING"),
     ],
 )
 def test_bad_values_are_one_line_usage_errors(argv, environ, needle, capsys):

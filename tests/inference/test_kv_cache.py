@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from inference.kv_cache import BlockManager
-from tests.inference.engine.factories import make_sequence
+from tests.inference.factories import make_sequence
 
 
 def test_allocate_covers_all_tokens_and_free_returns_blocks():

@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
-from inference.engine import ENGINE_OVERLOADED, AsyncEngine
+from inference.async_engine import ENGINE_OVERLOADED, AsyncEngine
 from inference.types import EngineOverloadedError, FinishReason, GenerationError
-from tests.inference.engine.factories import SMALL_LIMITS, make_request
+from tests.inference.factories import SMALL_LIMITS, make_request
 
 
 @pytest.fixture

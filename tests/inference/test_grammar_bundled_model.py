@@ -18,7 +18,7 @@ from inference.engine import Engine
 from inference.grammar import json_grammar
 from inference.loader import load_model
 from inference.types import FinishReason, GenerationEvent
-from tests.inference.engine.factories import make_request, run_to_completion
+from tests.inference.factories import make_request, run_to_completion
 
 NAME = {"type": "string", "minLength": 1, "maxLength": 24}
 SCHEMAS: dict[str, dict] = {

@@ -1,5 +1,5 @@
 """4/8-bit weights: GGUF blocks taken byte for byte, quantization at load, and the engine
-serving them (the kernels themselves are tested in test_engine_quant_kernel.py)."""
+serving them (the kernels themselves are tested in kernels/test_quant_kernel.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import torch
 from inference import quant, quant_loader
 from inference.engine import Engine
 from inference.linear import PortableQuantProjection, QuantizedWeights, QuantProjection
-from inference.loader import build_tiny_llama
-from tests.inference.engine.factories import (
+from tests.inference.factories import (
     SMALL_LIMITS,
     make_request,
     run_to_completion,
     token_ids,
 )
+from tests.support.tiny_model import build_tiny_llama
 
 
 def _gguf_reference(raw: np.ndarray, kind: str) -> torch.Tensor:

@@ -14,13 +14,14 @@ from inference.config import EngineConfig
 from inference.cpu import ISA_ENV, Isa, LinearPath, cpu_info
 from inference.engine import Engine
 from inference.linear import DenseProjection
-from inference.loader import build_tiny_llama, fastest_cpu_dtype, pick_dtype
-from tests.inference.engine.factories import (
+from inference.loader import fastest_cpu_dtype, pick_dtype
+from tests.inference.factories import (
     SMALL_LIMITS,
     make_request,
     run_to_completion,
     token_ids,
 )
+from tests.support.tiny_model import build_tiny_llama
 
 PROMPT = list(range(100, 117))
 NEW_TOKENS = 8

@@ -8,7 +8,7 @@ from inference.scheduler import (
     SchedulerOutput,
     SequenceStatus,
 )
-from tests.inference.engine.factories import make_sequence
+from tests.inference.factories import make_sequence
 
 
 def fake_run(scheduler: Scheduler, out: SchedulerOutput, token: int = 7) -> None:

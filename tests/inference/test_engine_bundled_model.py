@@ -9,7 +9,7 @@ from inference.config import EngineConfig, ModelConfig
 from inference.cpu import ISA_ENV, cpu_info
 from inference.engine import Engine
 from inference.loader import load_model
-from tests.inference.engine.factories import make_request, run_to_completion
+from tests.inference.factories import make_request, run_to_completion
 
 FORMS = [  # (dtype, quantize, forced ISA)
     ("bfloat16", "none", None),

@@ -20,7 +20,7 @@ from inference.grammar import (
     regex_grammar,
 )
 from inference.types import FinishReason, GenerationEvent
-from tests.inference.engine.factories import make_request, run_to_completion
+from tests.inference.factories import make_request, run_to_completion
 
 RECORD = {
     "type": "object",

@@ -12,7 +12,7 @@ from inference.model_runner import HFModelRunner, PagedModelRunner
 from inference.models.llama import LlamaPagedModel
 from inference.scheduler import PROMPT_TOO_LONG_FOR_CACHE
 from inference.types import FinishReason, GenerationError, GenerationEvent
-from tests.inference.engine.factories import (
+from tests.inference.factories import (
     SMALL_LIMITS,
     make_request,
     run_to_completion,
