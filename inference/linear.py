@@ -21,7 +21,15 @@ from torch import nn
 
 from inference import kernels
 from inference.cpu import LinearPath, cpu_info
-from inference.quant import Q4Weight, Q8Weight, QuantWeight, cat_rows
+from inference.quant import (
+    Q4Weight,
+    Q8Weight,
+    QuantWeight,
+    TiledWeight,
+    can_tile,
+    cat_rows,
+    tile_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +107,13 @@ class DenseProjection(Projection):
 class QuantProjection(Projection):
     """Quantized weights for batches of at most ``max_rows`` rows, ``dense`` beyond.
 
-    ``dense`` holds the same values de-quantized (None: the kernels take every batch).
+    The kernels read W in tiles of 8 rows where its rows split so (every projection of the
+    usual models): 8 rows of W then share each load of x, about twice the speed of the row
+    layout at any batch. ``dense`` holds the same values de-quantized (None: the kernels take
+    every batch).
     """
+
+    reads_tiles = True
 
     def __init__(
         self,
@@ -111,22 +124,33 @@ class QuantProjection(Projection):
     ) -> None:
         self.out_features = weight.out_features
         self.weight = weight
+        self.tiled: TiledWeight | None = None
+        if self.reads_tiles and can_tile(weight):
+            self.tiled = tile_rows(weight)
         self.bias = bias
         self.dense = dense
         self.max_rows = max_rows if dense is not None else 1 << 62
 
     @property
     def tensors(self) -> list[torch.Tensor]:
-        """The weight as the compiled ops take it: [qs, d, m] (4-bit) or [qs, d] (8-bit)."""
+        """The weight as the compiled ops take it: [qs, d, m] (4-bit) or [qs, d] (8-bit),
+        three-dimensional when tiled."""
+        if self.tiled is not None:
+            return self.tiled.tensors
         w = self.weight
         return [w.qs, w.d, w.m] if isinstance(w, Q4Weight) else [w.qs, w.d]
 
     def _quantized(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
-        if isinstance(w, Q4Weight):  # the op itself (x is [rows, K] here): no Python wrapper
-            out = torch.ops.inference_kernels.q4_linear(x, w.qs, w.d, w.m, False)
+        ops = torch.ops.inference_kernels  # the ops themselves (x is [rows, K]): no wrapper
+        w, t = self.weight, self.tiled
+        if t is not None and t.m is not None:
+            out = ops.q4_linear_tiled(x, t.qs, t.d, t.m, False)
+        elif t is not None:
+            out = ops.q8_linear_tiled(x, t.qs, t.d, False)
+        elif isinstance(w, Q4Weight):
+            out = ops.q4_linear(x, w.qs, w.d, w.m, False)
         elif isinstance(w, Q8Weight):
-            out = torch.ops.inference_kernels.q8_linear(x, w.qs, w.d, False)
+            out = ops.q8_linear(x, w.qs, w.d, False)
         else:  # pragma: no cover - QuantWeight is one of the two
             raise TypeError(type(w).__name__)
         return out if self.bias is None else out + self.bias
@@ -145,6 +169,8 @@ class QuantProjection(Projection):
 class PortableQuantProjection(QuantProjection):
     """Quantized weights de-quantized at every call: where the kernels could not be built,
     the weights still take their quantized bytes in memory, and every batch still runs."""
+
+    reads_tiles = False  # no kernel reads them here
 
     def _quantized(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight.dequantize(x.dtype), self.bias)

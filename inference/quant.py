@@ -192,3 +192,46 @@ def from_gguf_blocks(type_name: str, raw: np.ndarray, in_features: int) -> Quant
     block_bytes, per_block, decode = _GGUF_DECODERS[type_name]
     rows = raw.reshape(raw.shape[0], in_features // per_block, block_bytes)
     return decode(rows)
+
+
+# --- Tiles of 8 rows, for the kernels' batched path ----------------------------------------
+
+TILE = 8
+
+
+@dataclass
+class TiledWeight:
+    """A ``Q4Weight`` or ``Q8Weight`` repacked so that 8 rows of W share each load of x (see
+    inference/kernels/quant_linear.cpp): per tile and block, 4-byte runs of the 8 rows side by
+    side, and the 8 rows' scales side by side. Made once at load."""
+
+    qs: torch.Tensor  # uint8 [N/8, K/32, 128] (4-bit) or int8 [N/8, K/32, 256] (8-bit)
+    d: torch.Tensor  # float16 [N/8, K/32, 8]
+    m: torch.Tensor | None  # float16 [N/8, K/32, 8]; None for 8-bit
+    bits: int
+
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        """As the compiled ops take them: [qs, d, m] (4-bit) or [qs, d] (8-bit)."""
+        return [self.qs, self.d] if self.m is None else [self.qs, self.d, self.m]
+
+
+def can_tile(weight: QuantWeight) -> bool:
+    return weight.out_features % TILE == 0
+
+
+def _side_by_side(scales: torch.Tensor) -> torch.Tensor:
+    n, blocks = scales.shape
+    return scales.view(n // TILE, TILE, blocks).transpose(1, 2).contiguous()
+
+
+def tile_rows(weight: QuantWeight) -> TiledWeight:
+    """``weight`` in tiles of 8 rows (its out_features must be a multiple of 8)."""
+    n, blocks = weight.d.shape
+    if not can_tile(weight):
+        raise ValueError(f"{n} rows do not split into tiles of {TILE}")
+    # [N, blocks, runs of 4 bytes, 4] -> [tiles, blocks, runs, 8 rows, 4]
+    runs = weight.qs.view(n // TILE, TILE, blocks, -1, 4).permute(0, 2, 3, 1, 4)
+    qs = runs.reshape(n // TILE, blocks, -1).contiguous()
+    m = _side_by_side(weight.m) if isinstance(weight, Q4Weight) else None
+    return TiledWeight(qs, _side_by_side(weight.d), m, weight.bits)

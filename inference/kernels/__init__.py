@@ -225,6 +225,26 @@ def q8_linear(
     return out.reshape(*x.shape[:-1], qs.shape[0])
 
 
+def q4_linear_tiled(
+    x: torch.Tensor, qs: torch.Tensor, d: torch.Tensor, m: torch.Tensor, *, portable: bool = False
+) -> torch.Tensor:
+    """``q4_linear`` with W in tiles of 8 rows (``inference.quant.TiledWeight``): qs uint8
+    [N/8, K/32, 128], d and m fp16 [N/8, K/32, 8]. 8 rows of W share each load of x."""
+    out = torch.ops.inference_kernels.q4_linear_tiled(
+        x.reshape(-1, x.shape[-1]), qs, d, m, portable
+    )
+    return out.reshape(*x.shape[:-1], qs.shape[0] * 8)
+
+
+def q8_linear_tiled(
+    x: torch.Tensor, qs: torch.Tensor, d: torch.Tensor, *, portable: bool = False
+) -> torch.Tensor:
+    """``q8_linear`` with W in tiles of 8 rows: qs int8 [N/8, K/32, 256], d fp16
+    [N/8, K/32, 8]."""
+    out = torch.ops.inference_kernels.q8_linear_tiled(x.reshape(-1, x.shape[-1]), qs, d, portable)
+    return out.reshape(*x.shape[:-1], qs.shape[0] * 8)
+
+
 def quant_kernel_path() -> str | None:
     """The path the quantized linears take here ("avx512-vnni", "avx2-vnni", "avx2" or
     "portable"), or None when the kernels are not built; for logs and benchmarks."""

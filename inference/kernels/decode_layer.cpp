@@ -7,7 +7,8 @@
 // step costs little more than reading the weights.
 //
 // h: [M, hidden] float32, updated in place (the residual stream). Weights: a list
-// [qs, d, m] (4-bit) or [qs, d] (8-bit) per projection, as q4_linear / q8_linear take them;
+// [qs, d, m] (4-bit) or [qs, d] (8-bit) per projection, as q4_linear / q8_linear or (3-D,
+// tiles of 8 rows) q4_linear_tiled / q8_linear_tiled take them;
 // qkv is q, k and v concatenated, gate_up gate and up. cos, sin: [positions, head_dim]
 // float32 with rotate_half's sign folded into sin. kv: [blocks, block_size, 2, kv_heads, d]
 // in float32 or bfloat16; slots: [M] int64 cache slot of each row's new K and V.
@@ -26,6 +27,9 @@ namespace {
 
 at::Tensor linear(const at::Tensor& x, const std::vector<at::Tensor>& w) {
   TORCH_CHECK(w.size() == 2 || w.size() == 3, "a projection is [qs, d] or [qs, d, m]");
+  if (w[0].dim() == 3)  // tiles of 8 rows (quant_linear.cpp)
+    return w.size() == 3 ? inference_kernels::q4_linear_tiled(x, w[0], w[1], w[2], false)
+                         : inference_kernels::q8_linear_tiled(x, w[0], w[1], false);
   return w.size() == 3 ? inference_kernels::q4_linear(x, w[0], w[1], w[2], false)
                        : inference_kernels::q8_linear(x, w[0], w[1], false);
 }

@@ -15,6 +15,11 @@ at::Tensor paged_decode(const at::Tensor& q, const at::Tensor& kv, const at::Ten
 at::Tensor q4_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
                      const at::Tensor& m, bool portable);
 at::Tensor q8_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d, bool portable);
+// The same with W repacked in tiles of 8 rows (see quant_linear.cpp, inference/quant.py).
+at::Tensor q4_linear_tiled(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
+                           const at::Tensor& m, bool portable);
+at::Tensor q8_linear_tiled(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
+                           bool portable);
 std::string quant_linear_path();
 
 }  // namespace inference_kernels

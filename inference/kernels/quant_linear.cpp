@@ -553,6 +553,271 @@ void q8_run(const Activations& a, const at::Tensor& qs, const at::Tensor& d, boo
   });
 }
 
+
+// ---------------------------------------------------------------------------------------
+// Tiled path: W repacked once (at load) so that 8 of its rows share every load of x.
+//
+// From about 8 rows of x up, the row kernels above are bound by arithmetic, not bytes, and
+// most of it is per (row of W, row of x) pair: a horizontal sum, a conversion and a scale
+// for every few blocks. Here a 256-bit vector holds 4 consecutive elements of each of 8 rows
+// of W, x's 4 matching int8 values are broadcast to every lane, and one multiply-add gives
+// the 8 rows' partial dots in the 8 lanes: the block's dots end where the outputs go, and
+// the float epilogue (scale, the q4 min term) runs once per block for 8 outputs. Each tile
+// of W is then applied to up to kTileRows rows of x while it sits in L1.
+//
+// Layouts (tile t = rows 8t .. 8t + 7 of W, block b, lane group j), all three-dimensional
+// so that a tiled weight is never mistaken for a row one:
+//   q4: qs uint8 [N/8, blocks, 128]: bytes 4j .. 4j+3 of each row's 16-byte block, for
+//       j = 0..3, as 8 rows x 4 bytes; their low nibbles are elements 4j.., high ones 16 + 4j..
+//   q8: qs int8 [N/8, blocks, 256]: elements 4j .. 4j+3 of each row's block, j = 0..7.
+//   d (and m): float16 [N/8, blocks, 8], the 8 rows' scales of each block side by side.
+// (inference/quant.py `tile_rows` builds them from the row formats.)
+
+constexpr int64_t kTile = 8;
+#if defined(__AVX512VL__)
+constexpr int64_t kTileRows = 8;  // 32 vector registers: accumulators for 8 rows of x
+#else
+constexpr int64_t kTileRows = 4;
+#endif
+
+inline int32_t load_i32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <int MB>
+void q4_tile_portable(const Activations& a, int64_t r0, const uint8_t* qs, const c10::Half* d,
+                      const c10::Half* mn, float* y) {
+  for (int r = 0; r < MB; ++r) {
+    for (int64_t c = 0; c < kTile; ++c) {
+      float acc = 0.f;
+      for (int64_t b = 0; b < a.blocks; ++b) {
+        const int8_t* xq = a.q + (r0 + r) * a.k + b * kBlock;
+        int32_t dot = 0;
+        for (int64_t j = 0; j < 4; ++j) {
+          for (int64_t i = 0; i < 4; ++i) {
+            const uint8_t byte = qs[b * 128 + j * 32 + c * 4 + i];
+            dot += static_cast<int32_t>(byte & 15) * xq[4 * j + i];
+            dot += static_cast<int32_t>(byte >> 4) * xq[16 + 4 * j + i];
+          }
+        }
+        const int64_t at = (r0 + r) * a.blocks + b;
+        acc += static_cast<float>(d[b * kTile + c]) * a.scale[at] * static_cast<float>(dot) +
+               static_cast<float>(mn[b * kTile + c]) * a.sum[at];
+      }
+      y[r * kTile + c] = acc;
+    }
+  }
+}
+
+template <int MB>
+void q8_tile_portable(const Activations& a, int64_t r0, const int8_t* qs, const c10::Half* d,
+                      float* y) {
+  for (int r = 0; r < MB; ++r) {
+    for (int64_t c = 0; c < kTile; ++c) {
+      float acc = 0.f;
+      for (int64_t b = 0; b < a.blocks; ++b) {
+        const int8_t* xq = a.q + (r0 + r) * a.k + b * kBlock;
+        int32_t dot = 0;
+        for (int64_t j = 0; j < 8; ++j)
+          for (int64_t i = 0; i < 4; ++i)
+            dot += static_cast<int32_t>(qs[b * 256 + j * 32 + c * 4 + i]) * xq[4 * j + i];
+        acc += static_cast<float>(d[b * kTile + c]) * a.scale[(r0 + r) * a.blocks + b] *
+               static_cast<float>(dot);
+      }
+      y[r * kTile + c] = acc;
+    }
+  }
+}
+
+#if defined(QUANT_SIMD)
+
+inline __m256 load_half8(const c10::Half* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// Without VNNI a block's 8 maddubs results are summed in int16: each is at most
+// 2 * 15 * 127 = 3810, so 8 of them stay below 32767, and one madd widens the total.
+template <int MB>
+void q4_tile_simd(const Activations& a, int64_t r0, const uint8_t* qs, const c10::Half* d,
+                  const c10::Half* mn, float* y) {
+  const int64_t k = a.k, blocks = a.blocks;
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  __m256 acc[MB];
+  for (int r = 0; r < MB; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* w = qs + 128 * b;
+    __m256i dot[MB];
+    for (int r = 0; r < MB; ++r) dot[r] = _mm256_setzero_si256();
+    for (int j = 0; j < 4; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * j));
+      const __m256i lo = _mm256_and_si256(v, low);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+      for (int r = 0; r < MB; ++r) {
+        const int8_t* x = a.q + (r0 + r) * k + kBlock * b + 4 * j;
+        const __m256i xl = _mm256_set1_epi32(load_i32(x));
+        const __m256i xh = _mm256_set1_epi32(load_i32(x + 16));
+#if defined(QUANT_VNNI)
+        dot[r] = dpbusd(dpbusd(dot[r], lo, xl), hi, xh);
+#else
+        const __m256i pair = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh));
+        dot[r] = _mm256_add_epi16(dot[r], pair);
+#endif
+      }
+    }
+    const __m256 dw = load_half8(d + kTile * b);
+    const __m256 mw = load_half8(mn + kTile * b);
+    for (int r = 0; r < MB; ++r) {
+      const int64_t at = (r0 + r) * blocks + b;
+#if defined(QUANT_VNNI)
+      const __m256i sums = dot[r];
+#else
+      const __m256i sums = _mm256_madd_epi16(dot[r], _mm256_set1_epi16(1));
+#endif
+      const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(a.scale[at]));
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[r]);
+      acc[r] = _mm256_fmadd_ps(mw, _mm256_set1_ps(a.sum[at]), acc[r]);
+    }
+  }
+  for (int r = 0; r < MB; ++r) _mm256_storeu_ps(y + kTile * r, acc[r]);
+}
+
+// s8 x s8 as in q8_row_simd: |w| against x with w's sign; maddubs pairs reach 2 * 128 * 127,
+// so without VNNI each is widened to int32 at once.
+template <int MB>
+void q8_tile_simd(const Activations& a, int64_t r0, const int8_t* qs, const c10::Half* d, float* y) {
+  const int64_t k = a.k, blocks = a.blocks;
+  __m256 acc[MB];
+  for (int r = 0; r < MB; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int8_t* w = qs + 256 * b;
+    __m256i dot[MB];
+    for (int r = 0; r < MB; ++r) dot[r] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * j));
+      const __m256i u = _mm256_abs_epi8(v);
+      for (int r = 0; r < MB; ++r) {
+        const __m256i x = _mm256_set1_epi32(load_i32(a.q + (r0 + r) * k + kBlock * b + 4 * j));
+#if defined(QUANT_VNNI)
+        dot[r] = dpbusd(dot[r], u, _mm256_sign_epi8(x, v));
+#else
+        const __m256i pairs = _mm256_maddubs_epi16(u, _mm256_sign_epi8(x, v));
+        dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+#endif
+      }
+    }
+    const __m256 dw = load_half8(d + kTile * b);
+    for (int r = 0; r < MB; ++r) {
+      const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(a.scale[(r0 + r) * blocks + b]));
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r]), scale, acc[r]);
+    }
+  }
+  for (int r = 0; r < MB; ++r) _mm256_storeu_ps(y + kTile * r, acc[r]);
+}
+
+template <int MB>
+struct Q4TileSimd {
+  static void run(const Activations& a, int64_t r0, const uint8_t* qs, const c10::Half* d,
+                  const c10::Half* m, float* y) {
+    if constexpr (MB <= kTileRows) q4_tile_simd<MB>(a, r0, qs, d, m, y);
+  }
+};
+
+template <int MB>
+struct Q8TileSimd {
+  static void run(const Activations& a, int64_t r0, const int8_t* qs, const c10::Half* d, float* y) {
+    if constexpr (MB <= kTileRows) q8_tile_simd<MB>(a, r0, qs, d, y);
+  }
+};
+
+#endif  // QUANT_SIMD
+
+template <int MB>
+struct Q4TilePortable {
+  static void run(const Activations& a, int64_t r0, const uint8_t* qs, const c10::Half* d,
+                  const c10::Half* m, float* y) {
+    q4_tile_portable<MB>(a, r0, qs, d, m, y);
+  }
+};
+
+template <int MB>
+struct Q8TilePortable {
+  static void run(const Activations& a, int64_t r0, const int8_t* qs, const c10::Half* d, float* y) {
+    q8_tile_portable<MB>(a, r0, qs, d, y);
+  }
+};
+
+// Calls tile(t, r0, count, y) for every tile of W and run of up to kTileRows rows of x, in
+// parallel over tiles, and stores y ([count][8]) into out[r, 8t + c].
+template <typename T, typename TileFn>
+void for_each_tile(int64_t n_rows, int64_t m_rows, int64_t tile_bytes, T* out, const TileFn& tile) {
+  const int64_t tiles = n_rows / kTile;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{32} << 10) / std::max<int64_t>(1, tile_bytes));
+  at::parallel_for(0, tiles, grain, [&](int64_t begin, int64_t end) {
+    float y[kTileRows * kTile];
+    for (int64_t t = begin; t < end; ++t) {
+      for (int64_t r0 = 0; r0 < m_rows; r0 += kTileRows) {
+        const int64_t count = std::min(kTileRows, m_rows - r0);
+        tile(t, r0, count, y);
+        for (int64_t r = 0; r < count; ++r)
+          for (int64_t c = 0; c < kTile; ++c) store(out, (r0 + r) * n_rows + kTile * t + c, y[kTile * r + c]);
+      }
+    }
+  });
+}
+
+template <typename T>
+void q4_tiled_run(const Activations& a, const at::Tensor& qs, const at::Tensor& d,
+                  const at::Tensor& m, bool portable, T* out) {
+  const int64_t blocks = a.blocks, n_rows = qs.size(0) * kTile;
+  const uint8_t* qs_ptr = qs.data_ptr<uint8_t>();
+  const c10::Half* d_ptr = d.data_ptr<c10::Half>();
+  const c10::Half* m_ptr = m.data_ptr<c10::Half>();
+  const int64_t tile_bytes = blocks * (128 + 4 * kTile);
+  for_each_tile(n_rows, a.rows, tile_bytes, out, [&](int64_t t, int64_t r0, int64_t count, float* y) {
+    const uint8_t* w = qs_ptr + t * blocks * 128;
+    const c10::Half* dt = d_ptr + t * blocks * kTile;
+    const c10::Half* mt = m_ptr + t * blocks * kTile;
+#if defined(QUANT_SIMD)
+    if (!portable) return dispatch_rows<Q4TileSimd>(count, a, r0, w, dt, mt, y);
+#endif
+    dispatch_rows<Q4TilePortable>(count, a, r0, w, dt, mt, y);
+  });
+}
+
+template <typename T>
+void q8_tiled_run(const Activations& a, const at::Tensor& qs, const at::Tensor& d, bool portable,
+                  T* out) {
+  const int64_t blocks = a.blocks, n_rows = qs.size(0) * kTile;
+  const int8_t* qs_ptr = qs.data_ptr<int8_t>();
+  const c10::Half* d_ptr = d.data_ptr<c10::Half>();
+  const int64_t tile_bytes = blocks * (256 + 2 * kTile);
+  for_each_tile(n_rows, a.rows, tile_bytes, out, [&](int64_t t, int64_t r0, int64_t count, float* y) {
+    const int8_t* w = qs_ptr + t * blocks * 256;
+    const c10::Half* dt = d_ptr + t * blocks * kTile;
+#if defined(QUANT_SIMD)
+    if (!portable) return dispatch_rows<Q8TileSimd>(count, a, r0, w, dt, y);
+#endif
+    dispatch_rows<Q8TilePortable>(count, a, r0, w, dt, y);
+  });
+}
+
+void check_tiled(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d, int64_t k,
+                 const char* op) {
+  TORCH_CHECK(x.device().is_cpu() && qs.device().is_cpu() && d.device().is_cpu(), op,
+              ": all tensors must be on the CPU");
+  TORCH_CHECK(x.dim() == 2, op, ": x must be [M, K], got ", x.sizes());
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16, op,
+              ": x must be float32 or bfloat16, got ", x.scalar_type());
+  TORCH_CHECK(qs.dim() == 3 && qs.is_contiguous(), op, ": qs must be a contiguous [N/8, K/32, ...]");
+  TORCH_CHECK(k > 0, op, ": K must be a positive multiple of 32, got ", k);
+  TORCH_CHECK(x.size(1) == k, op, ": x has ", x.size(1), " features, the weights ", k);
+  TORCH_CHECK(d.scalar_type() == at::kHalf && d.is_contiguous() && d.dim() == 3 &&
+                  d.size(0) == qs.size(0) && d.size(1) == qs.size(1) && d.size(2) == kTile,
+              op, ": d must be a contiguous float16 [N/8, K/32, 8], got ", d.sizes());
+}
+
 }  // namespace
 
 namespace inference_kernels {
@@ -596,6 +861,45 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
   return out;
 }
 
+at::Tensor q4_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& d,
+                           const at::Tensor& m, bool portable) {
+  const int64_t k = qs.dim() == 3 && qs.size(2) == 128 ? qs.size(1) * kBlock : 0;
+  check_tiled(x_in, qs, d, k, "q4_linear_tiled");
+  TORCH_CHECK(qs.scalar_type() == at::kByte, "q4_linear_tiled: qs must be uint8, got ", qs.scalar_type());
+  TORCH_CHECK(m.device().is_cpu() && m.scalar_type() == at::kHalf && m.sizes() == d.sizes() &&
+                  m.is_contiguous(),
+              "q4_linear_tiled: m must be a contiguous float16 tensor shaped like d");
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor out = at::empty({x.size(0), qs.size(0) * kTile}, x.options());
+  if (out.numel() == 0) return out;
+  std::vector<at::Tensor> storage;
+  const Activations a = quantize(x, false, storage);
+  if (x.scalar_type() == at::kFloat) {
+    q4_tiled_run(a, qs, d, m, portable, out.data_ptr<float>());
+  } else {
+    q4_tiled_run(a, qs, d, m, portable, out.data_ptr<c10::BFloat16>());
+  }
+  return out;
+}
+
+at::Tensor q8_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& d,
+                           bool portable) {
+  const int64_t k = qs.dim() == 3 && qs.size(2) == 256 ? qs.size(1) * kBlock : 0;
+  check_tiled(x_in, qs, d, k, "q8_linear_tiled");
+  TORCH_CHECK(qs.scalar_type() == at::kChar, "q8_linear_tiled: qs must be int8, got ", qs.scalar_type());
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor out = at::empty({x.size(0), qs.size(0) * kTile}, x.options());
+  if (out.numel() == 0) return out;
+  std::vector<at::Tensor> storage;
+  const Activations a = quantize(x, false, storage);
+  if (x.scalar_type() == at::kFloat) {
+    q8_tiled_run(a, qs, d, portable, out.data_ptr<float>());
+  } else {
+    q8_tiled_run(a, qs, d, portable, out.data_ptr<c10::BFloat16>());
+  }
+  return out;
+}
+
 // Which path q4_linear / q8_linear take when not forced onto the portable one.
 std::string quant_linear_path() {
 #if defined(QUANT_SIMD) && defined(QUANT_ZMM)
@@ -614,10 +918,14 @@ std::string quant_linear_path() {
 TORCH_LIBRARY_FRAGMENT(inference_kernels, m) {
   m.def("q4_linear(Tensor x, Tensor qs, Tensor d, Tensor m, bool portable=False) -> Tensor");
   m.def("q8_linear(Tensor x, Tensor qs, Tensor d, bool portable=False) -> Tensor");
+  m.def("q4_linear_tiled(Tensor x, Tensor qs, Tensor d, Tensor m, bool portable=False) -> Tensor");
+  m.def("q8_linear_tiled(Tensor x, Tensor qs, Tensor d, bool portable=False) -> Tensor");
   m.def("quant_linear_path() -> str", &inference_kernels::quant_linear_path);
 }
 
 TORCH_LIBRARY_IMPL(inference_kernels, CPU, m) {
   m.impl("q4_linear", &inference_kernels::q4_linear);
   m.impl("q8_linear", &inference_kernels::q8_linear);
+  m.impl("q4_linear_tiled", &inference_kernels::q4_linear_tiled);
+  m.impl("q8_linear_tiled", &inference_kernels::q8_linear_tiled);
 }

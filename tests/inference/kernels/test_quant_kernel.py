@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from inference import kernels
+from inference.quant import Q4Weight, Q8Weight, tile_rows
 
 needs_kernel = pytest.mark.skipif(not kernels.available(), reason="no C++ toolchain here")
 PATHS = pytest.mark.parametrize("portable", [False, True], ids=["simd", "portable"])
@@ -180,3 +181,84 @@ def test_q8_linear_rejects_bad_inputs():
         kernels.q8_linear(x, qs, d[:, :1])
     with pytest.raises(RuntimeError, match="x must be \\[M, K\\]"):
         torch.ops.inference_kernels.q8_linear(x[None], qs, d)
+
+
+# --- Tiles of 8 rows -------------------------------------------------------------------------
+
+TILED_SHAPES = pytest.mark.parametrize(
+    "n,k", [(8, 32), (40, 96), (200, 576), (64, 1536), (48, 160)], ids=str
+)
+TILED_ROWS = pytest.mark.parametrize("rows", [1, 4, 5, 9, 33])  # around 4 and 8 rows a pass
+
+
+@needs_kernel
+@PATHS
+@DTYPES
+@TILED_SHAPES
+@TILED_ROWS
+def test_tiled_q4_linear_matches_the_dequantized_matmul(portable, dtype, n, k, rows):
+    gen = torch.Generator().manual_seed(n * k + rows + 2)
+    qs, d, m, dequantized = make_q4(n, k, gen)
+    tiled = tile_rows(Q4Weight(qs, d, m))
+    x = (torch.randn(rows, k, generator=gen) + 0.5).to(dtype)
+    out = kernels.q4_linear_tiled(x, tiled.qs, tiled.d, tiled.m, portable=portable)
+    check(out, x, dequantized, dtype, rows, n)
+
+
+@needs_kernel
+@PATHS
+@DTYPES
+@TILED_SHAPES
+@TILED_ROWS
+def test_tiled_q8_linear_matches_the_dequantized_matmul(portable, dtype, n, k, rows):
+    gen = torch.Generator().manual_seed(n * k + rows + 3)
+    qs, d, dequantized = make_q8(n, k, gen)
+    tiled = tile_rows(Q8Weight(qs, d))
+    x = (torch.randn(rows, k, generator=gen) + 0.5).to(dtype)
+    out = kernels.q8_linear_tiled(x, tiled.qs, tiled.d, portable=portable)
+    check(out, x, dequantized, dtype, rows, n)
+
+
+@needs_kernel
+def test_tiled_and_row_layouts_give_the_same_outputs_row_by_row():
+    gen = torch.Generator().manual_seed(11)
+    q4 = Q4Weight(*make_q4(96, 576, gen)[:3])
+    q8 = Q8Weight(*make_q8(96, 576, gen)[:2])
+    x = torch.randn(12, 576, generator=gen)
+    x[2] = 0
+    x[7, :32] *= 1000
+    t4, t8 = tile_rows(q4), tile_rows(q8)
+    cases = [
+        (kernels.q4_linear(x, q4.qs, q4.d, q4.m), kernels.q4_linear_tiled, t4.tensors),
+        (kernels.q8_linear(x, q8.qs, q8.d), kernels.q8_linear_tiled, t8.tensors),
+    ]
+    for by_rows, tiled_linear, tensors in cases:
+        tiles = tiled_linear(x, *tensors)
+        assert torch.all(tiles[2] == 0)
+        torch.testing.assert_close(tiles, by_rows, rtol=1e-5, atol=1e-4)
+        for i in (0, 7, 11):  # each row alone gives the same result
+            torch.testing.assert_close(tiles[i : i + 1], tiled_linear(x[i : i + 1], *tensors))
+
+
+def test_tiles_hold_each_rows_bytes_once_and_refuse_ragged_rows():
+    gen = torch.Generator().manual_seed(5)
+    q4 = Q4Weight(*make_q4(16, 64, gen)[:3])
+    tiled = tile_rows(q4)
+    assert tiled.qs.shape == (2, 2, 128) and tiled.d.shape == tiled.m.shape == (2, 2, 8)
+    # row 9 (tile 1, lane 1), block 1, bytes 4..7 sit in run 1 of that block
+    assert torch.equal(tiled.qs[1, 1, 32 + 4 : 32 + 8], q4.qs[9, 16 + 4 : 16 + 8])
+    assert tiled.d[1, 1, 1] == q4.d[9, 1] and tiled.m[0, 0, 7] == q4.m[7, 0]
+    assert sorted(tiled.qs.flatten().tolist()) == sorted(q4.qs.flatten().tolist())
+    with pytest.raises(ValueError, match="tiles of 8"):
+        tile_rows(Q4Weight(*make_q4(12, 64, gen)[:3]))
+
+
+@needs_kernel
+def test_tiled_kernels_reject_row_layouts():
+    gen = torch.Generator().manual_seed(0)
+    qs, d, m, _ = make_q4(8, 64, gen)
+    with pytest.raises(RuntimeError, match="qs must be a contiguous \\[N/8"):
+        torch.ops.inference_kernels.q4_linear_tiled(torch.randn(2, 64), qs, d, m)
+    tiled = tile_rows(Q8Weight(*make_q8(8, 64, gen)[:2]))
+    with pytest.raises(RuntimeError, match="d must be a contiguous float16 \\[N/8, K/32, 8\\]"):
+        kernels.q8_linear_tiled(torch.randn(2, 64), tiled.qs, tiled.d.view(1, 1, 16))
