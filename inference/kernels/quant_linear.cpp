@@ -765,6 +765,23 @@ void check_tiled(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
               op, ": d must be a contiguous float16 [N/8, K/32, 8], got ", d.sizes());
 }
 
+// Quantizes x, allocates the [M, n] result in x's dtype and calls run(a, out) with out typed
+// as x is: the frame every op shares.
+template <typename Run>
+at::Tensor run_linear(const at::Tensor& x_in, int64_t n, bool paired, const Run& run) {
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor out = at::empty({x.size(0), n}, x.options());
+  if (out.numel() == 0) return out;
+  std::vector<at::Tensor> storage;
+  const Activations a = quantize(x, paired, storage);
+  if (x.scalar_type() == at::kFloat) {
+    run(a, out.data_ptr<float>());
+  } else {
+    run(a, out.data_ptr<c10::BFloat16>());
+  }
+  return out;
+}
+
 }  // namespace
 
 namespace inference_kernels {
@@ -778,34 +795,18 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
                   m.is_contiguous(),
               "q4_linear: m must be a contiguous float16 tensor shaped like d ", d.sizes(), ", got ",
               m.scalar_type(), " ", m.sizes());
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty({x.size(0), qs.size(0)}, x.options());
-  if (out.numel() == 0) return out;
-  std::vector<at::Tensor> storage;
-  const Activations a = quantize(x, !portable, storage);
-  if (x.scalar_type() == at::kFloat) {
-    q4_run(a, qs, d, m, portable, out.data_ptr<float>());
-  } else {
-    q4_run(a, qs, d, m, portable, out.data_ptr<c10::BFloat16>());
-  }
-  return out;
+  return run_linear(x_in, qs.size(0), !portable, [&](const Activations& a, auto* out) {
+    q4_run(a, qs, d, m, portable, out);
+  });
 }
 
 at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& d, bool portable) {
   const int64_t k = qs.dim() == 2 ? qs.size(1) : 0;
   check_common(x_in, qs, d, k, "q8_linear");
   TORCH_CHECK(qs.scalar_type() == at::kChar, "q8_linear: qs must be int8, got ", qs.scalar_type());
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty({x.size(0), qs.size(0)}, x.options());
-  if (out.numel() == 0) return out;
-  std::vector<at::Tensor> storage;
-  const Activations a = quantize(x, false, storage);
-  if (x.scalar_type() == at::kFloat) {
-    q8_run(a, qs, d, portable, out.data_ptr<float>());
-  } else {
-    q8_run(a, qs, d, portable, out.data_ptr<c10::BFloat16>());
-  }
-  return out;
+  return run_linear(x_in, qs.size(0), false, [&](const Activations& a, auto* out) {
+    q8_run(a, qs, d, portable, out);
+  });
 }
 
 at::Tensor q4_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& d,
@@ -816,17 +817,9 @@ at::Tensor q4_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const a
   TORCH_CHECK(m.device().is_cpu() && m.scalar_type() == at::kHalf && m.sizes() == d.sizes() &&
                   m.is_contiguous(),
               "q4_linear_tiled: m must be a contiguous float16 tensor shaped like d");
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty({x.size(0), qs.size(0) * kTile}, x.options());
-  if (out.numel() == 0) return out;
-  std::vector<at::Tensor> storage;
-  const Activations a = quantize(x, false, storage);
-  if (x.scalar_type() == at::kFloat) {
-    q4_tiled_run(a, qs, d, m, portable, out.data_ptr<float>());
-  } else {
-    q4_tiled_run(a, qs, d, m, portable, out.data_ptr<c10::BFloat16>());
-  }
-  return out;
+  return run_linear(x_in, qs.size(0) * kTile, false, [&](const Activations& a, auto* out) {
+    q4_tiled_run(a, qs, d, m, portable, out);
+  });
 }
 
 at::Tensor q8_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& d,
@@ -834,17 +827,9 @@ at::Tensor q8_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const a
   const int64_t k = qs.dim() == 3 && qs.size(2) == 256 ? qs.size(1) * kBlock : 0;
   check_tiled(x_in, qs, d, k, "q8_linear_tiled");
   TORCH_CHECK(qs.scalar_type() == at::kChar, "q8_linear_tiled: qs must be int8, got ", qs.scalar_type());
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty({x.size(0), qs.size(0) * kTile}, x.options());
-  if (out.numel() == 0) return out;
-  std::vector<at::Tensor> storage;
-  const Activations a = quantize(x, false, storage);
-  if (x.scalar_type() == at::kFloat) {
-    q8_tiled_run(a, qs, d, portable, out.data_ptr<float>());
-  } else {
-    q8_tiled_run(a, qs, d, portable, out.data_ptr<c10::BFloat16>());
-  }
-  return out;
+  return run_linear(x_in, qs.size(0) * kTile, false, [&](const Activations& a, auto* out) {
+    q8_tiled_run(a, qs, d, portable, out);
+  });
 }
 
 // Which path q4_linear / q8_linear take when not forced onto the portable one.
