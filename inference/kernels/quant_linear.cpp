@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -385,53 +386,16 @@ void q8_row_simd(const Activations& a, int64_t r0, const int8_t* qs, const c10::
 // ---------------------------------------------------------------------------------------
 // Driver: quantize x, split W's rows over threads, store y in x's dtype.
 
-// One row of W against rows r0 .. r0 + count of x (count <= kRowsPerChunk): the row kernel
-// is instantiated per count so each row of x keeps its accumulators in registers.
-template <template <int> class Kernel, typename... Args>
-void dispatch_rows(int64_t count, const Args&... args) {
-  switch (count) {
-    case 1: Kernel<1>::run(args...); break;
-    case 2: Kernel<2>::run(args...); break;
-    case 3: Kernel<3>::run(args...); break;
-    case 4: Kernel<4>::run(args...); break;
-    case 5: Kernel<5>::run(args...); break;
-    case 6: Kernel<6>::run(args...); break;
-    case 7: Kernel<7>::run(args...); break;
-    default: Kernel<8>::run(args...); break;
+// Calls body(std::integral_constant<int, n>{}) with n = min(count, MB): each n is its own
+// instantiation of the kernel the body calls, so each row of x keeps its accumulators in
+// registers.
+template <int MB, typename Body>
+void dispatch_rows(int64_t count, const Body& body) {
+  if constexpr (MB > 1) {
+    if (count < MB) return dispatch_rows<MB - 1>(count, body);
   }
+  body(std::integral_constant<int, MB>{});
 }
-
-template <int MB>
-struct Q4Portable {
-  static void run(const Activations& a, int64_t r0, const uint8_t* qs, const c10::Half* d,
-                  const c10::Half* m, float* y) {
-    q4_row_portable<MB>(a, r0, qs, d, m, y);
-  }
-};
-
-template <int MB>
-struct Q8Portable {
-  static void run(const Activations& a, int64_t r0, const int8_t* qs, const c10::Half* d, float* y) {
-    q8_row_portable<MB>(a, r0, qs, d, y);
-  }
-};
-
-#if defined(QUANT_SIMD)
-template <int MB>
-struct Q4Simd {
-  static void run(const Activations& a, int64_t r0, const uint8_t* qs, const c10::Half* d,
-                  const c10::Half* m, float* y) {
-    q4_row_simd<MB>(a, r0, qs, d, m, y);
-  }
-};
-
-template <int MB>
-struct Q8Simd {
-  static void run(const Activations& a, int64_t r0, const int8_t* qs, const c10::Half* d, float* y) {
-    q8_row_simd<MB>(a, r0, qs, d, y);
-  }
-};
-#endif
 
 inline void store(float* out, int64_t at, float v) { out[at] = v; }
 inline void store(c10::BFloat16* out, int64_t at, float v) { out[at] = c10::BFloat16(v); }
@@ -454,13 +418,18 @@ void for_each_output_row(int64_t n_rows, int64_t m_rows, int64_t row_bytes, T* o
   });
 }
 
-void check_common(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d, int64_t k,
-                  const char* op) {
+// What every op asks of x and where the tensors live.
+void check_x(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d, const char* op) {
   TORCH_CHECK(x.device().is_cpu() && qs.device().is_cpu() && d.device().is_cpu(), op,
               ": all tensors must be on the CPU");
   TORCH_CHECK(x.dim() == 2, op, ": x must be [M, K], got ", x.sizes());
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16, op,
               ": x must be float32 or bfloat16, got ", x.scalar_type());
+}
+
+void check_common(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d, int64_t k,
+                  const char* op) {
+  check_x(x, qs, d, op);
   TORCH_CHECK(qs.dim() == 2 && qs.is_contiguous(), op, ": qs must be a contiguous [N, ...] tensor");
   TORCH_CHECK(k > 0 && k % kBlock == 0, op, ": K must be a positive multiple of 32, got ", k);
   TORCH_CHECK(x.size(1) == k, op, ": x has ", x.size(1), " features, the weights ", k);
@@ -525,10 +494,13 @@ void q4_run(const Activations& a, const at::Tensor& qs, const at::Tensor& d, con
       __builtin_prefetch(d_ptr + ahead * blocks);
       __builtin_prefetch(m_ptr + ahead * blocks);
     }
+    dispatch_rows<kRowsPerChunk>(count, [&](auto rows) {
+      constexpr int kRows = decltype(rows)::value;
 #if defined(QUANT_SIMD)
-    if (!portable) return dispatch_rows<Q4Simd>(count, a, r0, w, dn, mn, y);
+      if (!portable) return q4_row_simd<kRows>(a, r0, w, dn, mn, y);
 #endif
-    dispatch_rows<Q4Portable>(count, a, r0, w, dn, mn, y);
+      q4_row_portable<kRows>(a, r0, w, dn, mn, y);
+    });
   });
 }
 
@@ -546,10 +518,13 @@ void q8_run(const Activations& a, const at::Tensor& qs, const at::Tensor& d, boo
       for (int64_t off = 0; off < k; off += 64) __builtin_prefetch(qs_ptr + ahead * k + off);
       __builtin_prefetch(d_ptr + ahead * blocks);
     }
+    dispatch_rows<kRowsPerChunk>(count, [&](auto rows) {
+      constexpr int kRows = decltype(rows)::value;
 #if defined(QUANT_SIMD)
-    if (!portable) return dispatch_rows<Q8Simd>(count, a, r0, w, dn, y);
+      if (!portable) return q8_row_simd<kRows>(a, r0, w, dn, y);
 #endif
-    dispatch_rows<Q8Portable>(count, a, r0, w, dn, y);
+      q8_row_portable<kRows>(a, r0, w, dn, y);
+    });
   });
 }
 
@@ -716,37 +691,7 @@ void q8_tile_simd(const Activations& a, int64_t r0, const int8_t* qs, const c10:
   for (int r = 0; r < MB; ++r) _mm256_storeu_ps(y + kTile * r, acc[r]);
 }
 
-template <int MB>
-struct Q4TileSimd {
-  static void run(const Activations& a, int64_t r0, const uint8_t* qs, const c10::Half* d,
-                  const c10::Half* m, float* y) {
-    if constexpr (MB <= kTileRows) q4_tile_simd<MB>(a, r0, qs, d, m, y);
-  }
-};
-
-template <int MB>
-struct Q8TileSimd {
-  static void run(const Activations& a, int64_t r0, const int8_t* qs, const c10::Half* d, float* y) {
-    if constexpr (MB <= kTileRows) q8_tile_simd<MB>(a, r0, qs, d, y);
-  }
-};
-
 #endif  // QUANT_SIMD
-
-template <int MB>
-struct Q4TilePortable {
-  static void run(const Activations& a, int64_t r0, const uint8_t* qs, const c10::Half* d,
-                  const c10::Half* m, float* y) {
-    q4_tile_portable<MB>(a, r0, qs, d, m, y);
-  }
-};
-
-template <int MB>
-struct Q8TilePortable {
-  static void run(const Activations& a, int64_t r0, const int8_t* qs, const c10::Half* d, float* y) {
-    q8_tile_portable<MB>(a, r0, qs, d, y);
-  }
-};
 
 // Calls tile(t, r0, count, y) for every tile of W and run of up to kTileRows rows of x, in
 // parallel over tiles, and stores y ([count][8]) into out[r, 8t + c].
@@ -779,10 +724,13 @@ void q4_tiled_run(const Activations& a, const at::Tensor& qs, const at::Tensor& 
     const uint8_t* w = qs_ptr + t * blocks * 128;
     const c10::Half* dt = d_ptr + t * blocks * kTile;
     const c10::Half* mt = m_ptr + t * blocks * kTile;
+    dispatch_rows<kTileRows>(count, [&](auto rows) {
+      constexpr int kRows = decltype(rows)::value;
 #if defined(QUANT_SIMD)
-    if (!portable) return dispatch_rows<Q4TileSimd>(count, a, r0, w, dt, mt, y);
+      if (!portable) return q4_tile_simd<kRows>(a, r0, w, dt, mt, y);
 #endif
-    dispatch_rows<Q4TilePortable>(count, a, r0, w, dt, mt, y);
+      q4_tile_portable<kRows>(a, r0, w, dt, mt, y);
+    });
   });
 }
 
@@ -796,26 +744,42 @@ void q8_tiled_run(const Activations& a, const at::Tensor& qs, const at::Tensor& 
   for_each_tile(n_rows, a.rows, tile_bytes, out, [&](int64_t t, int64_t r0, int64_t count, float* y) {
     const int8_t* w = qs_ptr + t * blocks * 256;
     const c10::Half* dt = d_ptr + t * blocks * kTile;
+    dispatch_rows<kTileRows>(count, [&](auto rows) {
+      constexpr int kRows = decltype(rows)::value;
 #if defined(QUANT_SIMD)
-    if (!portable) return dispatch_rows<Q8TileSimd>(count, a, r0, w, dt, y);
+      if (!portable) return q8_tile_simd<kRows>(a, r0, w, dt, y);
 #endif
-    dispatch_rows<Q8TilePortable>(count, a, r0, w, dt, y);
+      q8_tile_portable<kRows>(a, r0, w, dt, y);
+    });
   });
 }
 
 void check_tiled(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d, int64_t k,
                  const char* op) {
-  TORCH_CHECK(x.device().is_cpu() && qs.device().is_cpu() && d.device().is_cpu(), op,
-              ": all tensors must be on the CPU");
-  TORCH_CHECK(x.dim() == 2, op, ": x must be [M, K], got ", x.sizes());
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16, op,
-              ": x must be float32 or bfloat16, got ", x.scalar_type());
+  check_x(x, qs, d, op);
   TORCH_CHECK(qs.dim() == 3 && qs.is_contiguous(), op, ": qs must be a contiguous [N/8, K/32, ...]");
   TORCH_CHECK(k > 0, op, ": K must be a positive multiple of 32, got ", k);
   TORCH_CHECK(x.size(1) == k, op, ": x has ", x.size(1), " features, the weights ", k);
   TORCH_CHECK(d.scalar_type() == at::kHalf && d.is_contiguous() && d.dim() == 3 &&
                   d.size(0) == qs.size(0) && d.size(1) == qs.size(1) && d.size(2) == kTile,
               op, ": d must be a contiguous float16 [N/8, K/32, 8], got ", d.sizes());
+}
+
+// Quantizes x, allocates the [M, n] result in x's dtype and calls run(a, out) with out typed
+// as x is: the frame every op shares.
+template <typename Run>
+at::Tensor run_linear(const at::Tensor& x_in, int64_t n, bool paired, const Run& run) {
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor out = at::empty({x.size(0), n}, x.options());
+  if (out.numel() == 0) return out;
+  std::vector<at::Tensor> storage;
+  const Activations a = quantize(x, paired, storage);
+  if (x.scalar_type() == at::kFloat) {
+    run(a, out.data_ptr<float>());
+  } else {
+    run(a, out.data_ptr<c10::BFloat16>());
+  }
+  return out;
 }
 
 }  // namespace
@@ -831,34 +795,18 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
                   m.is_contiguous(),
               "q4_linear: m must be a contiguous float16 tensor shaped like d ", d.sizes(), ", got ",
               m.scalar_type(), " ", m.sizes());
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty({x.size(0), qs.size(0)}, x.options());
-  if (out.numel() == 0) return out;
-  std::vector<at::Tensor> storage;
-  const Activations a = quantize(x, !portable, storage);
-  if (x.scalar_type() == at::kFloat) {
-    q4_run(a, qs, d, m, portable, out.data_ptr<float>());
-  } else {
-    q4_run(a, qs, d, m, portable, out.data_ptr<c10::BFloat16>());
-  }
-  return out;
+  return run_linear(x_in, qs.size(0), !portable, [&](const Activations& a, auto* out) {
+    q4_run(a, qs, d, m, portable, out);
+  });
 }
 
 at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& d, bool portable) {
   const int64_t k = qs.dim() == 2 ? qs.size(1) : 0;
   check_common(x_in, qs, d, k, "q8_linear");
   TORCH_CHECK(qs.scalar_type() == at::kChar, "q8_linear: qs must be int8, got ", qs.scalar_type());
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty({x.size(0), qs.size(0)}, x.options());
-  if (out.numel() == 0) return out;
-  std::vector<at::Tensor> storage;
-  const Activations a = quantize(x, false, storage);
-  if (x.scalar_type() == at::kFloat) {
-    q8_run(a, qs, d, portable, out.data_ptr<float>());
-  } else {
-    q8_run(a, qs, d, portable, out.data_ptr<c10::BFloat16>());
-  }
-  return out;
+  return run_linear(x_in, qs.size(0), false, [&](const Activations& a, auto* out) {
+    q8_run(a, qs, d, portable, out);
+  });
 }
 
 at::Tensor q4_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& d,
@@ -869,17 +817,9 @@ at::Tensor q4_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const a
   TORCH_CHECK(m.device().is_cpu() && m.scalar_type() == at::kHalf && m.sizes() == d.sizes() &&
                   m.is_contiguous(),
               "q4_linear_tiled: m must be a contiguous float16 tensor shaped like d");
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty({x.size(0), qs.size(0) * kTile}, x.options());
-  if (out.numel() == 0) return out;
-  std::vector<at::Tensor> storage;
-  const Activations a = quantize(x, false, storage);
-  if (x.scalar_type() == at::kFloat) {
-    q4_tiled_run(a, qs, d, m, portable, out.data_ptr<float>());
-  } else {
-    q4_tiled_run(a, qs, d, m, portable, out.data_ptr<c10::BFloat16>());
-  }
-  return out;
+  return run_linear(x_in, qs.size(0) * kTile, false, [&](const Activations& a, auto* out) {
+    q4_tiled_run(a, qs, d, m, portable, out);
+  });
 }
 
 at::Tensor q8_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& d,
@@ -887,17 +827,9 @@ at::Tensor q8_linear_tiled(const at::Tensor& x_in, const at::Tensor& qs, const a
   const int64_t k = qs.dim() == 3 && qs.size(2) == 256 ? qs.size(1) * kBlock : 0;
   check_tiled(x_in, qs, d, k, "q8_linear_tiled");
   TORCH_CHECK(qs.scalar_type() == at::kChar, "q8_linear_tiled: qs must be int8, got ", qs.scalar_type());
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty({x.size(0), qs.size(0) * kTile}, x.options());
-  if (out.numel() == 0) return out;
-  std::vector<at::Tensor> storage;
-  const Activations a = quantize(x, false, storage);
-  if (x.scalar_type() == at::kFloat) {
-    q8_tiled_run(a, qs, d, portable, out.data_ptr<float>());
-  } else {
-    q8_tiled_run(a, qs, d, portable, out.data_ptr<c10::BFloat16>());
-  }
-  return out;
+  return run_linear(x_in, qs.size(0) * kTile, false, [&](const Activations& a, auto* out) {
+    q8_tiled_run(a, qs, d, portable, out);
+  });
 }
 
 // Which path q4_linear / q8_linear take when not forced onto the portable one.
