@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import json5
@@ -582,12 +582,10 @@ def _openai_models(
             else o
             for o in overrides
         ]
-        if not entries:
-            return [
-                parse_model(
-                    {"name": BUNDLED_MODEL_ID, "endpoints": [endpoint]}, "OPENAI_BASE_URL", env
-                )
-            ]
+        if not entries:  # the bundled model (one meaning everywhere), on that endpoint
+            entry = {"name": BUNDLED_MODEL_ID, "endpoints": [endpoint]}
+            served = parse_model(entry, "OPENAI_BASE_URL", env)
+            return [replace(bundled_model(), endpoints=served.endpoints)]
         return _parse_models("MODELS", entries, env, url)
 
     by_key: dict[str, dict[str, Any]] = {}

@@ -22,6 +22,7 @@ from chatui.models_config import (
     ERR_UNKNOWN_TRANSFER,
     ERR_UNSUPPORTED_ENDPOINT,
     ConfigError,
+    bundled_model,
     load_app_config,
 )
 from config.env import load_env, parse_env_text
@@ -259,6 +260,21 @@ def test_openai_base_url_unreachable_falls_back_to_models_as_given(caplog) -> No
     ]
     assert all(m.endpoints[0].url == base for m in config.models)
     assert "unreachable" in caplog.text
+
+
+def test_openai_base_url_unreachable_without_models_serves_the_bundled_model_there() -> None:
+    from tests.chatui.fake_endpoints import unused_url
+
+    base = unused_url() + "/v1"
+    config = load_app_config({"OPENAI_BASE_URL": base}, list_models=list_model_ids)
+    (model,) = config.models
+    bundled = bundled_model()
+    assert (model.id, model.display_name, model.parameters) == (
+        bundled.id,
+        bundled.display_name,
+        bundled.parameters,
+    )
+    assert [(e.type, e.url) for e in model.endpoints] == [("openai", base)]
 
 
 # -- bad files ------------------------------------------------------------------------------------
