@@ -24,12 +24,13 @@ PROMPT_SAVED = js_constant("settings.js", "PROMPT_SAVED")
 def paused(server: LiveServer) -> Iterator[None]:
     """The web process stopped (SIGSTOP) for the block: requests queue up unanswered, as
     under load."""
-    assert server.process is not None
-    os.kill(server.process.pid, signal.SIGSTOP)
+    assert server.server is not None and server.server.process is not None
+    pid = server.server.process.pid
+    os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.kill(server.process.pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGCONT)
 
 
 def test_composer_keys_and_send_button(page: Page, fakes: Fakes) -> None:
