@@ -24,12 +24,19 @@ w = quant.quantize_int4(torch.randn(96, 256))
 x = torch.randn(3, 256)
 simd = kernels.q4_linear(x, w.qs, w.d, w.m)
 portable = kernels.q4_linear(x, w.qs, w.d, w.m, portable=True)
+x9 = torch.randn(9, 256)  # tiles: two passes of 4 rows and one of 1
+t4, t8 = quant.tile_rows(w), quant.tile_rows(quant.quantize_int8(torch.randn(96, 256)))
+tiled = [
+    (op(x9, *t.tensors) - op(x9, *t.tensors, portable=True)).abs().max()
+    for op, t in ((kernels.q4_linear_tiled, t4), (kernels.q8_linear_tiled, t8))
+]
 print(json.dumps({
     "available": ok,
     "isa": cpu_info().isa.name,
     "path": kernels.quant_kernel_path(),
     "flags": kernels.arch_flags(cpu_info()),
     "max_diff": float((simd - portable).abs().max()),
+    "tiled_max_diff": float(max(tiled)),
 }))
 """
 
@@ -49,3 +56,4 @@ def test_kernels_build_and_agree_on_an_avx2_only_tier():
     assert result["flags"][0] == "-march=x86-64-v3"
     assert result["path"] == "avx2"
     assert result["max_diff"] < 1e-3
+    assert result["tiled_max_diff"] < 1e-3
