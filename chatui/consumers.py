@@ -27,7 +27,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from chatui import services
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_scope
-from chatui.layers import LAYER_FAILURES
+from chatui.layers import LAYER_FAILURES, raise_if_cancelled
 from chatui.models import Conversation
 from chatui.selectors import conversation_get
 from chatui.streaming import task
@@ -67,6 +67,7 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         except LAYER_FAILURES as exc:
+            raise_if_cancelled(exc)
             logger.warning("Channel layer unreachable, closing a socket: %s", exc)
             await self.bus_leave()
             with suppress(Exception):

@@ -13,7 +13,10 @@ layer:
 - makes the memberships again every half `group_expiry`, which otherwise drops a socket that
   stays open longer than that.
 
-`LAYER_FAILURES` are the exceptions a layer call raises while Redis is unreachable.
+`LAYER_FAILURES` are the exceptions a layer call raises while Redis is unreachable. Every
+handler of them calls `raise_if_cancelled` first: redis-py may report a cancelled blocking
+read (a `receive`) as its own timeout, and a retry loop that took that for an outage would
+outlive its task's cancellation.
 Must not import Django models, consumers or generation.
 """
 
@@ -40,6 +43,18 @@ MARKER_TTL_S = 30  # a marker outlives pauses of the event loop shorter than thi
 RETRIES = 3  # about 0.7 s of backoff: a Redis that restarts quickly is not noticed by callers
 
 LostHandler = Callable[[], Awaitable[None]]
+
+
+def raise_if_cancelled(failure: BaseException) -> None:
+    """Re-raise a layer failure that stands for a cancellation of the running task.
+
+    Cancelling a task blocked in channels_redis's `receive` can surface as redis-py's
+    `TimeoutError` rather than `CancelledError`; the cancellation request is still pending on
+    the task (`Task.cancelling()`), so the task must end as cancelled, not retry.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from failure
 
 
 class RedisChannelLayer(core.RedisChannelLayer):
@@ -91,7 +106,8 @@ class RedisChannelLayer(core.RedisChannelLayer):
                 await asyncio.sleep(CHECK_INTERVAL_S)
             try:
                 was_alive = await self._refresh_markers()
-            except LAYER_FAILURES:
+            except LAYER_FAILURES as exc:
+                raise_if_cancelled(exc)
                 self._is_suspect = True
                 continue
             is_lost = (not was_alive and not is_first) or self._is_suspect
@@ -101,7 +117,8 @@ class RedisChannelLayer(core.RedisChannelLayer):
                 last_refresh = loop.time()
                 try:
                     await self._rejoin(notify=is_lost)
-                except LAYER_FAILURES:
+                except LAYER_FAILURES as exc:
+                    raise_if_cancelled(exc)
                     self._is_suspect = True
 
     async def _refresh_markers(self) -> bool:

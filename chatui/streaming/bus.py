@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from chatui.layers import LAYER_FAILURES
+from chatui.layers import LAYER_FAILURES, raise_if_cancelled
 from chatui.streaming.hub import get_hub
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ async def leave(group: str, channel: str) -> None:
     try:
         await get_channel_layer().group_discard(group, channel)
     except LAYER_FAILURES as exc:
+        raise_if_cancelled(exc)
         logger.warning("Leaving %s failed: %s", group, exc)
 
 
@@ -134,6 +135,7 @@ async def publish(conversation_id: Any, payload: dict[str, Any]) -> None:
         try:
             await layer.group_send(conversation_group(conversation_id), _layer_message(payload))
         except LAYER_FAILURES as exc:  # best effort: a restarted layer reconnects the pages
+            raise_if_cancelled(exc)
             logger.warning("Publishing to %s failed: %s", conversation_group(conversation_id), exc)
 
 
@@ -210,6 +212,7 @@ class RemoteQueue:
                     else:
                         await layer.send(reply_channel, {"type": EVENT_TYPE, "event": payload})
                 except LAYER_FAILURES as exc:
+                    raise_if_cancelled(exc)
                     logger.warning("Sending an event to %s failed: %s", self.group, exc)
                 except Exception:
                     logger.exception("Sending an event to %s failed", self.group)

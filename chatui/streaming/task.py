@@ -40,7 +40,7 @@ from chatui import services
 from chatui.attachments import chat_message
 from chatui.chat_config import get_chat_config
 from chatui.endpoints import EndpointError, StreamResult, stream_generation
-from chatui.layers import LAYER_FAILURES
+from chatui.layers import LAYER_FAILURES, raise_if_cancelled
 from chatui.models import DEFAULT_TITLE, Conversation, Message
 from chatui.prompting import ChatMessage
 from chatui.selectors import conversation_detail
@@ -62,6 +62,7 @@ FINAL_SAVE_GIVE_UP_S = 600.0
 BATCH_FROM_ANSWERS = 16
 BATCH_TICK_S = 0.015
 LISTEN_RETRY_S = 0.5  # between receives from an unreachable channel layer
+LISTENER_END_WAIT_S = 2.0
 
 
 @dataclass
@@ -151,6 +152,7 @@ async def generation_start(request: services.GenerationRequest) -> Answer:
     try:
         await layer.group_add(generation_group(conversation_id), channel)
     except LAYER_FAILURES as exc:  # the answer runs; the layer makes the membership later
+        raise_if_cancelled(exc)
         logger.warning("Joining %s failed: %s", generation_group(conversation_id), exc)
     await bus.publish(
         conversation_id, {"type": "status", "message_id": str(answer.id), "status": "queued"}
@@ -239,6 +241,9 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
     finally:
         get_hub().unsaved.discard(generation.message_id)
         await generation.remote.close()
+        # The answer ends once its listener has left the group (bounded: a layer may be slow
+        # to notice a cancelled read).
+        await asyncio.wait({listener}, timeout=LISTENER_END_WAIT_S)
     needs_title = prompt is not None and prompt.needs_title and not error
     if message is not None and needs_title and message.content.strip():
         await _title(generation.conversation_id, prompt.question, message.content)
@@ -340,7 +345,8 @@ async def _listen(generation: Answer, channel: str) -> None:
         while True:
             try:
                 event = await layer.receive(channel)
-            except LAYER_FAILURES:  # Redis restarts: the layer makes the group again
+            except LAYER_FAILURES as exc:  # Redis restarts: the layer makes the group again
+                raise_if_cancelled(exc)
                 await asyncio.sleep(LISTEN_RETRY_S)
                 continue
             if event.get("type") == bus.STOP_TYPE:
