@@ -109,8 +109,8 @@ class QuantProjection(Projection):
 
     The kernels read W in tiles of 8 rows where its rows split so (every projection of the
     usual models): 8 rows of W then share each load of x, about twice the speed of the row
-    layout at any batch. ``dense`` holds the same values de-quantized (None: the kernels take
-    every batch).
+    layout at any batch; only the tiles are kept then. ``dense`` holds the same values
+    de-quantized (None: the kernels take every batch).
     """
 
     reads_tiles = True
@@ -123,10 +123,11 @@ class QuantProjection(Projection):
         max_rows: int,
     ) -> None:
         self.out_features = weight.out_features
-        self.weight = weight
         self.tiled: TiledWeight | None = None
         if self.reads_tiles and can_tile(weight):
             self.tiled = tile_rows(weight)
+        # The kernels read one layout: the row one is kept only where W is not tiled.
+        self.weight: QuantWeight | None = weight if self.tiled is None else None
         self.bias = bias
         self.dense = dense
         self.max_rows = max_rows if dense is not None else 1 << 62
@@ -181,12 +182,13 @@ def build_projection(
     device: torch.device,
     dtype: torch.dtype,
     quantized: QuantizedWeights | None = None,
-    release_dense: bool = True,
+    release_dense: bool = False,
 ) -> Projection:
     """One projection for HF linears concatenated along the output (fused q/k/v).
 
-    ``release_dense``: free the HF float weights when only the quantized ones are kept
-    (False for a weight shared with something else, a tied embedding)."""
+    ``release_dense``: free the HF float weights where the projection holds its own copy
+    (quantized bytes, or oneDNN's prepacked layout), so that no weight is held twice; False
+    for a weight shared with something else (a tied embedding)."""
     modules = [lin for _, lin in linears]
     bias = None
     if any(lin.bias is not None for lin in modules):
@@ -200,24 +202,35 @@ def build_projection(
         qweight = cat_rows([quantized.weights[name] for name, _ in linears])
         dense = None
         if quantized.keep_dense:
-            dense = _dense(modules, bias, device, dtype)
+            dense = _dense(modules, bias, device, dtype, release_dense)
         elif release_dense:
             for lin in modules:  # the quantized bytes are all that is kept
                 lin.weight.data = lin.weight.data.new_empty(0)
         if device.type != "cpu" or not kernels.available():
             return PortableQuantProjection(qweight, bias, dense, quantized.max_rows)
         return QuantProjection(qweight, bias, dense, quantized.max_rows)
-    return _dense(modules, bias, device, dtype)
+    return _dense(modules, bias, device, dtype, release_dense)
 
 
 def _dense(
-    modules: list[nn.Linear], bias: torch.Tensor | None, device: torch.device, dtype: torch.dtype
+    modules: list[nn.Linear],
+    bias: torch.Tensor | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    release: bool,
 ) -> DenseProjection:
+    """The float weights held once: a prepacked copy frees the HF ones (``release``), a
+    plain one is what the HF modules view."""
     path = linear_path(device, dtype)
     if len(modules) == 1:
-        return DenseProjection(modules[0].weight.data, bias, path)
-    projection = DenseProjection(torch.cat([lin.weight.data for lin in modules]), bias, path)
-    if not projection.prepacked:  # let the HF modules view the fused weight: not held twice
+        projection = DenseProjection(modules[0].weight.data, bias, path)
+    else:
+        projection = DenseProjection(torch.cat([lin.weight.data for lin in modules]), bias, path)
+    if projection.prepacked:
+        if release:
+            for lin in modules:
+                lin.weight.data = lin.weight.data.new_empty(0)
+    elif len(modules) > 1:
         offset = 0
         for lin in modules:
             lin.weight.data = projection.weight[offset : offset + lin.out_features]

@@ -39,6 +39,10 @@ class LoadedModel:
     max_position_embeddings: int
     eos_token_ids: set[int] = field(default_factory=set)
     quantized: QuantizedWeights | None = None  # linears served in 4/8 bits (None: dense)
+    # The runner frees the float weights it keeps its own copies of (prepacked, quantized):
+    # the server's own load, one runner per model. A model shared by several runners (tests)
+    # keeps them.
+    frees_hf_weights: bool = False
 
     @property
     def quantize(self) -> str | None:
@@ -170,4 +174,5 @@ def load_model(model_config: ModelConfig) -> LoadedModel:
         max_position_embeddings=int(getattr(model.config, "max_position_embeddings", 2048)),
         eos_token_ids=eos_token_ids_of(model, tokenizer),
         quantized=quantized,
+        frees_hf_weights=True,
     )

@@ -176,8 +176,15 @@ class PagedModelRunner(ModelRunner):
     def __init__(self, loaded: LoadedModel, num_blocks: int, block_size: int) -> None:
         super().__init__(loaded)
         self.model = llama.LlamaPagedModel(
-            loaded.model, loaded.max_position_embeddings, loaded.quantized
+            loaded.model,
+            loaded.max_position_embeddings,
+            loaded.quantized,
+            release_hf_weights=loaded.frees_hf_weights,
         )
+        if loaded.frees_hf_weights:
+            if loaded.quantized is not None:
+                loaded.quantized.weights.clear()  # the projections hold them, in their layout
+            _return_freed_memory()
         self.block_size = block_size
         self.cache = KVCache(
             self.model.num_layers,
@@ -373,6 +380,16 @@ class HFModelRunner(ModelRunner):
                 prompt_logprobs[seq_id] = found
         logits = torch.stack(rows) if rows else None
         return RunnerOutput(logits=logits, prompt_logprobs=prompt_logprobs)
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap's free pages back to the OS: glibc keeps the float weights freed once the
+    runner holds its own copies (prepacked, quantized) in the process's resident memory."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)
 
 
 def build_runner(

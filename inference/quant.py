@@ -119,6 +119,8 @@ def quantize(weight: torch.Tensor, bits: int) -> QuantWeight:
 
 def cat_rows(weights: list[QuantWeight]) -> QuantWeight:
     """Weights stacked along the output (fused q/k/v): one format, or all made 8-bit."""
+    if len(weights) == 1:
+        return weights[0]
     if all(isinstance(w, Q4Weight) for w in weights):
         return Q4Weight(
             torch.cat([w.qs for w in weights]),

@@ -143,7 +143,7 @@ def measure_max_rows(
     best = 0
     with torch.inference_mode():
         for rows in CROSSOVER_ROWS:
-            inputs = [torch.randn(rows, q.weight.in_features, dtype=dtype) for q, _ in pairs]
+            inputs = [torch.randn(rows, q.in_features, dtype=dtype) for q, _ in weights]
             repeats = 7 if rows <= 64 else 3
             quant = sum(_best_ms(q, x, repeats) for (q, _), x in zip(pairs, inputs, strict=True))
             dense = sum(_best_ms(d, x, repeats) for (_, d), x in zip(pairs, inputs, strict=True))

@@ -131,8 +131,16 @@ class LlamaPagedModel:
     """The forward pass over an HF Llama-family model's weights (fused / prepacked once)."""
 
     def __init__(
-        self, model: nn.Module, max_positions: int, quantized: QuantizedWeights | None = None
+        self,
+        model: nn.Module,
+        max_positions: int,
+        quantized: QuantizedWeights | None = None,
+        release_hf_weights: bool = False,
     ) -> None:
+        """``release_hf_weights``: free the HF linears' float weights where a projection keeps
+        its own copy (quantized, prepacked); the HF model's forward no longer runs then."""
+        if quantized is not None and not quantized.weights:
+            raise ValueError("these quantized weights were already given to another runner")
         config = model.config
         inner = model.model
         self.num_layers = config.num_hidden_layers
@@ -147,14 +155,15 @@ class LlamaPagedModel:
         )
         names = {module: name for name, module in model.named_modules()}
 
-        def project(*linears: nn.Linear, release_dense: bool = True) -> Projection:
+        def project(*linears: nn.Linear, is_shared: bool = False) -> Projection:
             named = [(names[lin], lin) for lin in linears]
-            return build_projection(named, self.device, self.dtype, quantized, release_dense)
+            release = release_hf_weights and not is_shared
+            return build_projection(named, self.device, self.dtype, quantized, release)
 
         self.embed = inner.embed_tokens.weight
         self.final_norm = inner.norm.weight
         tied = model.lm_head.weight is inner.embed_tokens.weight
-        self.lm_head = project(model.lm_head, release_dense=not tied)
+        self.lm_head = project(model.lm_head, is_shared=tied)
         self.layers: list[_Layer] = []
         for layer in inner.layers:
             attn, mlp = layer.self_attn, layer.mlp

@@ -104,11 +104,32 @@ def test_quantize_at_load_serves_only_the_quantized_bytes(bits):
     assert "lm_head" in weights and weights["lm_head"].bits == 8  # the head stays 8-bit
     layer_weight = weights["model.layers.0.mlp.up_proj"]
     assert layer_weight.bits == bits
+    loaded.frees_hf_weights = True  # as the server's own load
     engine = _engine(loaded, QuantizedWeights(weights, label=f"int{bits}"))
     up = engine.runner.model.layers[0].gate_up
     assert isinstance(up, QuantProjection) and up.dense is None
     assert loaded.model.model.layers[0].mlp.up_proj.weight.numel() == 0  # freed
+    # Held once: the tiles alone, not the row layout beside them nor the loader's copy.
+    assert up.tiled is not None and up.weight is None
+    assert not loaded.quantized.weights
+    with pytest.raises(ValueError, match="already given"):
+        Engine(loaded, SMALL_LIMITS)
     assert len(_generate(engine, list(range(100, 120)))) == 8
+
+
+def test_a_dense_model_is_held_once_by_the_server_runner():
+    """The HF float weights are freed where a projection holds oneDNN's prepacked copy, and
+    viewed by it otherwise (dense on CPUs where oneDNN does not run the dtype)."""
+    loaded = build_tiny_llama()
+    loaded.frees_hf_weights = True
+    engine = Engine(loaded, SMALL_LIMITS)
+    qkv = engine.runner.model.layers[0].qkv
+    q_proj = loaded.model.model.layers[0].self_attn.q_proj.weight
+    if qkv.prepacked:
+        assert q_proj.numel() == 0
+    else:
+        assert q_proj.untyped_storage().data_ptr() == qkv.weight.untyped_storage().data_ptr()
+    assert len(_generate(engine, [5, 6, 7])) == 8
 
 
 def test_quantized_logits_follow_the_dequantized_model():
