@@ -49,6 +49,7 @@ struct Problem {
 };
 
 constexpr int64_t kPartitionKeys = 256;  // keys of one work item (long rows are split)
+constexpr int64_t kMinPartitionKeys = 64;  // below this a split costs more than it saves
 
 // One work item: the keys [first_block, last_block) of row i, for every head. Its result is
 // a partial softmax (running max, sum and weighted values per head), merged per row after.
@@ -124,7 +125,15 @@ void attend_item(const Problem& p, const Item& item, const float* queries, const
 template <typename T, int64_t D, int64_t G>
 void decode_impl(const Problem& p, const T* q_ptr, const T* kv_ptr, T* out_ptr) {
   const int64_t heads = p.heads, bs = p.block_size;
-  const int64_t part_blocks = std::max<int64_t>(1, kPartitionKeys / bs);
+  // Enough items for every thread: at batch 1 the one row is split across the threads
+  // (a single item would leave all but one idle), while many rows keep whole partitions.
+  int64_t total_blocks = 0;
+  for (int64_t i = 0; i < p.n; ++i) total_blocks += (p.lens[i] + bs - 1) / bs;
+  const int64_t num_threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t even_blocks = (total_blocks + num_threads - 1) / num_threads;
+  const int64_t part_blocks = std::max<int64_t>(
+      std::max<int64_t>(1, kMinPartitionKeys / bs),
+      std::min<int64_t>(kPartitionKeys / bs, even_blocks));
   std::vector<Item> items;
   std::vector<int64_t> first_item(p.n + 1, 0), cost_before{0};
   for (int64_t i = 0; i < p.n; ++i) {

@@ -61,6 +61,23 @@ def test_kernel_equals_sdpa_for_rows_of_every_length(dtype, head_dim, group):
 
 
 @needs_kernel
+@pytest.mark.parametrize("length", [40, 64, 65, 200, 1000])
+def test_a_lone_row_is_split_across_the_threads_and_merged(length):
+    """Batch 1: the row's keys are shared among the threads (from 64 keys on), and the
+    partial softmaxes merge to SDPA's answer at every thread count."""
+    q, kv, tables, lens = random_problem(torch.float32, 64, 3, [length], seed=length)
+    expected = reference(q, kv, tables, lens)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3, 4):
+            torch.set_num_threads(threads)
+            out = kernels.paged_decode_attention(q, kv, tables, lens, 64**-0.5)
+            torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_kernel
 def test_kernel_result_does_not_depend_on_the_thread_count():
     q, kv, tables, lens = random_problem(torch.float32, 64, 3, [5, 300, 90, 600, 12])
     before = torch.get_num_threads()
