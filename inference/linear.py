@@ -204,8 +204,7 @@ def build_projection(
         if quantized.keep_dense:
             dense = _dense(modules, bias, device, dtype, release_dense)
         elif release_dense:
-            for lin in modules:  # the quantized bytes are all that is kept
-                lin.weight.data = lin.weight.data.new_empty(0)
+            _free_weights(modules)  # the quantized bytes are all that is kept
         if device.type != "cpu" or not kernels.available():
             return PortableQuantProjection(qweight, bias, dense, quantized.max_rows)
         return QuantProjection(qweight, bias, dense, quantized.max_rows)
@@ -228,11 +227,16 @@ def _dense(
         projection = DenseProjection(torch.cat([lin.weight.data for lin in modules]), bias, path)
     if projection.prepacked:
         if release:
-            for lin in modules:
-                lin.weight.data = lin.weight.data.new_empty(0)
+            _free_weights(modules)
     elif len(modules) > 1:
         offset = 0
         for lin in modules:
             lin.weight.data = projection.weight[offset : offset + lin.out_features]
             offset += lin.out_features
     return projection
+
+
+def _free_weights(modules: list[nn.Linear]) -> None:
+    """Drop the HF float weights that a projection keeps its own copy of."""
+    for lin in modules:
+        lin.weight.data = lin.weight.data.new_empty(0)

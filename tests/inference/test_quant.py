@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from inference import quant, quant_loader
+from inference.cpu import ISA_ENV, cpu_info
 from inference.engine import Engine
 from inference.linear import PortableQuantProjection, QuantizedWeights, QuantProjection
 from tests.inference.factories import (
@@ -117,10 +118,20 @@ def test_quantize_at_load_serves_only_the_quantized_bytes(bits):
     assert len(_generate(engine, list(range(100, 120)))) == 8
 
 
-def test_a_dense_model_is_held_once_by_the_server_runner():
+@pytest.mark.parametrize(
+    ("dtype", "isa"),
+    [(torch.float32, None), (torch.bfloat16, "avx2")],
+    ids=["fp32-prepacked", "bf16-avx2-plain"],
+)
+def test_a_dense_model_is_held_once_by_the_server_runner(dtype, isa, monkeypatch, request):
     """The HF float weights are freed where a projection holds oneDNN's prepacked copy, and
-    viewed by it otherwise (dense on CPUs where oneDNN does not run the dtype)."""
-    loaded = build_tiny_llama()
+    viewed by it otherwise (dense on CPUs where oneDNN does not run the dtype: bf16 on the
+    AVX2 tier, forced here)."""
+    if isa:
+        monkeypatch.setenv(ISA_ENV, isa)
+    cpu_info.cache_clear()
+    request.addfinalizer(cpu_info.cache_clear)  # the next read sees the real tier again
+    loaded = build_tiny_llama(dtype=dtype)
     loaded.frees_hf_weights = True
     engine = Engine(loaded, SMALL_LIMITS)
     qkv = engine.runner.model.layers[0].qkv
