@@ -37,7 +37,7 @@ from bench.limits import (
 )
 from bench.llama_cpp import LlamaCppBuildError, llama_server_binary
 from bench.load import PROMPTS, LoadSummary, StreamResult, percentile, run_load, stream_one
-from bench.machine import isa_line
+from bench.machine import CPU_TIER_ENV, apply_cpu_tier, isa_line
 from bench.servers import (
     RunningServer,
     ServerSpec,
@@ -91,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-batch-total-tokens", type=int, default=None)
     parser.add_argument("--long-prompt-tokens", type=int, default=2000)
     parser.add_argument("--skip-limits", action="store_true")
+    parser.add_argument(
+        "--cpu-tier",
+        default="native",
+        choices=list(CPU_TIER_ENV),
+        help="native: every extension this CPU has; avx2: every server capped at AVX2 "
+        "(llama-server built without AVX-512), what an AVX2-only CPU runs",
+    )
     return parser.parse_args(argv)
 
 
@@ -199,7 +206,7 @@ def peer_specs(args: argparse.Namespace) -> tuple[list[ServerSpec], list[str]]:
             specs.append(transformers_serve(args.model_dir, dtype))
         elif kind in ("llama.cpp", "llama-server"):
             try:
-                binary = llama_server_binary()
+                binary = llama_server_binary(args.cpu_tier)
             except LlamaCppBuildError as exc:
                 notes.append(f"llama-server left out: {exc}")
                 continue
@@ -308,6 +315,7 @@ def floor_lines(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    apply_cpu_tier(args.cpu_tier)
     from inference.model_source import bundled_gguf_path, ensure_bundled_model
 
     print(isa_line(), flush=True)

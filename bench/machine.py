@@ -6,6 +6,7 @@ with `-march=native`; torch picks its kernels by `get_cpu_capability()`).
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -18,6 +19,19 @@ X86_FLAGS = {
     "avx_vnni": "AVX-VNNI",
     "amx_bf16": "AMX-BF16",
     "amx_int8": "AMX-INT8",
+}
+# `bench --cpu-tier`: the environment that caps every process of the run (this server's
+# kernels through INFERENCE_CPU_ISA, torch's own through ATEN_CPU_CAPABILITY, oneDNN and MKL) at
+# one tier, so that a newer CPU measures the code an older one runs; llama-server is built for
+# the same tier (bench.llama_cpp.TIER_FLAGS). Memory bandwidth and clocks stay this machine's.
+CPU_TIER_ENV: dict[str, dict[str, str]] = {
+    "native": {},
+    "avx2": {
+        "INFERENCE_CPU_ISA": "avx2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    },
 }
 ARM_FLAGS = {"asimd": "NEON", "sve": "SVE", "sve2": "SVE2", "bf16": "BF16", "i8mm": "I8MM"}
 
@@ -54,7 +68,17 @@ def isa_line() -> str:
     present = [label for flag, label in table.items() if flag in flags]
     absent = [label for flag, label in table.items() if flag not in flags]
     lacks = f"; lacks {', '.join(absent)}" if absent else ""
-    return (
+    line = (
         f"CPU: {name} ({platform.machine()}); has {', '.join(present) or 'none'}{lacks}; "
         f"torch CPU capability {torch_capability()}"
     )
+    if forced := os.environ.get("INFERENCE_CPU_ISA"):
+        line += f"; every server capped at {forced.upper()} (--cpu-tier / INFERENCE_CPU_ISA)"
+    return line
+
+
+def apply_cpu_tier(tier: str) -> None:
+    """Cap this process and every server it starts at `tier` (see CPU_TIER_ENV)."""
+    if tier not in CPU_TIER_ENV:
+        raise ValueError(f"unknown CPU tier {tier!r}: expected one of {', '.join(CPU_TIER_ENV)}")
+    os.environ.update(CPU_TIER_ENV[tier])
