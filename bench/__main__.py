@@ -217,23 +217,35 @@ def peer_specs(args: argparse.Namespace) -> tuple[list[ServerSpec], list[str]]:
 
 
 def start_all(specs: list[ServerSpec], logs: Path) -> tuple[list[RunningServer], list[str]]:
-    """Start every server; ours must come up, a peer that does not is stopped and noted."""
+    """Start every server; ours must come up, a peer that does not is replaced by its
+    fallback where it has one, else stopped and noted."""
     servers = [RunningServer(spec, logs / f"server{i}.log") for i, spec in enumerate(specs)]
     ready: list[RunningServer] = []
     notes: list[str] = []
     for i, server in enumerate(servers):
+        log = logs / f"server{i}.log"
         try:
             server.wait_ready()
             ready.append(server)
+            continue
         except (RuntimeError, TimeoutError) as exc:
             server.stop()
             if i == 0:
                 for other in servers[1:]:
                     other.stop()
-                tail = (logs / "server0.log").read_text(errors="replace").splitlines()[-5:]
-                print("\n".join(tail), file=sys.stderr)
+                print("\n".join(log.read_text(errors="replace").splitlines()[-5:]), file=sys.stderr)
                 raise
-            notes.append(f"{server.spec.label} left out: {exc} (log {logs / f'server{i}.log'})")
+            failure = exc
+        if (fallback := server.spec.fallback) is not None:
+            second = RunningServer(fallback, log.with_suffix(".fallback.log"))
+            try:
+                ready.append(second.wait_ready())
+                notes.append(f"{server.spec.label} {server.spec.fallback_reason}: {fallback.label}")
+                continue
+            except (RuntimeError, TimeoutError) as exc:
+                second.stop()
+                failure = exc
+        notes.append(f"{server.spec.label} left out: {failure} (log {log})")
     return ready, notes
 
 

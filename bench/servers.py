@@ -25,6 +25,9 @@ class ServerSpec:
     model_name: str
     health_path: str = "/health"
     env: dict[str, str] = field(default_factory=dict)
+    # what to start instead when this one exits before it is ready, and why it might
+    fallback: ServerSpec | None = None
+    fallback_reason: str = ""
 
 
 def our_server(
@@ -108,4 +111,10 @@ def llama_server(
     argv = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["-np", str(slots), "-t", str(threads), "-c", str(ctx_tokens), "--cont-batching"]
     argv += ["--no-webui"]
-    return ServerSpec(f"llama-server ({gguf.stem.rsplit('.', 1)[-1]})", argv, port, "llama.cpp")
+    label = f"llama-server ({gguf.stem.rsplit('.', 1)[-1]})"
+    # Its AMX path (the weights repacked for AMX tiles, on by default where the CPU has AMX)
+    # can crash at the first matmul (ggml-org/llama.cpp#20824): then the same server without
+    # repacking, on AVX-512/VNNI, is the peer.
+    no_repack = ServerSpec(f"{label} --no-repack", [*argv, "--no-repack"], port, "llama.cpp")
+    reason = "exited at start (its AMX repacking crashes on some CPUs: ggml-org/llama.cpp#20824)"
+    return ServerSpec(label, argv, port, "llama.cpp", fallback=no_repack, fallback_reason=reason)
