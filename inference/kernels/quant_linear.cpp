@@ -549,6 +549,11 @@ void q8_run(const Activations& a, const at::Tensor& qs, const at::Tensor& d, boo
 // (inference/quant.py `tile_rows` builds them from the row formats.)
 
 constexpr int64_t kTile = 8;
+// How far ahead of the block it computes a thread asks for W (its tiles lie back to back):
+// a decode step reads each weight once, from memory, and the hardware prefetcher alone
+// left half the bandwidth unused (the 30 layers' 4-bit weights at 1 row: 4.2 -> 2.4 ms on a
+// 2-core Xeon, 4.4 -> 2.8 ms at the AVX2 tier; 1-8 KB ahead all measured alike).
+constexpr int64_t kTilePrefetchBytes = 2048;
 #if defined(__AVX512VL__)
 constexpr int64_t kTileRows = 8;  // 32 vector registers: accumulators for 8 rows of x
 #else
@@ -623,6 +628,10 @@ void q4_tile_simd(const Activations& a, int64_t r0, const uint8_t* qs, const c10
   for (int r = 0; r < MB; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* w = qs + 128 * b;
+    __builtin_prefetch(w + kTilePrefetchBytes);  // a block's 128 bytes: two lines
+    __builtin_prefetch(w + kTilePrefetchBytes + 64);
+    __builtin_prefetch(d + kTile * (b + kTilePrefetchBytes / 128));  // as many blocks ahead
+    __builtin_prefetch(mn + kTile * (b + kTilePrefetchBytes / 128));
     __m256i dot[MB];
     for (int r = 0; r < MB; ++r) dot[r] = _mm256_setzero_si256();
     for (int j = 0; j < 4; ++j) {
@@ -667,6 +676,8 @@ void q8_tile_simd(const Activations& a, int64_t r0, const int8_t* qs, const c10:
   for (int r = 0; r < MB; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
     const int8_t* w = qs + 256 * b;
+    for (int line = 0; line < 4; ++line) __builtin_prefetch(w + kTilePrefetchBytes + 64 * line);
+    __builtin_prefetch(d + kTile * (b + kTilePrefetchBytes / 256));
     __m256i dot[MB];
     for (int r = 0; r < MB; ++r) dot[r] = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
