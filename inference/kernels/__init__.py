@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("paged_decode.cpp")
 QUANT_SOURCE = Path(__file__).with_name("quant_linear.cpp")
 LAYER_SOURCE = Path(__file__).with_name("decode_layer.cpp")
-SOURCES = (SOURCE, QUANT_SOURCE, LAYER_SOURCE)  # one extension, one build
+OPS_SOURCE = Path(__file__).with_name("layer_ops.cpp")
+SOURCES = (SOURCE, QUANT_SOURCE, LAYER_SOURCE, OPS_SOURCE)  # one extension, one build
 HEADER = Path(__file__).with_name("kernels.h")
 HEAD_DIMS = (16, 64, 128)  # compiled head sizes (16: the tests' tiny model)
 MAX_GROUP = 8  # query heads per KV head, compiled 1..8
@@ -249,6 +250,26 @@ def quant_kernel_path() -> str | None:
     """The path the quantized linears take here ("avx512-vnni", "avx2-vnni", "avx2" or
     "portable"), or None when the kernels are not built; for logs and benchmarks."""
     return torch.ops.inference_kernels.quant_linear_path() if available() else None
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm over the last dimension in one pass (float32 statistics and scaling); x
+    contiguous float32 or bfloat16, out in x's dtype (see layer_ops.cpp)."""
+    return torch.ops.inference_kernels.rms_norm(x, weight, eps)
+
+
+def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    """silu(gate) * up in one pass for gate_up [..., 2 * inter] (gate first) -> [..., inter];
+    contiguous float32 or bfloat16."""
+    return torch.ops.inference_kernels.silu_mul(gate_up)
+
+
+def rope_(
+    qkv: torch.Tensor, heads: int, cos: torch.Tensor, sin: torch.Tensor, positions: torch.Tensor
+) -> None:
+    """Rotary embedding in place on the first ``heads`` heads of qkv [T, H, d]; cos, sin:
+    float32 [positions, d] with rotate_half's sign folded into sin."""
+    torch.ops.inference_kernels.rope_(qkv, heads, cos, sin, positions)
 
 
 def decode_layer(h: torch.Tensor, *args) -> None:

@@ -34,25 +34,6 @@ at::Tensor linear(const at::Tensor& x, const std::vector<at::Tensor>& w) {
                        : inference_kernels::q8_linear(x, w[0], w[1], false);
 }
 
-// out = x * rsqrt(mean(x^2) + eps) * weight, per row, in float32.
-void rms_norm(const float* x, const float* weight, int64_t rows, int64_t n, double eps, float* out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * n;
-    float squares = 0.f;
-    for (int64_t j = 0; j < n; ++j) squares += xr[j] * xr[j];
-    const float inv = 1.f / std::sqrt(squares / static_cast<float>(n) + static_cast<float>(eps));
-    for (int64_t j = 0; j < n; ++j) out[r * n + j] = xr[j] * inv * weight[j];
-  }
-}
-
-// x * cos + roll(x, d / 2) * sin for one head of d values, in place.
-inline void rope(float* x, const float* cos, const float* sin, int64_t d) {
-  float rotated[256];
-  const int64_t half = d / 2;
-  for (int64_t j = 0; j < d; ++j) rotated[j] = x[(j + half) % d];
-  for (int64_t j = 0; j < d; ++j) x[j] = x[j] * cos[j] + rotated[j] * sin[j];
-}
-
 template <typename T>
 inline void store(T* dst, const float* src, int64_t n) {
   for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<T>(src[j]);
@@ -76,7 +57,7 @@ void decode_layer(const at::Tensor& h, const at::Tensor& input_norm, const at::T
               "decode_layer: kv must be float32 or bfloat16");
   const int64_t rows = h.size(0), hidden = h.size(1), d = kv.size(4);
   const int64_t hq = num_heads, hkv = num_kv_heads, width = (hq + 2 * hkv) * d;
-  TORCH_CHECK(d <= 256 && d % 2 == 0 && cos.size(1) == d, "decode_layer: bad head size");
+  TORCH_CHECK(d <= inference_kernels::kMaxHeadDim && d % 2 == 0 && cos.size(1) == d, "decode_layer: bad head size");
   TORCH_CHECK(positions.numel() == rows && slots.numel() == rows, "decode_layer: one slot per row");
   const int64_t* pos = positions.data_ptr<int64_t>();
   const int64_t* slot = slots.data_ptr<int64_t>();
@@ -88,7 +69,7 @@ void decode_layer(const at::Tensor& h, const at::Tensor& input_norm, const at::T
 
   float* hp = h.data_ptr<float>();
   at::Tensor x = at::empty_like(h);
-  rms_norm(hp, input_norm.data_ptr<float>(), rows, hidden, eps, x.data_ptr<float>());
+  inference_kernels::rms_norm_rows(hp, input_norm.data_ptr<float>(), rows, hidden, eps, x.data_ptr<float>());
   at::Tensor qkv = linear(x, qkv_w.vec());
   TORCH_CHECK(qkv.size(1) == width, "decode_layer: qkv has ", qkv.size(1), " outputs, expected ",
               width);
@@ -102,7 +83,7 @@ void decode_layer(const at::Tensor& h, const at::Tensor& input_norm, const at::T
   for (int64_t r = 0; r < rows; ++r) {
     float* row = qkv_p + r * width;
     for (int64_t head = 0; head < hq + hkv; ++head)
-      rope(row + head * d, cos_p + pos[r] * d, sin_p + pos[r] * d, d);
+      inference_kernels::rope_head(row + head * d, cos_p + pos[r] * d, sin_p + pos[r] * d, d);
     const int64_t at_k = slot[r] * 2 * hkv * d;  // [slot, 2, kv_heads, d]
     if (kv.scalar_type() == at::kFloat) {
       store(kv.data_ptr<float>() + at_k, row + hq * d, 2 * hkv * d);
@@ -115,18 +96,11 @@ void decode_layer(const at::Tensor& h, const at::Tensor& input_norm, const at::T
   at::Tensor attn = inference_kernels::paged_decode(q, kv, block_tables, context_lens, scale);
   h.add_(linear(attn.view({rows, hq * d}).to(at::kFloat), o_w.vec()));
 
-  rms_norm(hp, post_norm.data_ptr<float>(), rows, hidden, eps, x.data_ptr<float>());
+  inference_kernels::rms_norm_rows(hp, post_norm.data_ptr<float>(), rows, hidden, eps, x.data_ptr<float>());
   at::Tensor gate_up = linear(x, gate_up_w.vec());
   const int64_t inter = gate_up.size(1) / 2;
   at::Tensor act = at::empty({rows, inter}, h.options());
-  const float* gu = gate_up.data_ptr<float>();
-  float* a = act.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < inter; ++j) {
-      const float g = gu[r * 2 * inter + j];
-      a[r * inter + j] = g / (1.f + std::exp(-g)) * gu[r * 2 * inter + inter + j];
-    }
-  }
+  inference_kernels::silu_mul_rows(gate_up.data_ptr<float>(), rows, inter, act.data_ptr<float>());
   h.add_(linear(act, down_w.vec()));
 }
 

@@ -22,4 +22,14 @@ at::Tensor q8_linear_tiled(const at::Tensor& x, const at::Tensor& qs, const at::
                            bool portable);
 std::string quant_linear_path();
 
+// Row helpers shared by layer_ops.cpp and decode_layer.cpp, float32 throughout.
+constexpr int64_t kMaxHeadDim = 256;
+// out = x * rsqrt(mean(x^2) + eps) * weight, per row of n (out may be x).
+void rms_norm_rows(const float* x, const float* weight, int64_t rows, int64_t n, double eps,
+                   float* out);
+// silu(gate) * up per row of gate_up [rows, 2 * inter] (gate first) into out [rows, inter].
+void silu_mul_rows(const float* gate_up, int64_t rows, int64_t inter, float* out);
+// x * cos + roll(x, d / 2) * sin for one head of d <= kMaxHeadDim values, in place.
+void rope_head(float* x, const float* cos, const float* sin, int64_t d);
+
 }  // namespace inference_kernels

@@ -183,6 +183,9 @@ class LlamaPagedModel:
         cos = cos[0]  # [max_positions, head_dim]
         sin = torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)  # rotate_half's sign
         self.cos, self.sin = cos.to(self.dtype), sin.to(self.dtype)
+        # RMSNorm and rotary as one compiled pass each (float32 tables), where they run
+        self.layer_ops = self.decode_kernel and self.head_dim <= 256
+        self.cos32, self.sin32 = cos.contiguous(), sin.contiguous()
         self.fused = self._fused_decode(cos, sin, model.config)
 
     def _fused_decode(self, cos: torch.Tensor, sin: torch.Tensor, config) -> _Fused | None:
@@ -204,8 +207,16 @@ class LlamaPagedModel:
         )
 
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        # One fused op (fp32 statistics); equals LlamaRMSNorm up to bf16 rounding of the scale.
+        # fp32 statistics; equals LlamaRMSNorm up to bf16 rounding of the scale.
+        if self.layer_ops and x.is_contiguous():
+            return kernels.rms_norm(x, weight, self.eps)
         return F.rms_norm(x, weight.shape, weight, self.eps)
+
+    def silu_mul(self, gate_up: Projection, x: torch.Tensor) -> torch.Tensor:
+        """silu(gate) * up of the fused gate/up projection of x."""
+        if self.layer_ops:
+            return kernels.silu_mul(gate_up(x).contiguous())
+        return gate_up.silu_mul(x)
 
     def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """HF's ``x * cos + rotate_half(x) * sin`` with the sign folded into ``sin``.
@@ -230,13 +241,18 @@ class LlamaPagedModel:
         num_tokens = input_ids.shape[0]
         if self.fused and not meta.prefills and num_tokens <= self.fused.max_rows:
             return self.fused_decode(input_ids, positions, meta, kv_cache)
-        cos = self.cos[positions].unsqueeze(1)
-        sin = self.sin[positions].unsqueeze(1)
+        if not self.layer_ops:
+            cos = self.cos[positions].unsqueeze(1)
+            sin = self.sin[positions].unsqueeze(1)
         h = F.embedding(input_ids, self.embed)
         for i, layer in enumerate(self.layers):
             x = self.rms_norm(h, layer.input_norm)
             qkv = layer.qkv(x).view(num_tokens, hq + 2 * hkv, d)
-            qk = self.rope(qkv[:, : hq + hkv], cos, sin)  # q and k heads are adjacent
+            if self.layer_ops:  # q and k heads are adjacent: rotated in place
+                kernels.rope_(qkv, hq + hkv, self.cos32, self.sin32, positions)
+                qk = qkv[:, : hq + hkv]
+            else:
+                qk = self.rope(qkv[:, : hq + hkv], cos, sin)
             q = qk[:, :hq]
             kv = torch.stack((qk[:, hq:], qkv[:, hq + hkv :]), dim=1)  # [T, 2, kv_heads, d]
             kv_layer = kv_cache[i]
@@ -244,7 +260,7 @@ class LlamaPagedModel:
             attn = self.attention(q, kv, kv_layer, meta)
             h = layer.o.add(attn, h)
             x = self.rms_norm(h, layer.post_norm)
-            h = layer.down.add(layer.gate_up.silu_mul(x), h)
+            h = layer.down.add(self.silu_mul(layer.gate_up, x), h)
         return self.rms_norm(h, self.final_norm)
 
     def fused_decode(
