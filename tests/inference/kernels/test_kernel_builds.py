@@ -1,5 +1,6 @@
 """The compiled kernels on an AVX2-only CPU: built for x86-64-v3 (no AVX-512 instruction
-can slip in) in a process forced to that tier, and giving the portable path's results."""
+can slip in) in a process forced to that tier, and giving the portable path's (and torch's)
+results."""
 
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ tiled = [
     (op(x9, *t.tensors) - op(x9, *t.tensors, portable=True)).abs().max()
     for op, t in ((kernels.q4_linear_tiled, t4), (kernels.q8_linear_tiled, t8))
 ]
+x5, norm, gate_up = torch.randn(5, 64), torch.rand(64), torch.randn(5, 128)
+gate, up = gate_up.chunk(2, dim=-1)
+qkv, angles = torch.randn(5, 3, 16), torch.rand(8, 16)
+rotated = qkv.clone()
+kernels.rope_(rotated, 2, angles.cos(), angles.sin(), torch.arange(5))
+expected = qkv[:, :2] * angles.cos()[:5, None] + qkv[:, :2].roll(8, -1) * angles.sin()[:5, None]
+layer_ops = [
+    kernels.rms_norm(x5, norm, 1e-6) - torch.nn.functional.rms_norm(x5, (64,), norm, 1e-6),
+    kernels.silu_mul(gate_up) - torch.nn.functional.silu(gate) * up,
+    rotated[:, :2] - expected,
+]
 print(json.dumps({
     "available": ok,
     "isa": cpu_info().isa.name,
@@ -37,6 +49,7 @@ print(json.dumps({
     "flags": kernels.arch_flags(cpu_info()),
     "max_diff": float((simd - portable).abs().max()),
     "tiled_max_diff": float(max(tiled)),
+    "layer_ops_max_diff": float(max(d.abs().max() for d in layer_ops)),
 }))
 """
 
@@ -57,3 +70,4 @@ def test_kernels_build_and_agree_on_an_avx2_only_tier():
     assert result["path"] == "avx2"
     assert result["max_diff"] < 1e-3
     assert result["tiled_max_diff"] < 1e-3
+    assert result["layer_ops_max_diff"] < 1e-4  # RMSNorm, SiLU x up, rotary against torch
