@@ -18,7 +18,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 $(MODEL_DIR)/config.json: $(STAMP)
-	$(PY) -m inference.model_source
+	$(PY) -m inference.model.source
 
 # Browser tests drive Debian's Chromium; never a downloaded browser.
 browsers:
@@ -34,9 +34,11 @@ run: setup
 test: setup browsers
 	$(VENV)/bin/pytest
 
-lint:
+# Style, then the package boundaries (import-linter contracts in pyproject.toml).
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format:
 	$(VENV)/bin/ruff check --fix .

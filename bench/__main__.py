@@ -328,7 +328,7 @@ def floor_lines(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     apply_cpu_tier(args.cpu_tier)
-    from inference.model_source import bundled_gguf_path, ensure_bundled_model
+    from inference.model.source import bundled_gguf_path, ensure_bundled_model
 
     print(isa_line(), flush=True)
     if args.model_dir is None:

@@ -9,8 +9,8 @@ import time
 
 import torch
 
-from inference.model_runner import physical_cpu_count
-from inference.sampler import SamplerRow, sample
+from inference.cpu import physical_cpu_count
+from inference.engine.sampler import SamplerRow, sample
 from inference.types import SamplingParams
 
 CASES = {

@@ -13,9 +13,9 @@ import time
 import torch
 
 from inference.config import EngineConfig, ModelConfig
-from inference.engine import Engine
-from inference.loader import load_model
-from inference.model_runner import physical_cpu_count
+from inference.cpu import physical_cpu_count
+from inference.engine.engine import Engine
+from inference.model.loader import load_model
 from inference.types import Request, SamplingParams
 from tests.support.tiny_model import build_tiny_llama
 

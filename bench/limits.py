@@ -117,6 +117,6 @@ def format_limits(limits: Limits) -> str:
 
 
 if __name__ == "__main__":
-    from inference.model_source import ensure_bundled_model
+    from inference.model.source import ensure_bundled_model
 
     print(format_limits(measure(ensure_bundled_model())))

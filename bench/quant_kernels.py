@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from bench.machine import isa_line
 from inference import kernels
-from inference.quant import quantize, tile_rows
+from inference.model.quant import quantize, tile_rows
 
 LAYER = [(960, 576), (576, 576), (3072, 576), (576, 1536)]  # qkv, o, gate_up, down
 HEAD = (49152, 576)

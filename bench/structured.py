@@ -136,10 +136,9 @@ def format_row(row: StructuredRow) -> str:
 def engine_ratio(steps: int = 60, batch: int = 32) -> tuple[float, float]:
     """Median step time (s) of a free batch and of a half-constrained one, stepped in turn."""
     from inference.config import EngineConfig, ModelConfig
-    from inference.engine import Engine
-    from inference.grammar import json_grammar
-    from inference.loader import load_model
-    from inference.types import Request, SamplingParams
+    from inference.engine.engine import Engine
+    from inference.model.loader import load_model
+    from inference.types import Request, SamplingParams, json_grammar
 
     loaded = load_model(ModelConfig())
     tokenizer = loaded.tokenizer
@@ -174,7 +173,7 @@ def main() -> int:
             f"{mixed * 1e3:.1f} ms; constrained/unconstrained throughput = {free / mixed:.2f}"
         )
         return 0
-    from inference.model_source import ensure_bundled_model
+    from inference.model.source import ensure_bundled_model
 
     ensure_bundled_model()
     spec = our_server("bundled")

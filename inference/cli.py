@@ -166,8 +166,8 @@ def make_engine_factory(
     def factory() -> EngineClient:
         from transformers.utils import logging as transformers_logging
 
-        from inference.async_engine import AsyncEngine
-        from inference.loader import load_model
+        from inference.engine.async_engine import AsyncEngine
+        from inference.model.loader import load_model
 
         transformers_logging.disable_progress_bar()  # log lines, not a redrawn bar
         loaded = load_model(config.model)

@@ -48,13 +48,22 @@ class EngineConfig:
             raise ValueError("`max_concurrent_requests` must be >= 1")
 
 
+BUNDLED_MODEL_ID = "bundled"  # the model id that names the bundled model
+BUNDLED_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what /info calls it
+
+
+def served_model_name(model_id: str) -> str:
+    """The name clients see for ``model_id``: the bundled model's published name, else the id."""
+    return BUNDLED_MODEL_NAME if model_id == BUNDLED_MODEL_ID else model_id
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which weights to load and where to run them."""
 
-    model_id: str = "bundled"  # "bundled", a local HF dir, a .gguf file, or a hub id
+    model_id: str = BUNDLED_MODEL_ID  # the bundled model, a local HF dir, a .gguf file, a hub id
     revision: str | None = None
-    dtype: str = "auto"  # auto: the fastest on this device, measured on CPU (inference.loader)
+    dtype: str = "auto"  # auto: the fastest on this device, measured on CPU (model.loader)
     device: str = "auto"  # auto: cuda when available
     quantize: str = "auto"  # auto: a GGUF's own 4/8-bit weights where faster (quant_loader)
 

@@ -8,6 +8,7 @@ inventing its own. Must not import torch, Django or the web framework.
 from __future__ import annotations
 
 import enum
+import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -16,11 +17,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from inference.config import EngineConfig
-    from inference.grammar import GrammarCompiler
-    from inference.loader import LoadedModel
 
 MAX_SEED = 2**63 - 1
 ENGINE_OVERLOADED = "Model is overloaded"
+INVALID_SCHEMA = "Invalid JSON Schema: {0}"
+INVALID_REGEX = "Invalid regex: {0}"
+UNSUPPORTED_SCHEMA = "Unsupported JSON Schema feature: {0}"
+SCHEMA_NOT_OBJECT = "a JSON Schema must be an object"
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -51,6 +54,34 @@ class GrammarSpec:
 
     kind: str
     value: str
+
+
+class GrammarError(ValueError):
+    """A grammar the engine cannot follow; the message says why, for a 422."""
+
+
+def schema_text(schema: Any) -> str:
+    """A schema's compact JSON text: the cache key, whether the client sent an object or text.
+
+    NOTE: keys keep the client's order: llguidance writes an object's properties in the order
+    of `properties`, which the client chose (a tool call's `_name` comes first)."""
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            raise GrammarError(INVALID_SCHEMA.format(exc)) from exc
+    if not isinstance(schema, dict):
+        raise GrammarError(INVALID_SCHEMA.format(SCHEMA_NOT_OBJECT))
+    return json.dumps(schema, separators=(",", ":"))
+
+
+def json_grammar(schema: Any) -> GrammarSpec:
+    """The spec of a JSON-Schema constraint (schema given as a dict or as JSON text)."""
+    return GrammarSpec(kind="json", value=schema_text(schema))
+
+
+def regex_grammar(pattern: str) -> GrammarSpec:
+    return GrammarSpec(kind="regex", value=pattern)
 
 
 @dataclass(frozen=True)
@@ -191,12 +222,28 @@ class EngineLoad:
     num_blocks: int
 
 
+class GrammarValidator(Protocol):
+    """What validation asks of the engine's grammar compiler: compile a spec (cached, so the
+    engine reuses it) or raise `GrammarError` with the reason."""
+
+    def compile(self, spec: GrammarSpec) -> str: ...
+
+
+class ServedModel(Protocol):
+    """The facts of the model being served that `/info` and the headers report."""
+
+    model_id: str
+    dtype: Any  # a torch.dtype; printed, never computed with here
+    quantize: str | None
+    device: Any  # a torch.device; `/info` reads its `type`
+
+
 class EngineClient(Protocol):
-    """What the API layer asks of an engine; `inference.async_engine.AsyncEngine` is the one
+    """What the API layer asks of an engine; `inference.engine.async_engine.AsyncEngine` is the one
     this project serves. Admission happens here: `admit()` is the only concurrency check."""
 
     config: EngineConfig  # the limits validation enforces
-    loaded: LoadedModel  # the model served (/info reads its id, dtype, device, quantization)
+    loaded: ServedModel  # the model served (/info reads its id, dtype, device, quantization)
     limiter: ConcurrencyLimiter
     is_ready: bool  # warmed up and stepping
 
@@ -204,7 +251,7 @@ class EngineClient(Protocol):
     def tokenizer(self) -> Any: ...
 
     @property
-    def grammars(self) -> GrammarCompiler: ...
+    def grammars(self) -> GrammarValidator: ...
 
     def load(self) -> EngineLoad: ...
 

@@ -3,7 +3,7 @@
 The app answers at once; the engine is started (or first built by `engine_factory`, in a
 worker thread) in the background, and generation routes answer 503 until it is warmed up.
 Must not import torch; the engine is any `inference.types.EngineClient`
-(`inference.async_engine.AsyncEngine` in production).
+(`inference.engine.async_engine.AsyncEngine` in production).
 """
 
 from __future__ import annotations

@@ -20,8 +20,7 @@ from inference.api.schemas import (
     ResponseFormatJsonSchema,
     ResponseFormatText,
 )
-from inference.grammar import GrammarError, json_grammar, regex_grammar
-from inference.types import GrammarSpec
+from inference.types import GrammarError, GrammarSpec, json_grammar, regex_grammar
 
 JSON_OBJECT_SCHEMA = {"type": "object"}
 GRAMMAR_UNAVAILABLE = "grammar is not supported by this engine"

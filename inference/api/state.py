@@ -14,9 +14,8 @@ from fastapi import Request
 from inference import __version__
 from inference.api.errors import MODEL_LOAD_FAILED, ModelLoading, Overloaded
 from inference.api.validation import Validator
-from inference.config import EngineConfig, ServerConfig
+from inference.config import EngineConfig, ServerConfig, served_model_name
 from inference.metrics import Metrics
-from inference.model_source import BUNDLED_MODEL_ID, BUNDLED_MODEL_NAME
 from inference.types import ConcurrencyLimiter, EngineClient, EngineOverloadedError, Permit
 
 ROUTER_NAME = "text-generation-router"
@@ -97,7 +96,7 @@ class ServerState:
     @property
     def model_id(self) -> str:
         model_id = self.engine.loaded.model_id if self.engine else self.config.model.model_id
-        return BUNDLED_MODEL_NAME if model_id == BUNDLED_MODEL_ID else model_id
+        return served_model_name(model_id)
 
     @property
     def model_dtype(self) -> str:

@@ -13,8 +13,7 @@ from typing import Any, Protocol
 from inference.api.errors import ValidationFailed
 from inference.api.grammars import grammar_spec
 from inference.config import EngineConfig
-from inference.grammar import GrammarCompiler, GrammarError
-from inference.types import SamplingParams, resolve_seed
+from inference.types import GrammarError, GrammarValidator, SamplingParams, resolve_seed
 
 # TGI's `ValidationError` strings (router/src/validation.rs), word for word.
 BEST_OF = "`best_of` must be > 0 and <= {0}. Given: {1}"
@@ -114,7 +113,7 @@ class Validator:
     """
 
     def __init__(
-        self, tokenizer: Tokenizer, limits: EngineConfig, grammars: GrammarCompiler | None = None
+        self, tokenizer: Tokenizer, limits: EngineConfig, grammars: GrammarValidator | None = None
     ) -> None:
         self.tokenizer = tokenizer
         self.limits = limits

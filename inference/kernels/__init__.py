@@ -229,7 +229,7 @@ def q8_linear(
 def q4_linear_tiled(
     x: torch.Tensor, qs: torch.Tensor, d: torch.Tensor, m: torch.Tensor, *, portable: bool = False
 ) -> torch.Tensor:
-    """``q4_linear`` with W in tiles of 8 rows (``inference.quant.TiledWeight``): qs uint8
+    """``q4_linear`` with W in tiles of 8 rows (``inference.model.quant.TiledWeight``): qs uint8
     [N/8, K/32, 128], d and m fp16 [N/8, K/32, 8]. 8 rows of W share each load of x."""
     out = torch.ops.inference_kernels.q4_linear_tiled(
         x.reshape(-1, x.shape[-1]), qs, d, m, portable

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import pytest
 
 from inference.config import EngineConfig
-from inference.engine import Engine
-from inference.loader import LoadedModel
-from inference.scheduler import SchedulerConfig
+from inference.engine.engine import Engine
+from inference.engine.scheduler import SchedulerConfig
+from inference.model.loader import LoadedModel
 from tests.inference.factories import SMALL_LIMITS
 from tests.support.tiny_model import build_tiny_llama
 

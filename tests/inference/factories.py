@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+from inference.batch import Sequence
 from inference.config import EngineConfig
-from inference.engine import Engine
-from inference.scheduler import Sequence
+from inference.engine.engine import Engine
 from inference.types import GenerationError, GenerationEvent, Request, SamplingParams
 
 _ids = itertools.count()

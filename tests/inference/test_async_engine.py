@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from inference.async_engine import ENGINE_OVERLOADED, AsyncEngine
+from inference.engine.async_engine import ENGINE_OVERLOADED, AsyncEngine
 from inference.types import EngineOverloadedError, FinishReason, GenerationError
 from tests.inference.factories import SMALL_LIMITS, make_request
 

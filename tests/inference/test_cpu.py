@@ -12,9 +12,9 @@ import torch
 
 from inference.config import EngineConfig
 from inference.cpu import ISA_ENV, Isa, LinearPath, cpu_info
-from inference.engine import Engine
-from inference.linear import DenseProjection
-from inference.loader import fastest_cpu_dtype, pick_dtype
+from inference.engine.engine import Engine
+from inference.model.linear import DenseProjection
+from inference.model.loader import fastest_cpu_dtype, pick_dtype
 from tests.inference.factories import (
     SMALL_LIMITS,
     make_request,
@@ -103,7 +103,7 @@ def test_every_dtype_generates_under_every_isa(force_isa, isa, dtype):
 
 def test_dtype_auto_is_measured_among_the_paths_this_cpu_has(force_isa, caplog):
     force_isa("avx2")
-    caplog.set_level("INFO", logger="inference.loader")
+    caplog.set_level("INFO", logger="inference.model.loader")
     chosen = pick_dtype("auto", torch.device("cpu"))
     assert chosen in (torch.float32, torch.bfloat16)
     assert "dtype auto on AVX2" in caplog.text or cpu_info().hardware_isa < Isa.AVX2

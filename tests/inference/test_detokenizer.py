@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from inference.detokenizer import REPLACEMENT_CHAR, IncrementalDetokenizer
+from inference.engine.detokenizer import REPLACEMENT_CHAR, IncrementalDetokenizer
 from tests.support.tiny_model import bundled_tokenizer_path
 
 

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from inference.engine import Engine
-from inference.model_runner import HFModelRunner, PagedModelRunner
-from inference.models.llama import LlamaPagedModel
-from inference.scheduler import PROMPT_TOO_LONG_FOR_CACHE
+from inference.engine.engine import Engine
+from inference.engine.scheduler import PROMPT_TOO_LONG_FOR_CACHE
+from inference.model.llama import LlamaPagedModel
+from inference.model.runner import HFModelRunner, PagedModelRunner
 from inference.types import FinishReason, GenerationError, GenerationEvent
 from tests.inference.factories import (
     SMALL_LIMITS,

@@ -7,8 +7,8 @@ import pytest
 
 from inference.config import EngineConfig, ModelConfig
 from inference.cpu import ISA_ENV, cpu_info
-from inference.engine import Engine
-from inference.loader import load_model
+from inference.engine.engine import Engine
+from inference.model.loader import load_model
 from tests.inference.factories import make_request, run_to_completion
 
 FORMS = [  # (dtype, quantize, forced ISA)

@@ -12,14 +12,15 @@ import re
 import jsonschema
 import pytest
 
-from inference.engine import Engine
-from inference.grammar import (
-    GrammarCompiler,
+from inference.engine.engine import Engine
+from inference.engine.grammar import GrammarCompiler
+from inference.types import (
+    FinishReason,
+    GenerationEvent,
     GrammarError,
     json_grammar,
     regex_grammar,
 )
-from inference.types import FinishReason, GenerationEvent
 from tests.inference.factories import make_request, run_to_completion
 
 RECORD = {

@@ -14,10 +14,9 @@ import jsonschema
 import pytest
 
 from inference.config import EngineConfig, ModelConfig
-from inference.engine import Engine
-from inference.grammar import json_grammar
-from inference.loader import load_model
-from inference.types import FinishReason, GenerationEvent
+from inference.engine.engine import Engine
+from inference.model.loader import load_model
+from inference.types import FinishReason, GenerationEvent, json_grammar
 from tests.inference.factories import make_request, run_to_completion
 
 # Letters and spaces: 24 characters of another script can take 3 tokens each, and then a

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.kv_cache import BlockManager
+from inference.engine.kv_cache import BlockManager
 from tests.inference.factories import make_sequence
 
 

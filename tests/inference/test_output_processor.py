@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from inference.output_processor import OutputProcessor, SampledToken
+from inference.engine.output_processor import OutputProcessor, SampledToken
 from inference.types import FinishReason, Request, SamplingParams
 from tests.support.tiny_model import bundled_tokenizer_path
 

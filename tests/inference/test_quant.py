@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from inference import quant, quant_loader
 from inference.cpu import ISA_ENV, cpu_info
-from inference.engine import Engine
-from inference.linear import PortableQuantProjection, QuantizedWeights, QuantProjection
+from inference.engine.engine import Engine
+from inference.model import quant, quant_loader
+from inference.model.linear import PortableQuantProjection, QuantizedWeights, QuantProjection
 from tests.inference.factories import (
     SMALL_LIMITS,
     make_request,

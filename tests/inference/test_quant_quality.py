@@ -11,13 +11,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference import kernels, quant_loader
+from inference import kernels
 from inference.config import ModelConfig
-from inference.kv_cache import KVCache
-from inference.linear import QuantizedWeights
-from inference.loader import load_model
-from inference.model_source import bundled_gguf_path
-from inference.models.llama import AttentionMetadata, LlamaPagedModel, PrefillChunk
+from inference.model import quant_loader
+from inference.model.kv_tensors import KVCache
+from inference.model.linear import QuantizedWeights
+from inference.model.llama import AttentionMetadata, LlamaPagedModel, PrefillChunk
+from inference.model.loader import load_model
+from inference.model.source import bundled_gguf_path
 
 PROMPTS = [
     "What is Deep Learning?",

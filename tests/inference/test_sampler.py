@@ -11,7 +11,7 @@ from transformers import (
     TypicalLogitsWarper,
 )
 
-from inference.sampler import (
+from inference.engine.sampler import (
     SamplerRow,
     apply_frequency_presence_penalties,
     apply_repetition_penalty,

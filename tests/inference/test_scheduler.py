@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from inference.scheduler import (
-    Scheduler,
-    SchedulerConfig,
-    SchedulerOutput,
-    SequenceStatus,
-)
+from inference.batch import SchedulerOutput, SequenceStatus
+from inference.engine.scheduler import Scheduler, SchedulerConfig
 from tests.inference.factories import make_sequence
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inference.stopping import StoppingCriteria
+from inference.engine.stopping import StoppingCriteria
 from inference.types import FinishReason, SamplingParams
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from inference.loader import LoadedModel, eos_token_ids_of
-from inference.model_source import BUNDLED_DIR_NAME, models_dir
+from inference.model.loader import LoadedModel, eos_token_ids_of
+from inference.model.source import BUNDLED_DIR_NAME, models_dir
 
 TINY_MODEL_ID = "tiny-random-llama"
 

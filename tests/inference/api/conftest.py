@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from inference.api import create_app
-from inference.async_engine import AsyncEngine
 from inference.config import EngineConfig, ServerConfig
+from inference.engine.async_engine import AsyncEngine
 from tests.inference.live_server import LiveServer, start_server
 from tests.support.tiny_model import build_tiny_llama
 

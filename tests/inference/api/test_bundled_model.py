@@ -7,8 +7,8 @@ import pytest
 from huggingface_hub import InferenceClient
 
 from inference.api import create_app
-from inference.async_engine import AsyncEngine
 from inference.config import EngineConfig, ModelConfig, ServerConfig
+from inference.engine.async_engine import AsyncEngine
 from tests.inference.live_server import start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hub_client")]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from inference.api.errors import GENERATION_FAILED
-from inference.async_engine import ENGINE_SHUT_DOWN
+from inference.engine.async_engine import ENGINE_SHUT_DOWN
 from tests.inference.api.conftest import LONG_ANSWER, serve, tiny_engine
 
 LONG = {"max_new_tokens": LONG_ANSWER}

@@ -10,7 +10,7 @@ import pytest
 from inference.api import create_app
 from inference.api.errors import MODEL_LOAD_FAILED, MODEL_LOADING
 from inference.config import ServerConfig
-from inference.model_source import ModelNotFoundError
+from inference.model.source import ModelNotFoundError
 from tests.inference.api.conftest import LIMITS, tiny_engine
 from tests.inference.live_server import start_server
 

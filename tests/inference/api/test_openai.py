@@ -10,7 +10,7 @@ import pytest
 from inference.api import validation as v
 from inference.api.errors import VALIDATION_PREFIX
 from inference.api.tools import NO_TOOLS_REQUIRED
-from inference.grammar import INVALID_REGEX
+from inference.types import INVALID_REGEX
 
 MESSAGES = [{"role": "user", "content": "What is Deep Learning?"}]
 

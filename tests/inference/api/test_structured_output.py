@@ -20,7 +20,7 @@ from huggingface_hub import AsyncInferenceClient, InferenceClient
 from inference.api.errors import VALIDATION_PREFIX
 from inference.api.tools import TOOL_NOT_FOUND, TOOLS_AND_FORMAT
 from inference.config import EngineConfig
-from inference.grammar import INVALID_REGEX, UNSUPPORTED_SCHEMA
+from inference.types import INVALID_REGEX, UNSUPPORTED_SCHEMA
 from tests.inference.api.conftest import serve, tiny_engine
 from tests.inference.live_server import LiveServer
 

@@ -9,7 +9,7 @@ import pytest
 
 from inference.api import validation as v
 from inference.api.errors import MALFORMED_BODY, OVERLOADED, VALIDATION_PREFIX
-from inference.grammar import INVALID_REGEX
+from inference.types import INVALID_REGEX
 from tests.inference.api.conftest import LIMITS, LONG_ANSWER
 
 MAX_INPUT = LIMITS.max_input_tokens

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from inference import kernels
-from inference.models.llama import LlamaPagedModel
+from inference.model.llama import LlamaPagedModel
 
 needs_kernel = pytest.mark.skipif(not kernels.available(), reason="no C++ toolchain here")
 BLOCK_SIZE = 16

@@ -17,7 +17,8 @@ from inference.cpu import Isa, cpu_info
 
 PROBE = """
 import json, torch
-from inference import kernels, quant
+from inference import kernels
+from inference.model import quant
 from inference.cpu import cpu_info
 ok = kernels.available()
 torch.manual_seed(0)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from inference import kernels
-from inference.quant import Q4Weight, Q8Weight, tile_rows
+from inference.model.quant import Q4Weight, Q8Weight, tile_rows
 
 needs_kernel = pytest.mark.skipif(not kernels.available(), reason="no C++ toolchain here")
 PATHS = pytest.mark.parametrize("portable", [False, True], ids=["simd", "portable"])

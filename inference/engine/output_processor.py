@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from inference.detokenizer import IncrementalDetokenizer
-from inference.grammar import consume, is_complete
-from inference.stopping import StoppingCriteria
+from inference.engine.detokenizer import IncrementalDetokenizer
+from inference.engine.grammar import consume, is_complete
+from inference.engine.stopping import StoppingCriteria
 from inference.types import FinishReason, GenerationError, GenerationEvent, Request, TokenInfo
 
 GRAMMAR_REFUSED = "The grammar refused token {token_id}: {error}"

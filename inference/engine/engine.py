@@ -2,7 +2,7 @@
 
 ``Engine`` is synchronous and single-threaded (tests drive it step by step); the scheduler
 decides what runs, the model runner runs it, the sampler picks tokens and the output processor
-turns them into events. ``inference.async_engine`` runs it on a thread behind asyncio.
+turns them into events. ``inference.engine.async_engine`` runs it on a thread behind asyncio.
 Must not import Django or the web framework.
 """
 
@@ -14,20 +14,15 @@ from dataclasses import dataclass
 
 import torch
 
+from inference.batch import ScheduledChunk, SchedulerOutput, Sequence
 from inference.config import EngineConfig
-from inference.grammar import GrammarCompiler
-from inference.grammar_masks import PendingMasks, StepMasks
-from inference.loader import LoadedModel
-from inference.model_runner import ModelRunner, RunnerOutput, build_runner
-from inference.output_processor import OutputProcessor, OutputState, SampledToken
-from inference.sampler import SamplerOutput, SamplerRow, sample
-from inference.scheduler import (
-    ScheduledChunk,
-    Scheduler,
-    SchedulerConfig,
-    SchedulerOutput,
-    Sequence,
-)
+from inference.engine.grammar import GrammarCompiler
+from inference.engine.grammar_masks import PendingMasks, StepMasks
+from inference.engine.output_processor import OutputProcessor, OutputState, SampledToken
+from inference.engine.sampler import SamplerOutput, SamplerRow, sample
+from inference.engine.scheduler import Scheduler, SchedulerConfig
+from inference.model.loader import LoadedModel
+from inference.model.runner import ModelRunner, RunnerOutput, build_runner
 from inference.types import (
     GenerationError,
     GenerationEvent,

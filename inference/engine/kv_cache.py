@@ -1,4 +1,4 @@
-"""The shared KV cache: paged block bookkeeping (with prefix reuse) and the cache tensors.
+"""The shared KV cache's bookkeeping: paged blocks, with prefix reuse.
 
 ``BlockManager`` is plain Python so the scheduler and its tests never touch torch: it hands
 out fixed-size blocks, keeps each sequence's block table, and remembers the hash of every
@@ -13,18 +13,15 @@ last block was since filled with the old answer) and a follow-up (the history en
 the previous answer's last block) compute only their new tokens, not up to a block more.
 Freed blocks stay reusable until they are evicted, least recently freed first.
 
-``KVCache`` holds the tensors (imported lazily, so importing this module stays torch-free).
-Must not import the scheduler, the engine or Django.
+The tensors themselves are ``inference.model.kv_tensors.KVCache``, beside the runner that
+fills them. Must not import torch, the scheduler, the engine or Django.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    import torch
+from typing import Protocol
 
 DEFAULT_BLOCK_SIZE = 32  # 16 makes the per-layer KV gather ~1.4x slower on CPU
 
@@ -255,36 +252,3 @@ class BlockManager:
                     self._free[block_id] = None
         seq.block_table.clear()
         seq.block_hashes.clear()
-
-
-class KVCache:
-    """Keys and values of every layer in one tensor, block-major, K and V side by side.
-
-    kv: [num_layers, num_blocks, block_size, 2, num_kv_heads, head_dim], allocated once.
-    A step writes its tokens' K and V with one ``index_copy_`` per layer (a layer viewed as
-    [slots, 2, kv_heads, head_dim]), and one ``index_select`` over block ids gathers a
-    batch's whole context, K and V together, in block-sized contiguous chunks: about half
-    the cost of gathering K and V from head-major tensors (one small chunk per head).
-    Attention reads the gathered K and V as strided views, which the CPU SDPA kernel takes
-    as they are.
-    """
-
-    def __init__(
-        self,
-        num_layers: int,
-        num_blocks: int,
-        block_size: int,
-        num_kv_heads: int,
-        head_dim: int,
-        dtype: torch.dtype,
-        device: torch.device,
-    ) -> None:
-        import torch
-
-        shape = (num_layers, num_blocks, block_size, 2, num_kv_heads, head_dim)
-        self.block_size = block_size
-        self.kv = torch.zeros(shape, dtype=dtype, device=device)
-
-    @property
-    def num_bytes(self) -> int:
-        return self.kv.numel() * self.kv.element_size()

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from inference import kernels
-from inference.linear import DenseProjection, QuantizedWeights, QuantProjection, linear_path
-from inference.quant import QuantWeight, from_gguf_blocks, quantizable, quantize
+from inference.model.linear import DenseProjection, QuantizedWeights, QuantProjection, linear_path
+from inference.model.quant import QuantWeight, from_gguf_blocks, quantizable, quantize
 
 logger = logging.getLogger(__name__)
 

@@ -352,9 +352,3 @@ def sample(
         top_token_ids=top_ids,
         top_logprobs=top_lps,
     )
-
-
-def prompt_logprobs(logits: torch.Tensor, next_token_ids: torch.Tensor) -> list[float]:
-    """Raw log-softmax of each next prompt token: logits [T, V], next_token_ids [T]."""
-    logprobs = logits.float().log_softmax(dim=-1)
-    return logprobs.gather(1, next_token_ids.unsqueeze(1)).squeeze(1).tolist()

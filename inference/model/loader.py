@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from inference import quant_loader
 from inference.config import ModelConfig
 from inference.cpu import cpu_info
-from inference.linear import QuantizedWeights, linear_path
-from inference.model_source import gguf_source, resolve_model_path
+from inference.model import quant_loader
+from inference.model.linear import QuantizedWeights, linear_path
+from inference.model.source import gguf_source, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _time_linears(
 ) -> dict[torch.dtype, float]:
     """Best time of each dtype's layer, the dtypes alternated round by round so that a busy
     moment (another process starting) weighs on all of them alike."""
-    from inference.linear import DenseProjection
+    from inference.model.linear import DenseProjection
 
     cases = []
     for dtype in dtypes:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from inference.grammar import GrammarCompiler
+from inference.engine.grammar import GrammarCompiler
 
 
 @dataclass

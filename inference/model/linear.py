@@ -4,7 +4,7 @@ A decode step at batch 1 reads every weight once, so what a projection stores an
 kernel reads it decide latency. ``DenseProjection`` is ``F.linear`` (runs everywhere) or,
 where ``inference.cpu`` says oneDNN runs the dtype, a weight reordered once into oneDNN's
 blocked layout that also fuses the residual add that follows. ``QuantProjection``
-holds 4- or 8-bit weights (``inference.quant``) read by the compiled kernels at small
+holds 4- or 8-bit weights (``inference.model.quant``) read by the compiled kernels at small
 batches, where bytes decide, and a dense copy for large batches, where compute decides
 (the crossover is measured at load, see ``inference.quant_plan``).
 Must not import the engine, the scheduler or Django.
@@ -21,7 +21,7 @@ from torch import nn
 
 from inference import kernels
 from inference.cpu import LinearPath, cpu_info
-from inference.quant import (
+from inference.model.quant import (
     Q4Weight,
     Q8Weight,
     QuantWeight,

@@ -1,6 +1,7 @@
 """Constrained decoding: grammars compiled by llguidance, one matcher per constrained request.
 
-Owns the bridge to llguidance: a JSON Schema or a regex becomes a validated llguidance grammar
+Owns the bridge to llguidance: a JSON Schema or a regex (a ``GrammarSpec`` of the vocabulary,
+``inference.types``) becomes a validated llguidance grammar
 (cached by its text, bounded LRU), each constrained request gets an ``LLMatcher`` that follows
 its tokens, and a step's masks are written for all constrained rows at once into a bitmask
 (one bit per token, 32 to an int32) that the sampler applies. Why llguidance: see the README
@@ -20,44 +21,18 @@ from typing import Any
 
 import llguidance
 
-from inference.types import GrammarSpec
+from inference.types import (
+    INVALID_REGEX,
+    INVALID_SCHEMA,
+    UNSUPPORTED_SCHEMA,
+    GrammarError,
+    GrammarSpec,
+)
 
 GRAMMAR_CACHE_SIZE = 256  # compiled grammars kept, least recently used dropped first
-INVALID_SCHEMA = "Invalid JSON Schema: {0}"
-INVALID_REGEX = "Invalid regex: {0}"
-UNSUPPORTED_SCHEMA = "Unsupported JSON Schema feature: {0}"
-SCHEMA_NOT_OBJECT = "a JSON Schema must be an object"
 # JSON as `json.dumps` writes it, whitespace fixed: a model cannot pad an answer with endless
 # blanks, and the separators are the ones models saw most in training.
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-
-
-class GrammarError(ValueError):
-    """A grammar the engine cannot follow; the message says why, for a 422."""
-
-
-def schema_text(schema: Any) -> str:
-    """A schema's compact JSON text: the cache key, whether the client sent an object or text.
-
-    NOTE: keys keep the client's order: llguidance writes an object's properties in the order
-    of `properties`, which the client chose (a tool call's `_name` comes first)."""
-    if isinstance(schema, str):
-        try:
-            schema = json.loads(schema)
-        except ValueError as exc:
-            raise GrammarError(INVALID_SCHEMA.format(exc)) from exc
-    if not isinstance(schema, dict):
-        raise GrammarError(INVALID_SCHEMA.format(SCHEMA_NOT_OBJECT))
-    return json.dumps(schema, separators=(",", ":"))
-
-
-def json_grammar(schema: Any) -> GrammarSpec:
-    """The spec of a JSON-Schema constraint (schema given as a dict or as JSON text)."""
-    return GrammarSpec(kind="json", value=schema_text(schema))
-
-
-def regex_grammar(pattern: str) -> GrammarSpec:
-    return GrammarSpec(kind="regex", value=pattern)
 
 
 def _message(spec: GrammarSpec, errors: list[str]) -> str:

@@ -1,7 +1,7 @@
 """The only module that touches the device: builds batch tensors and runs the forward pass.
 
 ``PagedModelRunner`` runs Llama-family models with the hand-written forward of
-``inference.models.llama`` over one shared paged KV cache. ``HFModelRunner`` is the fallback
+``inference.model.llama`` over one shared paged KV cache. ``HFModelRunner`` is the fallback
 for every other architecture: the plain transformers forward, one sequence at a time, each
 with its own ``DynamicCache`` (no prefix reuse). Both take the scheduler's chunks and return
 the logits of the sequences that reached their last token, in chunk order.
@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from inference import sampler
-from inference.kv_cache import KVCache
-from inference.loader import LoadedModel
-from inference.models import llama
-from inference.scheduler import ScheduledChunk
+from inference.batch import ScheduledChunk
+from inference.model import llama
+from inference.model.kv_tensors import KVCache
+from inference.model.loader import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -45,48 +42,10 @@ class RunnerOutput:
     prompt_logprobs: dict[str, tuple[int, list[float]]] = field(default_factory=dict)
 
 
-def physical_cpu_count() -> int:
-    """Physical cores available to this process (torch's best intra-op thread count on CPU)."""
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False) or 1
-        logical = psutil.cpu_count(logical=True) or physical
-        allowed = len(psutil.Process().cpu_affinity() or []) or logical
-        return max(1, min(physical, allowed * physical // logical))
-    except Exception:
-        return max(1, os.cpu_count() or 1)
-
-
-def release_idle_openmp_pools() -> bool:
-    """Free the calling thread's idle OpenMP pool (``omp_pause_resource_all``).
-
-    Each thread that runs a parallel op gets its own OpenMP pool, and once more OpenMP
-    threads exist than cores, GNU OpenMP stops spin-waiting between parallel regions:
-    every op then pays a futex wake-up (~30% slower decode steps here). Loading the model
-    on the main thread leaves such a pool behind; the thread that loaded it calls this
-    before the engine thread starts, so the engine's pool is the only one.
-    """
-    maps = Path("/proc/self/maps")
-    if not maps.exists():  # not Linux: nothing known to release
-        return False
-    libraries = {line.split()[-1] for line in maps.read_text().splitlines() if "/" in line}
-    released = False
-    # Several OpenMP runtimes may be loaded (torch's and other wheels' copies): pause each.
-    for path in sorted(libraries):
-        if os.path.basename(path).startswith(("libgomp", "libiomp", "libomp")):
-            try:
-                released |= ctypes.CDLL(path).omp_pause_resource_all(2) == 0  # omp_pause_hard
-            except (OSError, AttributeError):
-                continue
-    return released
-
-
-def prepare_engine_thread(device: torch.device) -> None:
-    """Set up the thread that runs every step: grad off, one intra-op thread per core."""
-    torch.set_grad_enabled(False)
-    if device.type == "cpu":
-        torch.set_num_threads(physical_cpu_count())
+def prompt_logprobs(logits: torch.Tensor, next_token_ids: torch.Tensor) -> list[float]:
+    """Raw log-softmax of each next prompt token: logits [T, V], next_token_ids [T]."""
+    logprobs = logits.float().log_softmax(dim=-1)
+    return logprobs.gather(1, next_token_ids.unsqueeze(1)).squeeze(1).tolist()
 
 
 def chunk_prompt_logprobs(
@@ -104,7 +63,7 @@ def chunk_prompt_logprobs(
     logits = rows[:num_rows] if to_logits is None else to_logits(rows[:num_rows])
     first = chunk.start + 1
     targets = torch.tensor(chunk.seq.token_ids[first : first + num_rows], device=logits.device)
-    return first, sampler.prompt_logprobs(logits, targets)
+    return first, prompt_logprobs(logits, targets)
 
 
 def _length_groups(num_blocks: list[int], slack: int = 2) -> list[tuple[int, int]]:

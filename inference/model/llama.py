@@ -3,7 +3,7 @@
 All new tokens of a step (decodes and prefill chunks of several sequences) are packed into
 one [T, hidden] tensor, so every projection is one matmul for the whole batch. Q/K/V are
 concatenated once at load; each projection takes the fastest path this CPU has for its
-weights (``inference.linear``: oneDNN prepacked with the residual adds fused,
+weights (``inference.model.linear``: oneDNN prepacked with the residual adds fused,
 plain ``F.linear``, or 4/8-bit weights read by the compiled kernels).
 
 The cache is block-major with K and V side by side (a layer is [blocks, block_size, 2,
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inference import kernels
-from inference.linear import Projection, QuantizedWeights, QuantProjection, build_projection
+from inference.model.linear import Projection, QuantizedWeights, QuantProjection, build_projection
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 PREFILL_QUERY_BLOCK = 256  # queries of a chunk after a cached prefix attended per call

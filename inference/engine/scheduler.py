@@ -24,14 +24,18 @@ Must not import torch (it is tested on CPU with request factories and no model).
 
 from __future__ import annotations
 
-import enum
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from inference.batch import (
+    ScheduledChunk,
+    SchedulerOutput,
+    Sequence,
+    SequenceStatus,
+)
 from inference.config import EngineConfig
-from inference.kv_cache import DEFAULT_BLOCK_SIZE, BlockManager
-from inference.types import Request
+from inference.engine.kv_cache import DEFAULT_BLOCK_SIZE, BlockManager
 
 PROMPT_TOO_LONG_FOR_CACHE = (
     "The request needs {needed} KV cache tokens but the cache holds only {capacity} "
@@ -39,96 +43,7 @@ PROMPT_TOO_LONG_FOR_CACHE = (
 )
 
 
-class SequenceStatus(enum.Enum):
-    WAITING = "waiting"
-    RUNNING = "running"
-    FINISHED = "finished"
-
-
-@dataclass(eq=False)
-class Sequence:
-    """A request as the scheduler tracks it: all its tokens and how many have KV computed."""
-
-    request: Request
-    token_ids: list[int] = field(default_factory=list)
-    num_computed_tokens: int = 0
-    status: SequenceStatus = SequenceStatus.WAITING
-    block_table: list[int] = field(default_factory=list)
-    block_hashes: list[int] = field(default_factory=list)
-    num_cached_tokens: int = 0  # prompt tokens reused from the prefix cache at admission
-    num_preemptions: int = 0
-    uses_prefix_cache: bool = True  # off when every prompt position's logits are wanted
-
-    def __post_init__(self) -> None:
-        if not self.token_ids:
-            self.token_ids = list(self.request.prompt_token_ids)
-        if not self.token_ids:
-            raise ValueError("a request needs at least one prompt token")
-
-    @property
-    def seq_id(self) -> str:
-        return self.request.request_id
-
-    @property
-    def num_tokens(self) -> int:
-        return len(self.token_ids)
-
-    @property
-    def num_prompt_tokens(self) -> int:
-        return self.request.num_prompt_tokens
-
-    @property
-    def output_token_ids(self) -> list[int]:
-        return self.token_ids[self.num_prompt_tokens :]
-
-    @property
-    def num_remaining(self) -> int:
-        return self.num_tokens - self.num_computed_tokens
-
-    @property
-    def is_prefilling(self) -> bool:
-        return self.num_remaining > 1
-
-
-@dataclass(frozen=True)
-class ScheduledChunk:
-    """``num_new_tokens`` tokens of ``seq`` starting at position ``start``."""
-
-    seq: Sequence
-    start: int
-    num_new_tokens: int
-
-    @property
-    def end(self) -> int:
-        return self.start + self.num_new_tokens
-
-    @property
-    def is_last_chunk(self) -> bool:
-        """True when this step computes the sequence's last known token: sample after it."""
-        return self.end == self.seq.num_tokens
-
-
 MIN_CHUNK_TOKENS = 16  # the smallest prompt chunk the attention budget cuts a chunk to
-
-
-@dataclass
-class SchedulerOutput:
-    """One step's work: decode chunks first (one token each), then prefill chunks."""
-
-    chunks: list[ScheduledChunk] = field(default_factory=list)
-    preempted: list[Sequence] = field(default_factory=list)
-    failed: list[tuple[Sequence, str]] = field(default_factory=list)  # can never be served
-    # Cache blocks (source, destination) to copy before the step: admitted prompts that
-    # reuse part of a cached block (see ``BlockManager``).
-    block_copies: list[tuple[int, int]] = field(default_factory=list)
-
-    @property
-    def num_tokens(self) -> int:
-        return sum(c.num_new_tokens for c in self.chunks)
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.chunks
 
 
 @dataclass(frozen=True)
