@@ -30,7 +30,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 
 from chatui.origin import SameOriginValidator
 from chatui.routing import websocket_urlpatterns
-from chatui.streaming.task import with_reaper
+from chatui.streaming.reaper import with_reaper
 
 application = with_reaper(
     ProtocolTypeRouter(

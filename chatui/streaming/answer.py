@@ -1,24 +1,25 @@
 """An answer as a server task: one asyncio task per generating conversation, owned by the
-process (its `Hub`).
+process (its `Hub`): the answer's state, the tool round, the token loop, and the listener for
+requests from other processes.
 
 An answer outlives the websocket that asked for it (closing the tab does not stop it).
 It streams from `chatui.endpoints.stream_generation`, fans every event out to the
-conversation's sockets (`chatui.streaming.bus`: this process's directly, other processes'
-through the Channels group `conversation_<id>`), saves the text in batches off the token path (every
-`CHATUI_SAVE_INTERVAL_S` or `CHATUI_SAVE_EVERY_TOKENS` tokens, whichever comes first) and
-once complete, and keeps a heartbeat on the message so that a reaper in any process can mark
-answers of a dead process as interrupted.
+conversation's sockets (`chatui.streaming.publish`: this process's directly, other processes'
+through the Channels group `conversation_<id>`), has its text saved in batches off the token
+path (every `CHATUI_SAVE_INTERVAL_S` or `CHATUI_SAVE_EVERY_TOKENS` tokens, whichever comes
+first) and once complete, with a heartbeat between (`chatui.streaming.saver`), so that a
+reaper in any process (`chatui.streaming.reaper`) can mark answers of a dead process as
+interrupted.
 
 Stop and resync requests reach the task directly through this process's hub, or through
 the channel layer group `generation_<id>` that each task listens on from before its first
 event (another process, e.g. behind Redis).
 
-The database may go away for a while: the batched saves and heartbeats that fail are retried
-by the next, the final save is retried until it lands (the pages have every token meanwhile),
-and this process's reaper never marks its own running answers (whose heartbeats it missed).
+Tokens carry `offset` (see `chatui.streaming.publish`), so a page can merge a snapshot and live
+tokens without duplicates or holes.
 
-Tokens carry `offset` (see `chatui.streaming.bus`), so a page can merge a snapshot and live
-tokens without duplicates or holes. Must not import consumers or views.
+The top of the streaming package beside `chatui.streaming.socket`: must not import the socket,
+consumers or views.
 """
 
 from __future__ import annotations
@@ -34,30 +35,24 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
 from chatui import services
-from chatui.attachments import chat_message
-from chatui.chat_config import get_chat_config
 from chatui.endpoints import EndpointError, StreamResult, stream_generation
 from chatui.layers import LAYER_FAILURES, raise_if_cancelled
-from chatui.models import DEFAULT_TITLE, Conversation, Message
-from chatui.prompting import ChatMessage
+from chatui.models import Conversation
+from chatui.prompt_assembly import AnswerPrompt, answer_prompt
 from chatui.selectors import conversation_detail
 from chatui.serializers import message_to_dict
-from chatui.streaming import bus
-from chatui.streaming.bus import generation_group, utf16_len
+from chatui.streaming import publish
 from chatui.streaming.hub import get_hub
-from chatui.titles import generate_title
+from chatui.streaming.publish import generation_group, utf16_len
+from chatui.streaming.reaper import ensure_reaper
+from chatui.streaming.saver import finish, run_saver, save_title
 from chatui.tool_round import tool_round, with_results
 
 logger = logging.getLogger(__name__)
 
 GENERATION_FAILED = "The answer could not be generated. Try again."
-ANSWER_NOT_SAVED = "The answer could not be saved: the database is unreachable."
-DB_FAILURES = (OperationalError, InterfaceError)  # the database is away, not the query wrong
-FINAL_SAVE_RETRY_S = (0.25, 5.0)  # first and longest wait between tries of the final save
-FINAL_SAVE_GIVE_UP_S = 600.0
 # From this many answers at once in a process, each answer's tokens go out once per tick.
 BATCH_FROM_ANSWERS = 16
 BATCH_TICK_S = 0.015
@@ -84,18 +79,18 @@ class Answer:
     is_stop_requested: bool = False
     task: asyncio.Task[None] | None = None
     stream_task: asyncio.Task[StreamResult | None] | None = None
-    remote: bus.RemoteQueue = field(init=False)
-    tokens: bus.TokenBatcher = field(init=False)
+    remote: publish.RemoteQueue = field(init=False)
+    tokens: publish.TokenBatcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.prefix = self.text
         self.length16 = utf16_len(self.text)
-        self.remote = bus.RemoteQueue(self.conversation_id)
-        self.tokens = bus.TokenBatcher(self.emit, self.message_id, BATCH_TICK_S)
+        self.remote = publish.RemoteQueue(self.conversation_id)
+        self.tokens = publish.TokenBatcher(self.emit, self.message_id, BATCH_TICK_S)
 
     async def emit(self, payload: dict[str, Any]) -> None:
-        """An event of this answer to every socket, in order (see `chatui.streaming.bus`)."""
-        await bus.deliver_local(self.conversation_id, payload)
+        """An event of this answer to every socket, in order (see `chatui.streaming.publish`)."""
+        await publish.deliver_local(self.conversation_id, payload)
         self.remote.put(payload)
 
     def request_stop(self) -> None:
@@ -104,44 +99,13 @@ class Answer:
             self.stream_task.cancel()
 
 
-@dataclass(frozen=True)
-class _Prompt:
-    model: Any
-    preprompt: str
-    messages: list[ChatMessage]
-    question: str
-    previous_tokens: int
-    needs_title: bool
-
-
-def _build_prompt(request: services.GenerationRequest) -> _Prompt:
-    """The path root -> answer as chat messages (the answer itself only when continuing)."""
-    answer, continue_message = request.assistant_message, request.continue_message
-    conversation = answer.conversation
-    path = list(request.path if continue_message else request.path[:-1])
-    messages = [
-        chat_message(m, request.files)
-        for m in path
-        if m.role == Message.Role.USER or (m.role == Message.Role.ASSISTANT and m.content)
-    ]
-    question = next((m.content for m in reversed(path) if m.role == Message.Role.USER), "")
-    return _Prompt(
-        model=get_chat_config().model(conversation.model),
-        preprompt=conversation.system_prompt,
-        messages=messages,
-        question=question,
-        previous_tokens=answer.generated_tokens if continue_message else 0,
-        needs_title=conversation.title == DEFAULT_TITLE,
-    )
-
-
 async def generation_start(request: services.GenerationRequest) -> Answer:
     """Announce the new messages and start the answer's task (not tied to any socket)."""
     conversation_id = str(request.conversation_id)
     answer = request.assistant_message
     for message in request.new_messages:
         payload = {"type": "message", "message": message_to_dict(message)}
-        await bus.publish(conversation_id, payload)
+        await publish.publish(conversation_id, payload)
     generation = Answer(conversation_id, str(answer.id), text=answer.content)
     hub = get_hub()
     hub.answers[conversation_id] = generation
@@ -154,7 +118,7 @@ async def generation_start(request: services.GenerationRequest) -> Answer:
     except LAYER_FAILURES as exc:  # the answer runs; the layer makes the membership later
         raise_if_cancelled(exc)
         logger.warning("Joining %s failed: %s", generation_group(conversation_id), exc)
-    await bus.publish(
+    await publish.publish(
         conversation_id, {"type": "status", "message_id": str(answer.id), "status": "queued"}
     )
     # A fresh context: the task must not inherit (and outlive) the caller's sync executor.
@@ -172,7 +136,7 @@ async def generation_stop(*, conversation_id: Any) -> bool:
     if generation is not None:
         generation.request_stop()
         return True
-    await bus.request_stop(conversation_id)
+    await publish.request_stop(conversation_id)
     return False
 
 
@@ -202,13 +166,13 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
     loop = asyncio.get_running_loop()
     generation.last_save = loop.time()
     generation.remote.start()
-    listener = asyncio.create_task(_listen(generation, channel))
-    saver = asyncio.create_task(_saver(generation))
+    listener = asyncio.create_task(listen(generation, channel))
+    saver = asyncio.create_task(run_saver(generation))
     result: StreamResult | None = None
     error = ""
-    prompt: _Prompt | None = None
+    prompt: AnswerPrompt | None = None
     try:
-        prompt = _build_prompt(request)
+        prompt = answer_prompt(request)
         generation.num_previous_tokens = prompt.previous_tokens
         if not generation.is_stop_requested:  # a stop may come before the stream starts
             await generation.emit(
@@ -237,7 +201,7 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
         saver.cancel()
         get_hub().answers.pop(generation.conversation_id, None)
     try:
-        message = await _finish(generation, result, error)
+        message = await finish(generation, result, error)
     finally:
         get_hub().unsaved.discard(generation.message_id)
         await generation.remote.close()
@@ -246,10 +210,10 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
         await asyncio.wait({listener}, timeout=LISTENER_END_WAIT_S)
     needs_title = prompt is not None and prompt.needs_title and not error
     if message is not None and needs_title and message.content.strip():
-        await _title(generation.conversation_id, prompt.question, message.content)
+        await save_title(generation.conversation_id, prompt.question, message.content)
 
 
-async def _call_tools(generation: Answer, prompt: _Prompt) -> _Prompt:
+async def _call_tools(generation: Answer, prompt: AnswerPrompt) -> AnswerPrompt:
     """The tool round (chatui.tool_round): calls stored and shown, results in the prompt."""
     hub = get_hub()
     records = await tool_round(
@@ -271,7 +235,7 @@ async def _call_tools(generation: Answer, prompt: _Prompt) -> _Prompt:
 
 
 async def _stream(
-    generation: Answer, prompt: _Prompt, continue_message: bool
+    generation: Answer, prompt: AnswerPrompt, continue_message: bool
 ) -> StreamResult | None:
     loop = asyncio.get_running_loop()
     result: StreamResult | None = None
@@ -301,42 +265,11 @@ async def _stream(
             due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
             if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
                 generation.num_unsaved, generation.last_save = 0, loop.time()
-                generation.save_due.set()  # saved by `_saver`: tokens never wait for the DB
+                generation.save_due.set()  # saved by `run_saver`: tokens never wait for the DB
     return result
 
 
-async def _save_partial(generation: Answer) -> None:
-    """Also the DB check of each save: an answer deleted (or reaped) meanwhile stops."""
-    is_saved = await database_sync_to_async(services.message_save_partial)(
-        message_id=generation.message_id,
-        content=generation.text,
-        generated_tokens=generation.num_previous_tokens + generation.num_tokens,
-    )
-    if not is_saved:
-        generation.request_stop()
-
-
-async def _saver(generation: Answer) -> None:
-    """The batched saves `_stream` asks for, one at a time, off the token path; and the
-    heartbeat that keeps a slow answer (long prefill, a busy server) from looking dead."""
-    loop = asyncio.get_running_loop()
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(generation.save_due.wait(), settings.CHATUI_HEARTBEAT_INTERVAL_S)
-        generation.save_due.clear()
-        generation.last_save = max(generation.last_save, loop.time())
-        generation.is_saving = True
-        try:
-            await _save_partial(generation)
-        except DB_FAILURES as exc:  # the next save (or the final one) carries the text
-            logger.warning("Saving answer %s failed: %s", generation.message_id, exc)
-        finally:
-            generation.is_saving = False
-        if generation.is_finished and not generation.save_due.is_set():
-            return
-
-
-async def _listen(generation: Answer, channel: str) -> None:
+async def listen(generation: Answer, channel: str) -> None:
     """Stop and resync requests sent by other processes to `generation_<id>` (`channel` joined
     the group before the answer's first event)."""
     layer = get_channel_layer()
@@ -349,9 +282,9 @@ async def _listen(generation: Answer, channel: str) -> None:
                 raise_if_cancelled(exc)
                 await asyncio.sleep(LISTEN_RETRY_S)
                 continue
-            if event.get("type") == bus.STOP_TYPE:
+            if event.get("type") == publish.STOP_TYPE:
                 generation.request_stop()
-            elif event.get("type") == bus.SYNC_TYPE and event.get("reply_channel"):
+            elif event.get("type") == publish.SYNC_TYPE and event.get("reply_channel"):
                 payload = {
                     "type": "token",
                     "message_id": generation.message_id,
@@ -360,136 +293,4 @@ async def _listen(generation: Answer, channel: str) -> None:
                 }
                 generation.remote.put_reply(event["reply_channel"], payload)
     finally:
-        await asyncio.shield(bus.leave(group, channel))
-
-
-async def _finish(generation: Answer, result: StreamResult | None, error: str) -> Message | None:
-    """Store the answer as it ended and tell every socket (None: deleted meanwhile)."""
-    is_stopped = generation.is_stop_requested and not error
-    text, finish_reason, generated = generation.text, "", generation.num_tokens
-    interrupted = is_stopped or bool(error)
-    if result is not None and not is_stopped and not error:
-        # The endpoint's final text (a trailing stop string stripped) replaces the streamed one.
-        if result.text is not None:
-            text = generation.prefix + result.text
-        finish_reason = result.finish_reason or ""
-        interrupted = bool(result.interrupted)
-        generated = result.generated_tokens or generated
-    elif result is None and not is_stopped and not error:
-        interrupted = True  # the stream ended without its final event
-    try:
-        message = await _store_final(
-            message_id=generation.message_id,
-            content=text,
-            finish_reason=finish_reason,
-            interrupted=interrupted,
-            error=error,
-            generated_tokens=generation.num_previous_tokens + generated,
-            prompt_tokens=result.prompt_tokens if result is not None else None,
-        )
-    except DB_FAILURES:
-        logger.exception("The answer %s was not saved", generation.message_id)
-        message_id = generation.message_id
-        await generation.tokens.flush()
-        error_event = {"type": "error", "message": ANSWER_NOT_SAVED, "message_id": message_id}
-        await generation.emit(error_event)
-        await generation.emit({"type": "status", "message_id": message_id, "status": "done"})
-        return None
-    if message is None:
-        return None
-    await generation.tokens.flush()
-    await generation.emit({"type": "final", "message": message_to_dict(message)})
-    status = "stopped" if is_stopped else "done"
-    await generation.emit({"type": "status", "message_id": generation.message_id, "status": status})
-    if error:
-        await generation.emit(
-            {"type": "error", "message": error, "message_id": generation.message_id}
-        )
-    return message
-
-
-async def _store_final(**fields: Any) -> Message | None:
-    """`services.message_finish`, tried again while the database is unreachable (for up to
-    FINAL_SAVE_GIVE_UP_S: then the DB failure is raised)."""
-    loop = asyncio.get_running_loop()
-    give_up_at = loop.time() + FINAL_SAVE_GIVE_UP_S
-    wait, longest = FINAL_SAVE_RETRY_S
-    while True:
-        try:
-            return await database_sync_to_async(services.message_finish)(**fields)
-        except DB_FAILURES as exc:
-            if loop.time() + wait > give_up_at:
-                raise
-            logger.warning("Saving answer %s failed, retrying: %s", fields["message_id"], exc)
-        await asyncio.sleep(wait)
-        wait = min(wait * 2, longest)
-
-
-async def _title(conversation_id: str, question: str, answer: str) -> None:
-    try:
-        hub = get_hub()
-        title = await generate_title(
-            get_chat_config(),
-            user_message=question,
-            answer=answer,
-            client=hub.client(),
-            state=hub.endpoints,
-        )
-    except Exception:
-        logger.exception("Title generation failed for conversation %s", conversation_id)
-        return
-    stored = await database_sync_to_async(services.conversation_set_title)(
-        conversation_id=conversation_id, title=title
-    )
-    if stored:
-        await bus.publish(
-            conversation_id,
-            {"type": "title", "conversation_id": conversation_id, "title": stored},
-        )
-
-
-# --- the reaper ------------------------------------------------------------------------------
-
-
-def with_reaper(app: Any) -> Any:
-    """ASGI middleware: the first request or socket starts this process's reaper (daphne
-    sends no lifespan startup event)."""
-
-    async def application(scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["type"] in ("http", "websocket"):
-            ensure_reaper()
-        return await app(scope, receive, send)
-
-    return application
-
-
-def ensure_reaper() -> None:
-    """Start this event loop's reaper once (at the first socket or generation)."""
-    loop = asyncio.get_running_loop()
-    reapers = get_hub().reapers
-    task = reapers.get(id(loop))
-    if task is None or task.done() or task.get_loop() is not loop:
-        reapers[id(loop)] = loop.create_task(_reap_forever(), context=contextvars.Context())
-
-
-async def reap_stale() -> list[Message]:
-    """Answers whose process stopped sending heartbeats become interrupted (and pages hear)."""
-    reaped = await database_sync_to_async(services.message_reap_stale)(
-        max_age_s=settings.CHATUI_STALE_AFTER_S, exclude_ids=set(get_hub().unsaved)
-    )
-    for message in reaped:
-        await bus.publish(
-            message.conversation_id, {"type": "final", "message": message_to_dict(message)}
-        )
-    return reaped
-
-
-async def _reap_forever() -> None:
-    while True:
-        try:
-            reaped = await reap_stale()
-            if reaped:
-                logger.info("Marked %d stale answers as interrupted", len(reaped))
-        except Exception:
-            logger.exception("Reaping stale answers failed")
-        await asyncio.sleep(settings.CHATUI_STALE_AFTER_S / 2)
+        await asyncio.shield(publish.leave(group, channel))
