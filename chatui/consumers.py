@@ -1,9 +1,9 @@
 """The websocket of one open conversation (docs/chat-protocol.md): a thin shell.
 
 It checks that the session's identity owns the conversation (else closes with 4403), joins the
-conversation's events (`chatui.streaming.bus.ConversationSocket`, which forwards them and
+conversation's events (`chatui.streaming.socket.ConversationSocket`, which forwards them and
 resyncs tokens of answers running elsewhere), sends a `snapshot`, and hands each client message
-to a service (the DB write) and to `chatui.streaming.task` (the answer's task, which does not
+to a service (the DB write) and to `chatui.streaming.answer` (the answer's task, which does not
 belong to the socket).
 
 Whatever a client sends is answered, never with a dropped socket: a frame that is not a JSON
@@ -13,6 +13,9 @@ run by `config.serve`, refuses it earlier with the same code, and invalid UTF-8 
 
 When the channel layer cannot be reached, or lost its groups (a Redis restart), the socket
 closes with 4012: the page reconnects and gets a fresh snapshot.
+
+The websocket layer: the domain (models, services, selectors, prompting, ...) never imports
+this module. Must not import views.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from chatui.identity import Identity, identity_from_scope
 from chatui.layers import LAYER_FAILURES, raise_if_cancelled
 from chatui.models import Conversation
 from chatui.selectors import conversation_get
-from chatui.streaming import task
-from chatui.streaming.bus import CLOSE_RECONNECT, ConversationSocket
+from chatui.streaming import answer
+from chatui.streaming.publish import CLOSE_RECONNECT
+from chatui.streaming.reaper import ensure_reaper
+from chatui.streaming.socket import ConversationSocket
 from chatui.validation import check_no_nul, describe, parse_json
 
 logger = logging.getLogger(__name__)
@@ -83,8 +88,8 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
             return
         self.identity, self.conversation = owned
         await self.bus_join(self.conversation.pk)
-        task.ensure_reaper()
-        await self.bus_snapshot(await task.conversation_snapshot(conversation=self.conversation))
+        ensure_reaper()
+        await self.bus_snapshot(await answer.conversation_snapshot(conversation=self.conversation))
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
@@ -150,7 +155,7 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
         request = await database_sync_to_async(service)(
             identity=self.identity, conversation_id=self.conversation.pk, **kwargs
         )
-        await task.generation_start(request)
+        await answer.generation_start(request)
 
     async def _send(self, content: dict[str, Any]) -> None:
         await self._start(
@@ -175,7 +180,7 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
         await self._start(services.message_continue, message_id=content.get("message_id"))
 
     async def _stop(self, content: dict[str, Any]) -> None:
-        await task.generation_stop(conversation_id=self.conversation.pk)
+        await answer.generation_stop(conversation_id=self.conversation.pk)
 
 
 def _utf8_length_over(text: str, limit: int) -> bool:

@@ -16,7 +16,8 @@ itself when ``truncate`` is passed as a parameter (the TGI client passes it). Fo
 servers, which have no such parameter, `truncate_messages` drops the oldest non-system messages
 until the history fits an approximate budget of ``CHARS_PER_TOKEN`` characters per token.
 
-Must not import Django, httpx or the endpoint clients.
+Must not import Django, httpx, the endpoint clients or the websocket layer (consumers,
+routing, `chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations

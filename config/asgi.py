@@ -3,6 +3,9 @@
 Django is set up first (`get_asgi_application`), so a bad chat configuration stops the
 process here with a readable message and no stack trace. What start-up loaded is frozen for
 the garbage collector at the end (`gc.freeze`). The web process itself is `config.serve`.
+
+The composition root: it imports the routing and the reaper's middleware, and no module of
+`chatui` may import it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 
 from chatui.origin import SameOriginValidator
 from chatui.routing import websocket_urlpatterns
-from chatui.streaming.task import with_reaper
+from chatui.streaming.reaper import with_reaper
 
 application = with_reaper(
     ProtocolTypeRouter(

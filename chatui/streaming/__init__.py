@@ -1,2 +1,10 @@
-"""Answers as server tasks (`task`), their events to every open socket (`bus`), and the one
-object that holds what this process has running (`hub`)."""
+"""Answers as server tasks and their events to every open socket, as small modules layered
+top to bottom (import-linter keeps them acyclic):
+
+- `answer`: the answer's task (its state, the tool round, the token loop, the listener);
+  `socket`: the consumer's end of the fan-out (beside `answer`, never importing it);
+- `saver`: batched saves, heartbeat, the final save and the title; `reaper`: stale answers of
+  dead processes, and its ASGI middleware;
+- `publish`: group names, publishing, `TokenBatcher` and `RemoteQueue`;
+- `hub`: what this process has running (the protocols it stores are declared there).
+"""

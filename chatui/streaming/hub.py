@@ -3,7 +3,9 @@
 clients for model servers, the reapers, the endpoints' health marks and chat templates, and
 the id that tags the events it sends to other processes. Tests reset it with `Hub.reset`.
 
-Must not import the other streaming modules (they import it) nor consumers or views.
+The bottom of the streaming package: must not import the other streaming modules (they import
+it), consumers or views. What it needs of them, the running answer and the socket, are the
+small protocols `RunningAnswer` and `Watcher` declared here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import uuid
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 from django.apps import apps
@@ -20,9 +22,25 @@ from django.conf import settings
 
 from chatui.endpoints import DEFAULT_TIMEOUT, EndpointState
 
-if TYPE_CHECKING:
-    from chatui.streaming.bus import Watcher
-    from chatui.streaming.task import Answer
+
+class RunningAnswer(Protocol):
+    """What the hub's readers use of a running answer (`chatui.streaming.answer.Answer`)."""
+
+    message_id: str
+    text: str  # the text so far (newer than the database's between batched saves)
+    task: asyncio.Task[None] | None
+
+    def request_stop(self) -> None: ...
+
+
+class Watcher(Protocol):
+    """A socket of this process (`chatui.streaming.socket.ConversationSocket`)."""
+
+    async def deliver(self, payload: dict[str, Any]) -> None: ...
+
+    async def layer_lost(self) -> None:
+        """Events from other processes may be lost: make the page read everything again."""
+        ...
 
 
 @dataclass
@@ -32,7 +50,7 @@ class Hub:
     origin: str = field(default_factory=lambda: uuid.uuid4().hex)
     endpoints: EndpointState = field(default_factory=EndpointState)
     # The running answers, by conversation id (one at a time per conversation).
-    answers: dict[str, Answer] = field(default_factory=dict)
+    answers: dict[str, RunningAnswer] = field(default_factory=dict)
     # Message ids of this process's answers until their final save lands (never reaped here).
     unsaved: set[str] = field(default_factory=set)
     # Sockets of this process, by the conversation id they watch.

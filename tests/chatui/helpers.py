@@ -1,5 +1,6 @@
 """Helpers for the chat backend tests: owners (anonymous sessions or users) with their
-session cookies, and websocket helpers (connect, read events, merge tokens like a page)."""
+session cookies, their conversations, and websocket helpers (connect, read events, merge
+tokens like a page)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
+from chatui import services
 from chatui.identity import ANON_SESSION_KEY, Identity
+from chatui.models import Message
 
 MODEL_A = "model-a"
 MODEL_B = "model-b"
 ORIGIN = b"http://testserver"
 TIMEOUT = 20
+
+db = database_sync_to_async
 
 
 @dataclass
@@ -55,6 +60,31 @@ def make_owner(username: str | None = None) -> Owner:
     return Owner(
         Identity(user_id=user.pk), client.cookies[settings.SESSION_COOKIE_NAME].value, user
     )
+
+
+def new_conversation(owner: Owner, model: str = MODEL_A) -> str:
+    """Sync: a new conversation of `owner`'s, by id."""
+    return str(services.conversation_create(identity=owner.identity, model=model).pk)
+
+
+async def setup_owner(username: str | None = None) -> tuple[Owner, str]:
+    """An owner and a new conversation of theirs."""
+    owner = await db(make_owner)(username)
+    conversation_id = await db(new_conversation)(owner)
+    return owner, conversation_id
+
+
+def messages_of(conversation_id: str) -> list[Message]:
+    """Sync: the conversation's messages, oldest first."""
+    return list(Message.objects.filter(conversation_id=conversation_id).order_by("created_at"))
+
+
+async def send_and_finish(
+    socket: WebsocketCommunicator, content: str, parent_id: Any = None, **extra: Any
+) -> list[dict[str, Any]]:
+    """Sends a message and reads the events up to its answer's `final`."""
+    await socket.send_json_to({"type": "send", "content": content, "parent_id": parent_id, **extra})
+    return await receive_until(socket, "final")
 
 
 async def connect(owner: Owner, conversation_id: Any, **kwargs: Any) -> WebsocketCommunicator:
@@ -103,6 +133,3 @@ async def wait_idle(conversation_id: Any) -> None:
     running = get_hub().answers.get(str(conversation_id))
     if running is not None and running.task is not None:
         await asyncio.wait_for(asyncio.shield(running.task), TIMEOUT)
-
-
-db = database_sync_to_async

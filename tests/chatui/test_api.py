@@ -13,6 +13,7 @@ from chatui.api import INVALID_JSON
 from chatui.identity import Identity
 from chatui.models import Conversation, Message, UserSettings
 from chatui.selectors import CONVERSATION_NOT_FOUND
+from chatui.services import user_settings
 from tests.chatui.helpers import MODEL_A, MODEL_B, make_owner
 
 pytestmark = pytest.mark.django_db
@@ -234,16 +235,16 @@ def test_overlapping_settings_updates_keep_each_others_fields(chat_models, monke
     survive (the page once lost its active model to a prompt saved at the same moment)."""
     identity = Identity(anon_key="overlap")
     services.settings_update(identity=identity, theme="light")
-    listed_model_id = services._listed_model_id
+    listed_model_id = user_settings.listed_model_id
 
     def overlapped(model_id):
-        monkeypatch.setattr(services, "_listed_model_id", listed_model_id)
+        monkeypatch.setattr(user_settings, "listed_model_id", listed_model_id)
         services.settings_update(
             identity=identity, theme="dark", custom_prompts={MODEL_A: "Be brief."}
         )
         return listed_model_id(model_id)
 
-    monkeypatch.setattr(services, "_listed_model_id", overlapped)
+    monkeypatch.setattr(user_settings, "listed_model_id", overlapped)
     services.settings_update(identity=identity, active_model=MODEL_B)
     settings = UserSettings.objects.get(anon_key="overlap")
     assert (settings.active_model, settings.theme) == (MODEL_B, "dark")

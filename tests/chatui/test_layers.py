@@ -16,11 +16,17 @@ from channels.layers import get_channel_layer
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chatui.layers import LAYER_FAILURES, raise_if_cancelled
-from chatui.streaming import bus
-from chatui.streaming.task import Answer, _listen
+from chatui.streaming import publish
+from chatui.streaming.answer import Answer, listen
 from tests.chatui.fake_endpoints import Script
-from tests.chatui.helpers import connect, db, make_owner, receive_until, wait_idle
-from tests.chatui.test_consumers import _new_conversation
+from tests.chatui.helpers import (
+    connect,
+    db,
+    make_owner,
+    new_conversation,
+    receive_until,
+    wait_idle,
+)
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -99,12 +105,12 @@ async def _listening(settings, round_number: int) -> tuple[Any, asyncio.Task[Non
     layer = _fresh_redis_layer(settings)
     layer.brpop_timeout = 0.5  # how long a cancelled read may take to notice (5 s by default)
     answer = Answer(f"c{round_number}", f"m{round_number}", text="")
-    group = bus.generation_group(answer.conversation_id)
+    group = publish.generation_group(answer.conversation_id)
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
-    listener = asyncio.create_task(_listen(answer, channel))
+    listener = asyncio.create_task(listen(answer, channel))
     await asyncio.sleep(round_number % 3 * 0.005)
-    await layer.group_send(group, {"type": bus.STOP_TYPE})
+    await layer.group_send(group, {"type": publish.STOP_TYPE})
     await asyncio.sleep(round_number % 4 * 0.001)
     return layer, listener
 
@@ -129,7 +135,7 @@ async def test_tokens_fan_out_to_every_socket_and_stop_crosses_the_layer(endpoin
         Script(tokens=[f"t{i} " for i in range(200)], delay=0.05),
     )
     owner = await db(make_owner)()
-    cid = await db(_new_conversation)(owner)
+    cid = await db(new_conversation)(owner)
     first, second = await connect(owner, cid), await connect(owner, cid)
     await first.send_json_to({"type": "send", "content": "hi", "parent_id": None})
     for socket in (first, second):
@@ -143,7 +149,7 @@ async def test_tokens_fan_out_to_every_socket_and_stop_crosses_the_layer(endpoin
     answer_id = events[-1]["message"]["id"]
     await first.send_json_to({"type": "send", "content": "long", "parent_id": answer_id})
     await receive_until(second, "token")
-    await redis_layer.group_send(bus.generation_group(cid), {"type": bus.STOP_TYPE})
+    await redis_layer.group_send(publish.generation_group(cid), {"type": publish.STOP_TYPE})
     final = (await receive_until(second, "final"))[-1]["message"]
     assert final["interrupted"] is True
     assert await asyncio.to_thread(endpoints.tgi.disconnected.wait, 20)

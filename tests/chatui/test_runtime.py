@@ -9,8 +9,14 @@ from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 
 from tests.chatui.fake_endpoints import Script
-from tests.chatui.helpers import connect, db, make_owner, receive_until, wait_idle
-from tests.chatui.test_consumers import _new_conversation
+from tests.chatui.helpers import (
+    connect,
+    db,
+    make_owner,
+    new_conversation,
+    receive_until,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +38,7 @@ async def test_runtime_counts_sockets_and_answers_and_return_to_idle(endpoints):
     client = AsyncClient()
     await client.aforce_login(staff)
     owner = await db(make_owner)()
-    cid = await db(_new_conversation)(owner)
+    cid = await db(new_conversation)(owner)
     idle = (await client.get(URL)).json()
 
     socket = await connect(owner, cid)

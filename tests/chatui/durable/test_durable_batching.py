@@ -1,4 +1,4 @@
-"""Token batching of a busy process (`chatui.streaming.bus.TokenBatcher`): tokens that arrive
+"""Token batching of a busy process (`chatui.streaming.publish.TokenBatcher`): tokens that arrive
 within one tick leave as one `token` event at the first one's offset, so the page's offset rule
 still places them; a quiet process sends each token at once."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chatui.streaming.bus import TokenBatcher
+from chatui.streaming.publish import TokenBatcher
 from tests.chatui.durable.cluster import apply_tokens
 
 TICK_S = 0.05

@@ -1,0 +1,104 @@
+"""Writes, by entity (HackSoft style): `conversations`, `messages` (the writes that start an
+answer, and votes), `generations` (the bookkeeping of a running answer), `assistants`,
+`user_settings` and `owners` (login transfer). `common` holds what they share.
+
+Named `<entity>_<action>(*, ...)`. Each function validates (raising `ChatError` with one of
+the messages its module defines), checks usage limits, and writes in one transaction.
+Synchronous: async callers wrap them in `database_sync_to_async`. Callers use the names
+re-exported here (`services.conversation_create(...)`).
+
+Part of the domain: must not import the websocket layer (consumers, routing,
+`chatui.streaming`, `chatui.layers`), views or endpoints.
+"""
+
+from __future__ import annotations
+
+from chatui.errors import ChatError
+from chatui.services.assistants import (
+    ASSISTANT_DESCRIPTION_INVALID,
+    ASSISTANT_NAME_INVALID,
+    AVATAR_NOT_AN_IMAGE,
+    STARTERS_INVALID,
+    assistant_delete,
+    assistant_save,
+)
+from chatui.services.common import SYSTEM_PROMPT_INVALID, UNKNOWN_MODEL, listed_model_id
+from chatui.services.conversations import (
+    ASSISTANT_MODEL_GONE,
+    EMPTY_SHARE,
+    TITLE_INVALID,
+    conversation_create,
+    conversation_delete,
+    conversation_delete_all,
+    conversation_set_title,
+    conversation_share,
+    conversation_update,
+    shared_continue,
+)
+from chatui.services.generations import (
+    message_finish,
+    message_reap_stale,
+    message_save_partial,
+    message_set_tool_calls,
+)
+from chatui.services.messages import (
+    ALREADY_GENERATING,
+    INVALID_PARENT,
+    NOT_A_USER_MESSAGE,
+    NOT_AN_ANSWER,
+    NOT_REGENERABLE,
+    NOT_SCORABLE,
+    SCORE_INVALID,
+    GenerationRequest,
+    message_continue,
+    message_edit,
+    message_regenerate,
+    message_send,
+    message_set_score,
+)
+from chatui.services.owners import owner_transfer
+from chatui.services.user_settings import CUSTOM_PROMPTS_INVALID, THEME_INVALID, settings_update
+
+__all__ = [
+    "ALREADY_GENERATING",
+    "ASSISTANT_DESCRIPTION_INVALID",
+    "ASSISTANT_MODEL_GONE",
+    "ASSISTANT_NAME_INVALID",
+    "AVATAR_NOT_AN_IMAGE",
+    "CUSTOM_PROMPTS_INVALID",
+    "EMPTY_SHARE",
+    "INVALID_PARENT",
+    "NOT_AN_ANSWER",
+    "NOT_A_USER_MESSAGE",
+    "NOT_REGENERABLE",
+    "NOT_SCORABLE",
+    "SCORE_INVALID",
+    "STARTERS_INVALID",
+    "SYSTEM_PROMPT_INVALID",
+    "THEME_INVALID",
+    "TITLE_INVALID",
+    "UNKNOWN_MODEL",
+    "ChatError",
+    "GenerationRequest",
+    "assistant_delete",
+    "assistant_save",
+    "conversation_create",
+    "conversation_delete",
+    "conversation_delete_all",
+    "conversation_set_title",
+    "conversation_share",
+    "conversation_update",
+    "listed_model_id",
+    "message_continue",
+    "message_edit",
+    "message_finish",
+    "message_reap_stale",
+    "message_regenerate",
+    "message_save_partial",
+    "message_send",
+    "message_set_score",
+    "message_set_tool_calls",
+    "owner_transfer",
+    "settings_update",
+    "shared_continue",
+]
