@@ -16,8 +16,6 @@ RUN pip install -c requirements.txt \
 COPY manage.py /app/
 COPY config /app/config
 COPY chatui /app/chatui
-# The settings read booleans with the server's parser (standard library only).
-COPY inference/__init__.py inference/env.py /app/inference/
 COPY templates /app/templates
 COPY static /app/static
 
