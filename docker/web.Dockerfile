@@ -11,13 +11,11 @@ WORKDIR /app
 COPY requirements.txt /app/requirements.txt
 RUN pip install -c requirements.txt \
         Django channels channels-redis daphne uvloop dj-database-url psycopg psycopg-binary \
-        psycopg-pool whitenoise httpx json5 pybars3 Jinja2 python-dotenv huggingface_hub
+        psycopg-pool whitenoise httpx json5 pydantic pybars3 Jinja2 python-dotenv huggingface_hub
 
 COPY manage.py /app/
 COPY config /app/config
 COPY chatui /app/chatui
-# The settings read booleans with the server's parser (standard library only).
-COPY inference/__init__.py inference/env.py /app/inference/
 COPY templates /app/templates
 COPY static /app/static
 

@@ -1,7 +1,8 @@
 """Settings shared by every deployment.
 
-The environment is read in one place, `config.env.load_env` (process environment, then
-`.env.local`, then `.env`); nothing else here touches `os.environ`. Must not import `chatui`.
+The environment is read in one place, `config.env`: `load_env` merges the process environment,
+`.env.local` and `.env`, and its `env_*` readers type one value (booleans strictly: a typo stops
+start-up); nothing else here touches `os.environ`. Must not import `chatui` or `inference`.
 """
 
 from __future__ import annotations
@@ -15,32 +16,12 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 
-from config.env import load_env
-from inference.env import parse_bool
+from config.env import env_bool, env_int, env_list, load_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 ENV: dict[str, str] = load_env(BASE_DIR)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    """`name` as a boolean (1/true/yes/on, 0/false/no/off); any other value stops start-up."""
-    return parse_bool(ENV.get(name), default, name=name)
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = ENV.get(name)
-    if value is None or str(value).strip() == "":
-        return default
-    return [item.strip() for item in str(value).split(",") if item.strip()]
-
-
-def env_int(name: str, default: int) -> int:
-    value = ENV.get(name)
-    if value is None or str(value).strip() == "":
-        return default
-    return int(str(value).strip())
 
 
 def _secret_key() -> str:
@@ -56,9 +37,9 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = env_bool("DEBUG")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+DEBUG = env_bool(ENV, "DEBUG")
+ALLOWED_HOSTS = env_list(ENV, "ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list(ENV, "CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
@@ -162,8 +143,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_FAILURE_LIMIT = env_int(ENV, "LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int(ENV, "LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
@@ -172,18 +153,18 @@ AXES_LOCKOUT_CALLABLE = "chatui.views.login_locked_out"
 AXES_VERBOSE = False
 
 # Sessions: an anonymous visitor gets one on their first write (chatui.identity), not on a GET.
-SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 30)
+SESSION_COOKIE_AGE = env_int(ENV, "SESSION_COOKIE_AGE", 60 * 60 * 24 * 30)
 SESSION_ENGINE = "chatui.sessions"  # database sessions; a malformed key is no session
 
 # TLS deployments (README: Security). HTTPS=true marks the cookies Secure and sends HSTS;
 # behind a proxy that terminates TLS, SECURE_PROXY_SSL_HEADER names the header it sets to
 # "https" (e.g. X-Forwarded-Proto), without which Django cannot tell the request was secure.
-HTTPS = env_bool("HTTPS")
+HTTPS = env_bool(ENV, "HTTPS")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365 if HTTPS else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
+SECURE_HSTS_SECONDS = env_int(ENV, "SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool(ENV, "SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool(ENV, "SECURE_HSTS_PRELOAD")
+SECURE_SSL_REDIRECT = env_bool(ENV, "SECURE_SSL_REDIRECT")
 if ENV.get("SECURE_PROXY_SSL_HEADER"):
     _header = ENV["SECURE_PROXY_SSL_HEADER"].strip().upper().replace("-", "_")
     SECURE_PROXY_SSL_HEADER = (f"HTTP_{_header.removeprefix('HTTP_')}", "https")
@@ -240,10 +221,10 @@ STORAGES = {
 }
 # Limits on what a user may attach (bytes, files per message). Text files must also fit the
 # model's `parameters.truncate`; images go only to `"multimodal": true` models.
-CHATUI_ATTACHMENT_MAX_IMAGE_BYTES = env_int("ATTACHMENT_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
-CHATUI_ATTACHMENT_MAX_TEXT_BYTES = env_int("ATTACHMENT_MAX_TEXT_BYTES", 1024 * 1024)
-CHATUI_ATTACHMENT_MAX_FILES = env_int("ATTACHMENT_MAX_FILES", 5)
-CHATUI_AVATAR_MAX_BYTES = env_int("ASSISTANT_AVATAR_MAX_BYTES", 1024 * 1024)
+CHATUI_ATTACHMENT_MAX_IMAGE_BYTES = env_int(ENV, "ATTACHMENT_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
+CHATUI_ATTACHMENT_MAX_TEXT_BYTES = env_int(ENV, "ATTACHMENT_MAX_TEXT_BYTES", 1024 * 1024)
+CHATUI_ATTACHMENT_MAX_FILES = env_int(ENV, "ATTACHMENT_MAX_FILES", 5)
+CHATUI_AVATAR_MAX_BYTES = env_int(ENV, "ASSISTANT_AVATAR_MAX_BYTES", 1024 * 1024)
 
 LOGGING = {
     "version": 1,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.env import load_env, parse_env_text
+import pytest
+
+from config.env import env_bool, env_int, env_list, load_env, parse_bool, parse_env_text
 
 
 def write(path: Path, text: str) -> None:
@@ -69,3 +71,45 @@ def test_reference_file_reads_unchanged(env_fixture) -> None:
     assert env["MODELS"].startswith("[\n  {\n")
     assert env["MODELS"].endswith("}\n]")
     assert '"weight": 2, "authorization": "Basic VVNFUjpQQVNT"' in env["MODELS"]
+
+
+# -- typed readings of one value ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "default", "expected"),
+    [
+        ("1", False, True),
+        (" Yes ", False, True),
+        ("ON", False, True),
+        ("true", False, True),
+        ("0", True, False),
+        ("no", True, False),
+        ("Off", True, False),
+        ("FALSE", True, False),
+        (None, True, True),
+        ("", False, False),
+        ("  ", True, True),
+    ],
+)
+def test_parse_bool_reads_the_words_and_falls_back_on_unset(value, default, expected) -> None:
+    assert parse_bool(value, default) is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled", "tru"])
+def test_parse_bool_refuses_anything_else_naming_the_variable(value) -> None:
+    with pytest.raises(ValueError, match=f"HTTPS must be one of .*got '{value}'"):
+        parse_bool(value, False, name="HTTPS")
+
+
+def test_env_readers_type_one_value_with_defaults() -> None:
+    env = {"FLAG": "yes", "COUNT": " 42 ", "HOSTS": " a.example, ,b.example ", "BLANK": " "}
+    assert env_bool(env, "FLAG") is True
+    assert env_bool(env, "BLANK", True) is True
+    assert env_bool(env, "UNSET") is False
+    assert env_int(env, "COUNT", 1) == 42
+    assert env_int(env, "BLANK", 7) == 7
+    assert env_list(env, "HOSTS", []) == ["a.example", "b.example"]
+    assert env_list(env, "UNSET", ["x"]) == ["x"]
+    with pytest.raises(ValueError, match="FLAG"):
+        env_bool({"FLAG": "maybe"}, "FLAG")

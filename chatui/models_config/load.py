@@ -1,0 +1,235 @@
+"""Building the `AppConfig` from a merged environment (see `config.env.load_env`): which form
+MODELS takes, the model list an ``OPENAI_BASE_URL`` serves, and the variables around MODELS.
+
+Both of chat-ui's forms are accepted unchanged:
+
+- the per-model form: ``MODELS`` lists models, each with ``tgi``/``openai`` endpoints (none: the
+  local inference server at ``INFERENCE_URL``);
+- the newer form: ``OPENAI_BASE_URL`` (+ ``OPENAI_API_KEY``) names one OpenAI-compatible server
+  whose ``GET /models`` lists the models, and ``MODELS`` entries override them by id or name.
+
+Must not import Django, `chatui.models` or `chatui.endpoints` (whose `openai.list_model_ids`
+the caller passes in for ``OPENAI_BASE_URL``): it makes no HTTP call of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from chatui.models_config import errors, spec
+from chatui.models_config.errors import (
+    ConfigError,
+    describe,
+    entry_label,
+    from_validation_error,
+    parse_json5,
+)
+from chatui.models_config.schema import (
+    MODEL_KEYS,
+    Entry,
+    ModelEntry,
+    OldModelEntry,
+    UsageLimitsEntry,
+)
+from chatui.models_config.spec import AppConfig, ModelSpec, OldModel, UsageLimits, bundled_model
+from config.env import parse_bool
+
+logger = logging.getLogger(__name__)
+
+ListModels = Callable[[str, str | None], list[str] | None]
+E = TypeVar("E", bound=Entry)
+
+
+def _validate(schema: type[E], raw: Any, label: str) -> E:
+    """`raw` read as `schema`, or the `ConfigError` that names `label` and the field."""
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        raise from_validation_error(exc, label) from None
+
+
+def _parse_list(var: str, text: str) -> list[Any]:
+    data = parse_json5(var, text)
+    if not isinstance(data, list):
+        raise ConfigError(errors.ERR_NOT_A_LIST.format(var=var, got=describe(data)))
+    return data
+
+
+def parse_model(
+    raw: Any,
+    where: str,
+    env: Mapping[str, str],
+    *,
+    inference_url: str = spec.DEFAULT_INFERENCE_URL,
+) -> ModelSpec:
+    """One chat-ui model entry; ``where`` names it in error messages."""
+    unknown = sorted(set(raw) - MODEL_KEYS) if isinstance(raw, dict) else []
+    if unknown:
+        logger.warning("%s: ignoring unknown keys %s", where, ", ".join(unknown))
+    entry = _validate(ModelEntry, raw, where)
+    if isinstance(entry.tokenizer, dict):  # chat-ui's {tokenizerUrl, tokenizerConfigUrl}
+        logger.warning("%s: tokenizer URLs are not fetched; using the default template", where)
+    return entry.to_spec(inference_url=inference_url, api_key=env.get("OPENAI_API_KEY") or None)
+
+
+def _parse_models(
+    var: str, entries: list[Any], env: Mapping[str, str], url: str
+) -> list[ModelSpec]:
+    models = [
+        parse_model(entry, entry_label(var, i, entry), env, inference_url=url)
+        for i, entry in enumerate(entries)
+    ]
+    seen: set[str] = set()
+    for i, model in enumerate(models):
+        if model.id in seen:
+            label = entry_label(var, i, entries[i])
+            raise ConfigError(errors.ERR_DUPLICATE_ID.format(where=label, id=model.id))
+        seen.add(model.id)
+    return models
+
+
+# -- the newer OpenAI-only form ---------------------------------------------------------------
+
+
+def _openai_models(
+    env: Mapping[str, str], overrides: list[Any], url: str, list_models: ListModels | None
+) -> list[ModelSpec]:
+    base_url = env["OPENAI_BASE_URL"].rstrip("/")
+    api_key = env.get("OPENAI_API_KEY") or None
+    endpoint = {"type": "openai", "baseURL": base_url}
+    if api_key:
+        endpoint["apiKey"] = api_key
+    ids = list_models(base_url, api_key) if list_models is not None else None
+    if ids is None:
+        logger.warning("OPENAI_BASE_URL is unreachable; using the MODELS entries as given")
+        entries = [
+            {"name": o.get("id"), **o, "endpoints": o.get("endpoints") or [endpoint]}
+            if isinstance(o, dict)
+            else o
+            for o in overrides
+        ]
+        if not entries:  # the bundled model (one meaning everywhere), on that endpoint
+            entry = {"name": spec.BUNDLED_MODEL_ID, "endpoints": [endpoint]}
+            served = parse_model(entry, "OPENAI_BASE_URL", env)
+            return [replace(bundled_model(), endpoints=served.endpoints)]
+        return _parse_models("MODELS", entries, env, url)
+
+    by_key: dict[str, dict[str, Any]] = {}
+    for i, override in enumerate(overrides):
+        if not isinstance(override, dict):
+            label = entry_label("MODELS", i, override)
+            raise ConfigError(errors.ERR_NOT_AN_OBJECT.format(where=label, got=describe(override)))
+        for key in ("id", "name"):
+            if isinstance(override.get(key), str):
+                by_key.setdefault(override[key], override)
+    matched: set[int] = set()
+    entries = []
+    for model_id in ids:
+        override = by_key.get(model_id, {})
+        matched.add(id(override))
+        entry = {k: v for k, v in override.items() if k not in ("id", "name")}
+        entry.setdefault("endpoints", [endpoint])
+        entries.append({"id": model_id, "name": model_id, **entry})
+    for override in overrides:
+        if id(override) not in matched:
+            logger.warning(
+                "MODELS entry %s matches no model at %s/models; ignored",
+                override.get("id") or override.get("name"),
+                base_url,
+            )
+    if not entries:
+        raise ConfigError(f"{base_url}/models lists no models")
+    return _parse_models("OPENAI_BASE_URL models", entries, env, url)
+
+
+# -- the other variables ----------------------------------------------------------------------
+
+
+def _int_var(env: Mapping[str, str], var: str) -> int | None:
+    value = (env.get(var) or "").strip()
+    if not value:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError(errors.ERR_BAD_INTEGER.format(var=var, value=value))
+    return number
+
+
+def _bool_var(env: Mapping[str, str], var: str, default: bool) -> bool:
+    try:
+        return parse_bool(env.get(var), default, name=var)
+    except ValueError:
+        raise ConfigError(errors.ERR_BAD_BOOLEAN.format(var=var, value=env[var])) from None
+
+
+def _usage_limits(env: Mapping[str, str]) -> UsageLimits:
+    text = (env.get("USAGE_LIMITS") or "").strip()
+    if not text:
+        return UsageLimits()
+    return _validate(UsageLimitsEntry, parse_json5("USAGE_LIMITS", text), "USAGE_LIMITS").to_spec()
+
+
+def _old_models(env: Mapping[str, str], models: list[ModelSpec]) -> tuple[OldModel, ...]:
+    text = (env.get("OLD_MODELS") or "").strip()
+    if not text:
+        return ()
+    result = []
+    ids = {m.id for m in models} | {m.name for m in models}
+    for i, raw in enumerate(_parse_list("OLD_MODELS", text)):
+        label = entry_label("OLD_MODELS", i, raw)
+        old = _validate(OldModelEntry, raw, label).to_spec()
+        if old.transfer_to is not None and old.transfer_to not in ids:
+            message = errors.ERR_UNKNOWN_TRANSFER.format(where=label, target=old.transfer_to)
+            raise ConfigError(message)
+        result.append(old)
+    return tuple(result)
+
+
+def _task_model(env: Mapping[str, str], models: list[ModelSpec], url: str) -> ModelSpec:
+    value = (env.get("TASK_MODEL") or "").strip()
+    if not value:
+        return models[0]
+    if value.startswith("{"):  # chat-ui also accepts a whole model entry
+        return parse_model(parse_json5("TASK_MODEL", value), "TASK_MODEL", env, inference_url=url)
+    for model in models:
+        if value in (model.id, model.name):
+            return model
+    raise ConfigError(errors.ERR_UNKNOWN_TASK_MODEL.format(name=value))
+
+
+def load_app_config(env: Mapping[str, str], *, list_models: ListModels | None = None) -> AppConfig:
+    """Build the configuration from a merged environment; raises `ConfigError`.
+
+    `list_models(base_url, api_key)` lists the ids an ``OPENAI_BASE_URL`` serves (None: it
+    could not be read, as when it is not given: the MODELS entries are taken as given)."""
+    inference_url = (env.get("INFERENCE_URL") or "").strip() or spec.DEFAULT_INFERENCE_URL
+    inference_url = inference_url.rstrip("/")
+    models_text = (env.get("MODELS") or "").strip()
+    entries = _parse_list("MODELS", models_text) if models_text else []
+    if (env.get("OPENAI_BASE_URL") or "").strip():
+        models = _openai_models(env, entries, inference_url, list_models)
+    elif models_text:
+        if not entries:
+            raise ConfigError(errors.ERR_NO_MODELS)
+        models = _parse_models("MODELS", entries, env, inference_url)
+    else:
+        models = [bundled_model(inference_url)]
+    return AppConfig(
+        models=tuple(models),
+        task_model=_task_model(env, models, inference_url),
+        app_name=env.get("PUBLIC_APP_NAME") or spec.DEFAULT_APP_NAME,
+        app_description=env.get("PUBLIC_APP_DESCRIPTION") or spec.DEFAULT_APP_DESCRIPTION,
+        disclaimer=env.get("PUBLIC_APP_DISCLAIMER_MESSAGE", spec.DEFAULT_DISCLAIMER),
+        llm_summarization=_bool_var(env, "LLM_SUMMARIZATION", True),
+        old_models=_old_models(env, models),
+        usage_limits=_usage_limits(env),
+        messages_before_login=_int_var(env, "MESSAGES_BEFORE_LOGIN"),
+    )
