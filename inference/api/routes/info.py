@@ -14,8 +14,8 @@ from fastapi.responses import Response
 from inference.api.errors import ApiError
 from inference.api.json_body import StrictJsonRoute
 from inference.api.prompts import render_chat, tokens_json
+from inference.api.routes.chat_completions import chat_parameters
 from inference.api.routes.common import JSON_ERROR, count_failure, error_responses, off_loop
-from inference.api.routes.openai import chat_parameters
 from inference.api.schemas import (
     ChatRequest,
     ChatTokenizeResponse,

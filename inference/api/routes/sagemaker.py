@@ -13,9 +13,10 @@ from pydantic import ValidationError
 from inference.api.contract import OPENAI_STREAM_ERROR, event_stream
 from inference.api.errors import MALFORMED_JSON, MalformedRequest, describe_validation_errors
 from inference.api.json_body import StrictJsonRoute, parse_json
+from inference.api.routes.chat_completions import chat_completions
 from inference.api.routes.common import ERROR_RESPONSES
+from inference.api.routes.completions import completions
 from inference.api.routes.generate import compat_generate
-from inference.api.routes.openai import chat_completions, completions
 from inference.api.schemas import ChatRequest, CompatGenerateRequest, CompletionRequest
 
 router = APIRouter(tags=["Text Generation Inference"], route_class=StrictJsonRoute)

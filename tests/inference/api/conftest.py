@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from inference.api import create_app
@@ -37,6 +38,15 @@ def serve(engine: AsyncEngine, limits: EngineConfig = LIMITS, **kwargs) -> LiveS
     server = start_server(app)
     server.wait_until_ready()
     return server
+
+
+def stream_lines(url: str, path: str, body: dict) -> list[str]:
+    """POST `body` and read the whole event stream: its frames, without the blank lines."""
+    with httpx.stream("POST", url + path, json=body, timeout=120) as response:
+        assert response.status_code == 200
+        raw = response.read().decode()
+    assert raw.endswith("\n\n")
+    return raw[:-2].split("\n\n")
 
 
 @pytest.fixture(scope="session")
