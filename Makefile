@@ -32,6 +32,7 @@ run: setup
 	$(VENV)/bin/honcho -f Procfile start
 
 test: setup browsers
+	node --test tests/js/
 	$(VENV)/bin/pytest
 
 # Style, then the package boundaries (import-linter contracts in pyproject.toml).

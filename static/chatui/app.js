@@ -71,9 +71,8 @@ function installDrawer() {
   return () => setOpen(false);
 }
 
-async function main() {
-  const root = document.getElementById("app");
-  const notify = makeNotifier();
+/** The models and the active one: embedded in the page, else asked of the API. */
+async function loadModels(root, notify) {
   let models = embeddedModels();
   let activeModel = root.dataset.activeModel;
   if (models.length === 0) {
@@ -86,10 +85,11 @@ async function main() {
     }
   }
   if (!models.some((m) => m.id === activeModel) && models.length) activeModel = models[0].id;
+  return { models, activeModel };
+}
 
-  const store = new SettingsStore({ activeModel });
-  const closeDrawer = installDrawer();
-
+/** The sidebar, the chat column and the settings dialog, each told about the others. */
+function buildViews({ root, models, activeModel, store, notify, closeDrawer }) {
   let chat = null;
   const sidebar = new Sidebar({
     onOpen: (id) => {
@@ -122,7 +122,11 @@ async function main() {
     },
     notify,
   });
+  return { chat, sidebar };
+}
 
+/** The keyboard shortcuts (shortcuts.js) acting on the chat. */
+function installChatShortcuts(chat, notify, closeDrawer) {
   installShortcuts({
     newChat: () => {
       chat.newChat();
@@ -140,7 +144,10 @@ async function main() {
       else if (await copyText(text)) notify(COPIED_LAST_ANSWER, "ok");
     },
   });
+}
 
+/** The header's and sidebar's buttons: new chat, home, share; titles set elsewhere. */
+function installButtons(chat, notify, closeDrawer) {
   document.getElementById("new-chat").addEventListener("click", () => {
     chat.newChat();
     closeDrawer();
@@ -161,26 +168,44 @@ async function main() {
     }
   });
   document.addEventListener("chatui:title", (event) => {
-    chat.onTitle(event.detail.id, event.detail.title);
+    chat.onEvent({ type: "title", conversation_id: event.detail.id, title: event.detail.title });
   });
+}
 
+/** The URL decides what the chat shows, at load and on Back / Forward. */
+function installRouting(root, chat) {
   const route = (push) => {
     const match = location.pathname.match(CONVERSATION_PATH);
     if (match) chat.open(decodeURIComponent(match[1]), { push });
     else chat.newChat({ push });
   };
   window.addEventListener("popstate", () => route(false));
-
   const initial = root.dataset.conversationId;
   if (initial) chat.open(initial, { push: false });
   else route(false);
-  sidebar.refresh();
+}
 
+/** The stored settings, once loaded: the theme and the model for new chats. */
+async function applySettings(store, chat, activeModel) {
   const settings = await store.load();
   if (settings.theme) applyTheme(settings.theme);
   if (settings.active_model && settings.active_model !== activeModel) {
     chat.setActiveModel(settings.active_model);
   }
+}
+
+async function main() {
+  const root = document.getElementById("app");
+  const notify = makeNotifier();
+  const { models, activeModel } = await loadModels(root, notify);
+  const store = new SettingsStore({ activeModel });
+  const closeDrawer = installDrawer();
+  const { chat, sidebar } = buildViews({ root, models, activeModel, store, notify, closeDrawer });
+  installChatShortcuts(chat, notify, closeDrawer);
+  installButtons(chat, notify, closeDrawer);
+  installRouting(root, chat);
+  sidebar.refresh();
+  await applySettings(store, chat, activeModel);
   root.dataset.ready = "true";
 }
 

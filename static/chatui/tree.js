@@ -1,5 +1,5 @@
 // The message tree of one conversation: which branch is displayed, and the siblings of a message.
-// Pure data (no DOM, no network) so chat.js and shared.js can share it.
+// Pure data (no DOM, no network) so conversation.js (the chat page) and shared.js can share it.
 // Messages carry `parent_id` (null at the root); children keep their creation order.
 
 const ROOT = "";
