@@ -28,7 +28,7 @@ from chatui.models_config import (
 from config.env import load_env, parse_env_text
 from tests.chatui.fake_endpoints import FakeOpenAI
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "env"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "env"
 
 
 def config_from(name: str, **overrides: str):
