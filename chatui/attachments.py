@@ -5,8 +5,8 @@ and reading it back for its owner only.
 Every check happens here, before anything reaches a model: the type by content
 (`chatui.uploads`), the size limits (settings), images only for `"multimodal": true` models
 whose `multimodalAcceptedMimetypes` take them, text files only when they fit the model's
-`parameters.truncate`. Synchronous, like `chatui.services`; must not import consumers, views
-or endpoints.
+`parameters.truncate`. Synchronous, like `chatui.services`; must not import views, endpoints
+or the websocket layer (consumers, routing, `chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Ownership: a row belongs either to a user (`user`) or, for an anonymous visitor, to the
 random key kept in their session (`anon_key`, see `chatui.identity`). Models hold data and
 validation only; writes go through `chatui.services`, reads through `chatui.selectors`.
+Must not import services, selectors or the websocket layer (consumers, routing,
+`chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Reads: conversations, messages and settings as the owner may see them.
 
 Every lookup of a conversation goes through `conversation_get`, which only finds the
-identity's own rows (someone else's conversation is "not found"). Must not write.
+identity's own rows (someone else's conversation is "not found"). Must not write, nor
+import the websocket layer (consumers, routing, `chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations

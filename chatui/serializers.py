@@ -1,6 +1,7 @@
 """Model rows -> the JSON shapes of docs/chat-protocol.md (`Conversation`, `Message`, Settings).
 
-Pure functions over already-loaded rows: no queries of their own, no writes.
+Pure functions over already-loaded rows: no queries of their own, no writes. Must not import
+the websocket layer (consumers, routing, `chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations

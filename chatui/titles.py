@@ -3,7 +3,8 @@
 chat-ui asks its task model after the first answer; with ``LLM_SUMMARIZATION=false`` (or when the
 task model fails or answers nothing usable) the title is the first five words of the message.
 
-Must not import Django or the database layer: the caller stores the title.
+Must not import Django or the database layer (the caller stores the title), nor
+the websocket layer (consumers, routing, `chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations

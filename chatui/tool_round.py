@@ -7,7 +7,8 @@ they run here (in a worker thread: a tool may block) and each call is kept as
 collapsible block, exports and shares carry it) and given to the model for the answer that then
 streams as usual. A round that fails (the server has no tools, the network) leaves the answer
 without tools rather than failing it.
-Must not import Django's ORM (callers store the calls) nor speak HTTP itself (endpoints does).
+Must not import Django's ORM (callers store the calls) nor speak HTTP itself (endpoints does),
+nor import the websocket layer (consumers, routing, `chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ network: `calculator` (arithmetic read by walking Python's syntax tree, never `e
     )
 
 A tool returns text (what the model reads back); an exception becomes the text of its error.
-Must not import Django's ORM or the web layer.
+Must not import Django's ORM, the web layer or the websocket layer (consumers, routing,
+`chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations

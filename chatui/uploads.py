@@ -5,7 +5,8 @@ browser shows and vision models take); text is UTF-8 without NUL or other binary
 characters. Anything else is refused with a readable message. Also: chat-ui's MIME patterns
 (`multimodalAcceptedMimetypes`, e.g. ``image/*``) and the framing of a text file in a prompt.
 
-Pure functions over bytes; must not import models, services or views.
+Pure functions over bytes; must not import models, services, views or
+the websocket layer (consumers, routing, `chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations

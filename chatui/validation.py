@@ -3,7 +3,8 @@
 What the parser or the database cannot take becomes a `ChatError` with a readable message,
 never a 500 or a dropped socket: JSON nested too deeply for the parser (a `RecursionError`, not
 a `ValueError`), and the NUL character, which Postgres refuses in any text or JSON column.
-Pure functions; must not import models, services or views.
+Pure functions; must not import models, services, views or the websocket layer (consumers,
+routing, `chatui.streaming.socket`, `chatui.layers`).
 """
 
 from __future__ import annotations
