@@ -1,8 +1,8 @@
 """What a bad configuration says: `ConfigError`, its messages (tests import them), JSON5 syntax
 errors with line and column, and the wording of a pydantic `ValidationError` in the file's terms.
 
-The schema raises only the two errors made here (`expected`, `required`) or pydantic's own
-``missing``, so every failure reads ``MODELS[1] ("name"): "field" must be ..., got ...``.
+`spec`'s value types word pydantic's errors through `expect`; its entry checks raise `expected`
+or `required`; so every failure reads ``MODELS[1] ("name"): "field" must be ..., got ...``.
 
 Must not import Django, `chatui.models` or `chatui.endpoints`.
 """
@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import json5
-from pydantic import ValidationError
+from pydantic import ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from pydantic_core import PydanticCustomError
 
 # Messages (tests import these). `where` is e.g. 'MODELS[1] ("name")'.
@@ -72,12 +72,12 @@ def parse_json5(var: str, text: str) -> Any:
         raise ConfigError(ERR_SYNTAX_NO_POSITION.format(var=var, reason=message)) from None
 
 
-# -- raised by the schema ----------------------------------------------------------------------
+# -- the wording of pydantic's errors ---------------------------------------------------------
 
 
 def expected(what: str, *, field: str | None = None, got: Any = None) -> PydanticCustomError:
     """The value is not `what` ("a string", "an integer >= 1"); `field` and `got` name it when
-    a model-level check raises this for one of its fields."""
+    a check of the whole entry raises this for one of its fields."""
     context = {"expected": what} | ({"field": field, "got": got} if field else {})
     return PydanticCustomError("expected", "must be {expected}", context)
 
@@ -89,6 +89,19 @@ def required(field: str) -> PydanticCustomError:
 
 def unsupported_endpoint(kind: str) -> PydanticCustomError:
     return PydanticCustomError(_UNSUPPORTED_ENDPOINT, "unsupported endpoint", {"type": kind})
+
+
+def expect(what: str, **instead: str) -> WrapValidator:
+    """Pydantic's own error for a value of this type, worded "must be <what>", or as `instead`
+    says for that error's type (``string_type="a string"``)."""
+
+    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise expected(instead.get(exc.errors()[0]["type"], what)) from None
+
+    return WrapValidator(check)
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -29,26 +28,35 @@ from chatui.models_config.errors import (
     from_validation_error,
     parse_json5,
 )
-from chatui.models_config.schema import (
-    MODEL_KEYS,
-    Entry,
-    ModelEntry,
-    OldModelEntry,
-    UsageLimitsEntry,
+from chatui.models_config.spec import (
+    AppConfig,
+    Frozen,
+    ModelSpec,
+    OldModel,
+    UsageLimits,
+    bundled_model,
 )
-from chatui.models_config.spec import AppConfig, ModelSpec, OldModel, UsageLimits, bundled_model
 from config.env import parse_bool
 
 logger = logging.getLogger(__name__)
 
 ListModels = Callable[[str, str | None], list[str] | None]
-E = TypeVar("E", bound=Entry)
+F = TypeVar("F", bound=Frozen)
+# Keys chat-ui knows in a model entry; any other is probably a typo and is logged.
+MODEL_KEYS = frozenset(
+    {field.alias or name for name, field in ModelSpec.model_fields.items()}
+    | {"reasoning", "embeddingModel", "isRouter"}
+)
 
 
-def _validate(schema: type[E], raw: Any, label: str) -> E:
-    """`raw` read as `schema`, or the `ConfigError` that names `label` and the field."""
+def _validate(
+    kind: type[F], raw: Any, label: str, *, inference_url: str = "", api_key: str | None = None
+) -> F:
+    """`raw`, the file's value, read as `kind` by chat-ui's key names; or the `ConfigError`
+    that names `label` and the field."""
+    context = {"inference_url": inference_url, "api_key": api_key}
     try:
-        return schema.model_validate(raw)
+        return kind.model_validate(raw, context=context, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise from_validation_error(exc, label) from None
 
@@ -71,10 +79,11 @@ def parse_model(
     unknown = sorted(set(raw) - MODEL_KEYS) if isinstance(raw, dict) else []
     if unknown:
         logger.warning("%s: ignoring unknown keys %s", where, ", ".join(unknown))
-    entry = _validate(ModelEntry, raw, where)
-    if isinstance(entry.tokenizer, dict):  # chat-ui's {tokenizerUrl, tokenizerConfigUrl}
+    api_key = env.get("OPENAI_API_KEY") or None
+    model = _validate(ModelSpec, raw, where, inference_url=inference_url, api_key=api_key)
+    if isinstance(raw.get("tokenizer"), dict):  # chat-ui's {tokenizerUrl, tokenizerConfigUrl}
         logger.warning("%s: tokenizer URLs are not fetched; using the default template", where)
-    return entry.to_spec(inference_url=inference_url, api_key=env.get("OPENAI_API_KEY") or None)
+    return model
 
 
 def _parse_models(
@@ -116,7 +125,7 @@ def _openai_models(
         if not entries:  # the bundled model (one meaning everywhere), on that endpoint
             entry = {"name": spec.BUNDLED_MODEL_ID, "endpoints": [endpoint]}
             served = parse_model(entry, "OPENAI_BASE_URL", env)
-            return [replace(bundled_model(), endpoints=served.endpoints)]
+            return [bundled_model().model_copy(update={"endpoints": served.endpoints})]
         return _parse_models("MODELS", entries, env, url)
 
     by_key: dict[str, dict[str, Any]] = {}
@@ -174,7 +183,7 @@ def _usage_limits(env: Mapping[str, str]) -> UsageLimits:
     text = (env.get("USAGE_LIMITS") or "").strip()
     if not text:
         return UsageLimits()
-    return _validate(UsageLimitsEntry, parse_json5("USAGE_LIMITS", text), "USAGE_LIMITS").to_spec()
+    return _validate(UsageLimits, parse_json5("USAGE_LIMITS", text), "USAGE_LIMITS")
 
 
 def _old_models(env: Mapping[str, str], models: list[ModelSpec]) -> tuple[OldModel, ...]:
@@ -185,7 +194,7 @@ def _old_models(env: Mapping[str, str], models: list[ModelSpec]) -> tuple[OldMod
     ids = {m.id for m in models} | {m.name for m in models}
     for i, raw in enumerate(_parse_list("OLD_MODELS", text)):
         label = entry_label("OLD_MODELS", i, raw)
-        old = _validate(OldModelEntry, raw, label).to_spec()
+        old = _validate(OldModel, raw, label)
         if old.transfer_to is not None and old.transfer_to not in ids:
             message = errors.ERR_UNKNOWN_TRANSFER.format(where=label, target=old.transfer_to)
             raise ConfigError(message)
