@@ -3,11 +3,8 @@
 `load_app_config(env)` reads a merged environment mapping (see `config.env.load_env`) and
 returns an immutable `AppConfig`; a bad file raises `ConfigError`, whose message names the
 entry (index and name) and the field, or the line and column of a JSON5 syntax error.
-
-- `spec`: the types (`AppConfig`, `ModelSpec`, `Endpoint`, ...), frozen pydantic models that
-  read chat-ui's file by its own key names;
-- `errors`: `ConfigError`, its messages, and the wording of pydantic's errors;
-- `load`: the two forms of MODELS (per-model, or ``OPENAI_BASE_URL``) and the other variables.
+`spec` holds the types (frozen pydantic models that read chat-ui's file by its own key names),
+`errors` the messages, `load` the two forms of MODELS and the other variables.
 
 Must not import Django, `chatui.models` or `chatui.endpoints`: it makes no HTTP call of its own.
 """

@@ -16,23 +16,13 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from annotated_types import Ge
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    TypeAdapter,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.types import StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic_core import PydanticCustomError
+from pydantic_core.core_schema import ValidationInfo, ValidatorFunctionWrapHandler
 
-from chatui.models_config.errors import expect, expected, required, unsupported_endpoint
+from chatui.models_config.errors import expect, expected
 
 DEFAULT_INFERENCE_URL = "http://127.0.0.1:8080"
 DEFAULT_APP_NAME = "ChatUI"
@@ -59,6 +49,14 @@ Number = Annotated[StrictInt | StrictFloat, expect("a number")]
 NonNegative = Annotated[StrictInt | StrictFloat, Ge(0), expect("a number >= 0")]
 JsonObject = Annotated[dict[str, Any], expect("an object")]
 StringMap = Annotated[dict[str, StrictStr], expect("an object of strings", dict_type="an object")]
+Strings = Annotated[list[StrictStr], expect("a list of strings")]
+StringTuple = Annotated[tuple[StrictStr, ...], expect("a list of strings")]
+Tokenizer = Annotated[StrictStr | dict[str, Any], expect("a repo id or a directory")]
+Completion = Annotated[
+    StrictStr,
+    Field(pattern=r"^(chat_completions|completions)$"),
+    expect("'chat_completions' or 'completions'", string_type="a string"),
+]
 
 
 class Frozen(BaseModel):
@@ -81,7 +79,11 @@ class Frozen(BaseModel):
 
     @classmethod
     def prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
-        """The file's object before its fields are read (chat-ui's variants, reshaped)."""
+        """The file's object before its fields are read: chat-ui's variants reshaped; an unset
+        or empty id or display name takes the entry's name."""
+        for key in ("id", "displayName"):
+            if data.get(key, "") == "" and "name" in data:
+                data[key] = data["name"]
         return data
 
     def finish(self, context: dict[str, Any]) -> Self:
@@ -90,14 +92,6 @@ class Frozen(BaseModel):
 
     def __hash__(self) -> int:  # NOTE: dict fields (parameters, headers) are not hashed
         return hash(tuple(v for v in self.__dict__.values() if not isinstance(v, dict)))
-
-
-def _named(data: dict[str, Any]) -> dict[str, Any]:
-    """An entry whose id and display name are unset or empty takes its name for them."""
-    for key in ("id", "displayName"):
-        if data.get(key, "") == "" and "name" in data:
-            data[key] = data["name"]
-    return data
 
 
 def _in_file(read: Any) -> Any:
@@ -128,11 +122,7 @@ class Endpoint(Frozen):
     url: Text = ""
     authorization: Text | None = None  # tgi: the whole header value
     access_token: Text | None = Field(None, exclude=True, repr=False)  # file only: "Bearer <it>"
-    completion: Annotated[
-        StrictStr,
-        Field(pattern=r"^(chat_completions|completions)$"),
-        expect("'chat_completions' or 'completions'", string_type="a string"),
-    ] = "chat_completions"
+    completion: Completion = "chat_completions"
     api_key: Text | None = None  # openai: sent as "Bearer <key>"
     default_headers: StringMap = Field(default_factory=dict)
     default_query: StringMap = Field(default_factory=dict)
@@ -152,7 +142,7 @@ class Endpoint(Frozen):
         if not isinstance(kind, str):
             return data  # the field says it must be a string
         if kind not in ENDPOINT_TYPES:
-            raise unsupported_endpoint(kind)
+            raise PydanticCustomError("unsupported_endpoint", "unsupported", {"type": kind})
         return {key: value for key, value in data.items() if key in cls.KEYS[kind]}
 
     def finish(self, context: dict[str, Any]) -> Endpoint:
@@ -164,7 +154,7 @@ class Endpoint(Frozen):
             update = {"url": url.rstrip("/"), "api_key": api_key, "stream_path": ""}
             return self.model_copy(update=update | {"base_url": None})
         if "url" not in self.model_fields_set:
-            raise required("url")
+            raise PydanticCustomError("required", "url is required", {"field": "url"})
         if not self.url.strip():
             raise expected("a non-empty string", field="url", got=self.url)
         url, stream_path = self.url.rstrip("/"), "/"
@@ -192,7 +182,7 @@ class Parameters(Frozen):
     top_k: PositiveInt | None = None
     truncate: PositiveInt | None = None
     max_new_tokens: PositiveInt | None = None
-    stop: Annotated[list[StrictStr], expect("a list of strings")] | None = None
+    stop: Strings | None = None
 
     @classmethod
     def prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -239,9 +229,7 @@ class ModelSpec(Frozen):
     name: NonEmptyText
     id: Text
     # An object ({tokenizerUrl, ...}) is not fetched: read as None.
-    tokenizer: Annotated[StrictStr | dict[str, Any], expect("a repo id or a directory")] | None = (
-        None
-    )
+    tokenizer: Tokenizer | None = None
     endpoints: Annotated[tuple[Endpoint, ...], _in_file(_endpoints)] = ()
     # Read only by chat-ui's pages, but checked so that a typo fails at start-up.
     dataset_name: Text | None = Field(None, exclude=True, repr=False)
@@ -259,14 +247,8 @@ class ModelSpec(Frozen):
     unlisted: Flag = False
     multimodal: Flag = False
     # The image types a multimodal model takes.
-    multimodal_accepted_mimetypes: Annotated[tuple[StrictStr, ...], expect("a list of strings")] = (
-        "image/*",
-    )
+    multimodal_accepted_mimetypes: StringTuple = ("image/*",)
     tools: Flag = False  # offered the registered tools (chatui.tools) before each answer
-
-    @classmethod
-    def prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
-        return _named(data)
 
     def finish(self, context: dict[str, Any]) -> ModelSpec:
         """With no endpoints the model runs on the local server at ``inference_url``."""
@@ -295,10 +277,6 @@ class OldModel(Frozen):
     transfer_to: Text | None = None
     id: Text
     display_name: Text
-
-    @classmethod
-    def prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
-        return _named(data)
 
 
 class UsageLimits(Frozen):
@@ -332,15 +310,8 @@ class AppConfig(Frozen):
 
     def find_model(self, model_id: str | None) -> ModelSpec | None:
         """The model with this id (or name), without fallback."""
-        if model_id is None:
-            return None
-        for model in self.models:
-            if model.id == model_id:
-                return model
-        for model in self.models:
-            if model.name == model_id:
-                return model
-        return None
+        found = [m for key in ("id", "name") for m in self.models if getattr(m, key) == model_id]
+        return found[0] if found else None
 
     def model(self, model_id: str | None) -> ModelSpec:
         """The model for a stored id: itself, a retired model's successor, else the first."""
