@@ -9,7 +9,6 @@ must not write.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
 from datetime import timedelta
 
 from django.utils import timezone
@@ -41,11 +40,11 @@ def effective_limits(*, identity: Identity, config: object) -> UsageLimits:
     if not identity.is_anonymous:
         return configured
     gaps = {
-        f.name: getattr(ANONYMOUS_DEFAULTS, f.name)
-        for f in fields(UsageLimits)
-        if getattr(configured, f.name) is None
+        name: getattr(ANONYMOUS_DEFAULTS, name)
+        for name in UsageLimits.model_fields
+        if getattr(configured, name) is None
     }
-    return replace(configured, **gaps)
+    return configured.model_copy(update=gaps)
 
 
 def _limit(limits: UsageLimits, name: str) -> int | None:

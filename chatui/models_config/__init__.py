@@ -3,11 +3,8 @@
 `load_app_config(env)` reads a merged environment mapping (see `config.env.load_env`) and
 returns an immutable `AppConfig`; a bad file raises `ConfigError`, whose message names the
 entry (index and name) and the field, or the line and column of a JSON5 syntax error.
-
-- `spec`: the types the app uses (`AppConfig`, `ModelSpec`, `Endpoint`, ...), plain dataclasses;
-- `schema`: what chat-ui's file may say, as pydantic models that turn into those types;
-- `errors`: `ConfigError` and its messages;
-- `load`: the two forms of MODELS (per-model, or ``OPENAI_BASE_URL``) and the other variables.
+`spec` holds the types (frozen pydantic models that read chat-ui's file by its own key names),
+`errors` the messages, `load` the two forms of MODELS and the other variables.
 
 Must not import Django, `chatui.models` or `chatui.endpoints`: it makes no HTTP call of its own.
 """
@@ -32,13 +29,14 @@ from chatui.models_config.errors import (
     parse_json5,
 )
 from chatui.models_config.load import ListModels, load_app_config, parse_model
-from chatui.models_config.schema import COMPLETION_MODES, ENDPOINT_TYPES
 from chatui.models_config.spec import (
     BUNDLED_MODEL_ID,
+    COMPLETION_MODES,
     DEFAULT_APP_DESCRIPTION,
     DEFAULT_APP_NAME,
     DEFAULT_DISCLAIMER,
     DEFAULT_INFERENCE_URL,
+    ENDPOINT_TYPES,
     AppConfig,
     Endpoint,
     ModelSpec,

@@ -1,8 +1,8 @@
 """What a bad configuration says: `ConfigError`, its messages (tests import them), JSON5 syntax
 errors with line and column, and the wording of a pydantic `ValidationError` in the file's terms.
 
-The schema raises only the two errors made here (`expected`, `required`) or pydantic's own
-``missing``, so every failure reads ``MODELS[1] ("name"): "field" must be ..., got ...``.
+`spec`'s value types word pydantic's errors through `expect`, its entry checks raise `expected`,
+so every failure reads ``MODELS[1] ("name"): "field" must be ..., got ...``.
 
 Must not import Django, `chatui.models` or `chatui.endpoints`.
 """
@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import json5
-from pydantic import ValidationError
+from pydantic import ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from pydantic_core import PydanticCustomError
 
 # Messages (tests import these). `where` is e.g. 'MODELS[1] ("name")'.
@@ -31,8 +31,6 @@ ERR_UNKNOWN_TASK_MODEL = 'TASK_MODEL "{name}" is not the id or name of a model i
 ERR_UNKNOWN_TRANSFER = '{where}: "transferTo" "{target}" is not the id of a model in MODELS'
 ERR_BAD_INTEGER = '{var} must be an integer >= 0, got "{value}"'
 ERR_BAD_BOOLEAN = '{var} must be true or false, got "{value}"'
-
-_UNSUPPORTED_ENDPOINT = "unsupported_endpoint"
 
 
 class ConfigError(Exception):
@@ -72,47 +70,45 @@ def parse_json5(var: str, text: str) -> Any:
         raise ConfigError(ERR_SYNTAX_NO_POSITION.format(var=var, reason=message)) from None
 
 
-# -- raised by the schema ----------------------------------------------------------------------
+# -- the wording of pydantic's errors ---------------------------------------------------------
 
 
 def expected(what: str, *, field: str | None = None, got: Any = None) -> PydanticCustomError:
     """The value is not `what` ("a string", "an integer >= 1"); `field` and `got` name it when
-    a model-level check raises this for one of its fields."""
+    a check of the whole entry raises this for one of its fields."""
     context = {"expected": what} | ({"field": field, "got": got} if field else {})
     return PydanticCustomError("expected", "must be {expected}", context)
 
 
-def required(field: str) -> PydanticCustomError:
-    """A field that one kind of entry needs (a tgi endpoint's url) is absent."""
-    return PydanticCustomError("required", "{field} is required", {"field": field})
+def expect(what: str, **instead: str) -> WrapValidator:
+    """Pydantic's own error for a value of this type, worded "must be <what>", or as `instead`
+    says for that error's type (``string_type="a string"``)."""
 
+    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise expected(instead.get(exc.errors()[0]["type"], what)) from None
 
-def unsupported_endpoint(kind: str) -> PydanticCustomError:
-    return PydanticCustomError(_UNSUPPORTED_ENDPOINT, "unsupported endpoint", {"type": kind})
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    """('endpoints', 0, 'weight') -> 'endpoints[0].weight'."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text
+    return WrapValidator(check)
 
 
 def from_validation_error(exc: ValidationError, where: str) -> ConfigError:
-    """The first error of a validation, worded as the file would say it."""
+    """The first error of a validation (`expected`, `missing` or the custom ``required`` and
+    ``unsupported_endpoint``), worded as the file would say it."""
     error = exc.errors(include_url=False)[0]
     context = error.get("ctx") or {}
-    kind = error["type"]
-    field = _path((*error["loc"], *([context["field"]] if "field" in context else [])))
-    got = describe(context["got"] if "got" in context else error["input"])
-    if kind == _UNSUPPORTED_ENDPOINT:
+    field = ""  # ('endpoints', 0, 'weight') -> 'endpoints[0].weight'
+    for part in (*error["loc"], *([context["field"]] if "field" in context else [])):
+        field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
+    got = describe(context.get("got", error["input"]))
+    if error["type"] == "unsupported_endpoint":
         return ConfigError(ERR_UNSUPPORTED_ENDPOINT.format(where=where, type=context["type"]))
-    if kind in ("missing", "required"):
+    if error["type"] in ("missing", "required"):
         return ConfigError(ERR_REQUIRED.format(where=where, field=field))
-    if kind == "expected" and not field:  # the entry itself
+    if error["type"] == "expected" and not field:  # the entry itself
         return ConfigError(ERR_NOT_AN_OBJECT.format(where=where, got=got))
-    if kind == "expected":
+    if error["type"] == "expected":
         return ConfigError(
             ERR_TYPE.format(where=where, field=field, expected=context["expected"], got=got)
         )

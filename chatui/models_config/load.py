@@ -1,56 +1,49 @@
-"""Building the `AppConfig` from a merged environment (see `config.env.load_env`): which form
-MODELS takes, the model list an ``OPENAI_BASE_URL`` serves, and the variables around MODELS.
+"""Building the `AppConfig` from a merged environment (see `config.env.load_env`), in either of
+chat-ui's forms:
 
-Both of chat-ui's forms are accepted unchanged:
+- per model: ``MODELS`` lists models, each with ``tgi``/``openai`` endpoints (none: the local
+  inference server at ``INFERENCE_URL``);
+- the newer one: ``OPENAI_BASE_URL`` (+ ``OPENAI_API_KEY``) names one OpenAI-compatible server
+  whose ``GET /models`` lists the models, and ``MODELS`` entries override them by id or name;
 
-- the per-model form: ``MODELS`` lists models, each with ``tgi``/``openai`` endpoints (none: the
-  local inference server at ``INFERENCE_URL``);
-- the newer form: ``OPENAI_BASE_URL`` (+ ``OPENAI_API_KEY``) names one OpenAI-compatible server
-  whose ``GET /models`` lists the models, and ``MODELS`` entries override them by id or name.
-
-Must not import Django, `chatui.models` or `chatui.endpoints` (whose `openai.list_model_ids`
-the caller passes in for ``OPENAI_BASE_URL``): it makes no HTTP call of its own.
+and the variables around MODELS. Must not import Django, `chatui.models` or `chatui.endpoints`
+(whose `openai.list_model_ids` the caller passes in): it makes no HTTP call of its own.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
 from chatui.models_config import errors, spec
-from chatui.models_config.errors import (
-    ConfigError,
-    describe,
-    entry_label,
-    from_validation_error,
-    parse_json5,
-)
-from chatui.models_config.schema import (
-    MODEL_KEYS,
-    Entry,
-    ModelEntry,
-    OldModelEntry,
-    UsageLimitsEntry,
-)
-from chatui.models_config.spec import AppConfig, ModelSpec, OldModel, UsageLimits, bundled_model
+from chatui.models_config.errors import ConfigError, describe, entry_label, parse_json5
+from chatui.models_config.spec import AppConfig, Endpoint, ModelSpec, OldModel, UsageLimits
 from config.env import parse_bool
 
 logger = logging.getLogger(__name__)
 
 ListModels = Callable[[str, str | None], list[str] | None]
-E = TypeVar("E", bound=Entry)
+# Keys chat-ui knows in a model entry; any other is probably a typo and is logged.
+MODEL_KEYS = frozenset(
+    {field.alias or name for name, field in ModelSpec.model_fields.items()}
+    | {"reasoning", "embeddingModel", "isRouter"}
+)
 
 
-def _validate(schema: type[E], raw: Any, label: str) -> E:
-    """`raw` read as `schema`, or the `ConfigError` that names `label` and the field."""
+def _var(env: Mapping[str, str], name: str) -> str:
+    return (env.get(name) or "").strip()
+
+
+def _validate(kind: type[Any], raw: Any, label: str, **context: Any) -> Any:
+    """`raw`, the file's value, read as `kind` by chat-ui's key names (`context`: what
+    `spec.Frozen.finish` needs); or the `ConfigError` that names `label` and the field."""
     try:
-        return schema.model_validate(raw)
+        return kind.model_validate(raw, context=context, by_alias=True, by_name=False)
     except ValidationError as exc:
-        raise from_validation_error(exc, label) from None
+        raise errors.from_validation_error(exc, label) from None
 
 
 def _parse_list(var: str, text: str) -> list[Any]:
@@ -61,20 +54,17 @@ def _parse_list(var: str, text: str) -> list[Any]:
 
 
 def parse_model(
-    raw: Any,
-    where: str,
-    env: Mapping[str, str],
-    *,
-    inference_url: str = spec.DEFAULT_INFERENCE_URL,
+    raw: Any, where: str, env: Mapping[str, str], *, inference_url: str = spec.DEFAULT_INFERENCE_URL
 ) -> ModelSpec:
     """One chat-ui model entry; ``where`` names it in error messages."""
     unknown = sorted(set(raw) - MODEL_KEYS) if isinstance(raw, dict) else []
     if unknown:
         logger.warning("%s: ignoring unknown keys %s", where, ", ".join(unknown))
-    entry = _validate(ModelEntry, raw, where)
-    if isinstance(entry.tokenizer, dict):  # chat-ui's {tokenizerUrl, tokenizerConfigUrl}
+    api_key = env.get("OPENAI_API_KEY") or None
+    model = _validate(ModelSpec, raw, where, inference_url=inference_url, api_key=api_key)
+    if isinstance(raw.get("tokenizer"), dict):  # chat-ui's {tokenizerUrl, tokenizerConfigUrl}
         logger.warning("%s: tokenizer URLs are not fetched; using the default template", where)
-    return entry.to_spec(inference_url=inference_url, api_key=env.get("OPENAI_API_KEY") or None)
+    return model
 
 
 def _parse_models(
@@ -84,12 +74,10 @@ def _parse_models(
         parse_model(entry, entry_label(var, i, entry), env, inference_url=url)
         for i, entry in enumerate(entries)
     ]
-    seen: set[str] = set()
     for i, model in enumerate(models):
-        if model.id in seen:
+        if model.id in (m.id for m in models[:i]):
             label = entry_label(var, i, entries[i])
             raise ConfigError(errors.ERR_DUPLICATE_ID.format(where=label, id=model.id))
-        seen.add(model.id)
     return models
 
 
@@ -114,9 +102,8 @@ def _openai_models(
             for o in overrides
         ]
         if not entries:  # the bundled model (one meaning everywhere), on that endpoint
-            entry = {"name": spec.BUNDLED_MODEL_ID, "endpoints": [endpoint]}
-            served = parse_model(entry, "OPENAI_BASE_URL", env)
-            return [replace(bundled_model(), endpoints=served.endpoints)]
+            served = Endpoint(type="openai", url=base_url, api_key=api_key, stream_path="")
+            return [spec.bundled_model().model_copy(update={"endpoints": (served,)})]
         return _parse_models("MODELS", entries, env, url)
 
     by_key: dict[str, dict[str, Any]] = {}
@@ -151,7 +138,7 @@ def _openai_models(
 
 
 def _int_var(env: Mapping[str, str], var: str) -> int | None:
-    value = (env.get(var) or "").strip()
+    value = _var(env, var)
     if not value:
         return None
     try:
@@ -171,21 +158,18 @@ def _bool_var(env: Mapping[str, str], var: str, default: bool) -> bool:
 
 
 def _usage_limits(env: Mapping[str, str]) -> UsageLimits:
-    text = (env.get("USAGE_LIMITS") or "").strip()
-    if not text:
+    if not (text := _var(env, "USAGE_LIMITS")):
         return UsageLimits()
-    return _validate(UsageLimitsEntry, parse_json5("USAGE_LIMITS", text), "USAGE_LIMITS").to_spec()
+    return _validate(UsageLimits, parse_json5("USAGE_LIMITS", text), "USAGE_LIMITS")
 
 
 def _old_models(env: Mapping[str, str], models: list[ModelSpec]) -> tuple[OldModel, ...]:
-    text = (env.get("OLD_MODELS") or "").strip()
-    if not text:
-        return ()
+    text = _var(env, "OLD_MODELS")
     result = []
     ids = {m.id for m in models} | {m.name for m in models}
-    for i, raw in enumerate(_parse_list("OLD_MODELS", text)):
+    for i, raw in enumerate(_parse_list("OLD_MODELS", text) if text else []):
         label = entry_label("OLD_MODELS", i, raw)
-        old = _validate(OldModelEntry, raw, label).to_spec()
+        old = _validate(OldModel, raw, label)
         if old.transfer_to is not None and old.transfer_to not in ids:
             message = errors.ERR_UNKNOWN_TRANSFER.format(where=label, target=old.transfer_to)
             raise ConfigError(message)
@@ -194,7 +178,7 @@ def _old_models(env: Mapping[str, str], models: list[ModelSpec]) -> tuple[OldMod
 
 
 def _task_model(env: Mapping[str, str], models: list[ModelSpec], url: str) -> ModelSpec:
-    value = (env.get("TASK_MODEL") or "").strip()
+    value = _var(env, "TASK_MODEL")
     if not value:
         return models[0]
     if value.startswith("{"):  # chat-ui also accepts a whole model entry
@@ -210,18 +194,17 @@ def load_app_config(env: Mapping[str, str], *, list_models: ListModels | None = 
 
     `list_models(base_url, api_key)` lists the ids an ``OPENAI_BASE_URL`` serves (None: it
     could not be read, as when it is not given: the MODELS entries are taken as given)."""
-    inference_url = (env.get("INFERENCE_URL") or "").strip() or spec.DEFAULT_INFERENCE_URL
-    inference_url = inference_url.rstrip("/")
-    models_text = (env.get("MODELS") or "").strip()
+    inference_url = (_var(env, "INFERENCE_URL") or spec.DEFAULT_INFERENCE_URL).rstrip("/")
+    models_text = _var(env, "MODELS")
     entries = _parse_list("MODELS", models_text) if models_text else []
-    if (env.get("OPENAI_BASE_URL") or "").strip():
+    if _var(env, "OPENAI_BASE_URL"):
         models = _openai_models(env, entries, inference_url, list_models)
     elif models_text:
         if not entries:
             raise ConfigError(errors.ERR_NO_MODELS)
         models = _parse_models("MODELS", entries, env, inference_url)
     else:
-        models = [bundled_model(inference_url)]
+        models = [spec.bundled_model(inference_url)]
     return AppConfig(
         models=tuple(models),
         task_model=_task_model(env, models, inference_url),

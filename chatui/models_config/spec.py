@@ -1,40 +1,132 @@
-"""The chat configuration as the app uses it: endpoints, models, retired models, usage limits
-and the whole `AppConfig`, plus the bundled default model.
+"""The chat configuration's types: endpoints, models, retired models, usage limits and the whole
+`AppConfig`, plus the bundled default model.
 
-Plain frozen dataclasses (``dataclasses.replace`` and ``fields`` work on them), built by `load`
-from what `schema` validated; the rest of `chatui` imports these, never the schema. Must not
-import Django, pydantic, `chatui.models` or `chatui.endpoints`.
+Frozen pydantic models, each field declared once. The app builds them by field name
+(``ModelSpec(display_name=...)``, ``model_copy(update=...)``); `load` validates chat-ui's file
+into the same types by chat-ui's key names (the aliases), with a context (the local server's
+URL, OPENAI_API_KEY) that turns on what only the file needs: a null counts as absent, the id
+and display name follow the name, endpoints take chat-ui's shapes. Values are checked as JSON
+gives them (no "2" for 2, no 1 for true), worded by `errors.expect`.
+
+Must not import Django, `chatui.models` or `chatui.endpoints`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from annotated_types import Ge
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.types import StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic_core import PydanticCustomError
+from pydantic_core.core_schema import ValidationInfo, ValidatorFunctionWrapHandler
+
+from chatui.models_config.errors import expect, expected
 
 DEFAULT_INFERENCE_URL = "http://127.0.0.1:8080"
 DEFAULT_APP_NAME = "ChatUI"
 DEFAULT_APP_DESCRIPTION = "Chat with open models running on your own server."
 DEFAULT_DISCLAIMER = "Generated content may be inaccurate or false."
+ENDPOINT_TYPES = ("tgi", "openai")
+COMPLETION_MODES = ("chat_completions", "completions")
+TGI_STREAM_PATH = "/generate_stream"
 
 
-@dataclass(frozen=True)
-class Endpoint:
+def _whole(value: Any) -> Any:
+    """JSON5's ``2.0`` is the integer 2."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Text = Annotated[StrictStr, expect("a string")]
+NonEmptyText = Annotated[
+    StrictStr, Field(pattern=r"\S"), expect("a non-empty string", string_type="a string")
+]
+Flag = Annotated[StrictBool, expect("true or false")]
+Count = Annotated[StrictInt, Ge(0), BeforeValidator(_whole), expect("an integer >= 0")]
+PositiveInt = Annotated[StrictInt, Ge(1), BeforeValidator(_whole), expect("an integer >= 1")]
+Number = Annotated[StrictInt | StrictFloat, expect("a number")]
+NonNegative = Annotated[StrictInt | StrictFloat, Ge(0), expect("a number >= 0")]
+JsonObject = Annotated[dict[str, Any], expect("an object")]
+StringMap = Annotated[dict[str, StrictStr], expect("an object of strings", dict_type="an object")]
+Strings = Annotated[list[StrictStr], expect("a list of strings")]
+StringTuple = Annotated[tuple[StrictStr, ...], expect("a list of strings")]
+Tokenizer = Annotated[StrictStr | dict[str, Any], expect("a repo id or a directory")]
+Completion = Annotated[
+    StrictStr,
+    Field(pattern=r"^(chat_completions|completions)$"),
+    expect("'chat_completions' or 'completions'", string_type="a string"),
+]
+
+
+class Frozen(BaseModel):
+    """An immutable configuration type; `what` is how a non-object in the file is refused."""
+
+    model_config = ConfigDict(
+        frozen=True, alias_generator=to_camel, validate_by_name=True, protected_namespaces=()
+    )
+    what: ClassVar[str] = "an object"
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _from_file(cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo):
+        if info.context is None or isinstance(data, cls):  # built by the app
+            return handler(data)
+        if not isinstance(data, dict):
+            raise expected(cls.what)
+        data = cls.prepare({key: value for key, value in data.items() if value is not None})
+        return handler(data).finish(info.context)
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The file's object before its fields are read: chat-ui's variants reshaped; an unset
+        or empty id or display name takes the entry's name."""
+        for key in ("id", "displayName"):
+            if data.get(key, "") == "" and "name" in data:
+                data[key] = data["name"]
+        return data
+
+    def finish(self, context: dict[str, Any]) -> Self:
+        """The entry as the app uses it, from the file's fields (all valid by now)."""
+        return self
+
+    def __hash__(self) -> int:  # NOTE: dict fields (parameters, headers) are not hashed
+        return hash(tuple(v for v in self.__dict__.values() if not isinstance(v, dict)))
+
+
+def _in_file(read: Any) -> Any:
+    """A field validator that runs only on the file's value (`read(value, context)`)."""
+    return BeforeValidator(lambda v, info: v if info.context is None else read(v, info.context))
+
+
+class Endpoint(Frozen):
     """Where one model's answers come from.
 
     ``url`` is the TGI server root (a ``/generate_stream`` suffix stripped, remembered in
     ``stream_path``) or, for ``openai``, the base URL ending in ``/v1``. What is sent where is
-    `chatui.endpoints`' business.
+    `chatui.endpoints`' business. In the file, ``type`` defaults to ``tgi`` (as in TGI's docs)
+    and keys of the other type are ignored, as chat-ui does.
     """
 
-    type: Literal["tgi", "openai"]
-    url: str
-    weight: int = 1
-    authorization: str | None = None  # tgi: full Authorization header value
-    api_key: str | None = None  # openai: sent as "Bearer <key>"
-    completion: Literal["chat_completions", "completions"] = "chat_completions"
-    default_headers: dict[str, str] = field(default_factory=dict, hash=False)
-    default_query: dict[str, str] = field(default_factory=dict, hash=False)
-    extra_body: dict[str, Any] = field(default_factory=dict, hash=False)
+    KEYS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "tgi": ("type", "weight", "url", "authorization", "accessToken"),
+        "openai": (
+            *("type", "weight", "baseURL", "url", "completion", "apiKey"),
+            *("defaultHeaders", "defaultQuery", "extraBody"),
+        ),
+    }
+
+    type: Annotated[Literal["tgi", "openai"], expect("a string")] = "tgi"
+    weight: PositiveInt = 1
+    base_url: Text | None = Field(None, alias="baseURL", exclude=True, repr=False)  # file only
+    url: Text = ""
+    authorization: Text | None = None  # tgi: the whole header value
+    access_token: Text | None = Field(None, exclude=True, repr=False)  # file only: "Bearer <it>"
+    completion: Completion = "chat_completions"
+    api_key: Text | None = None  # openai: sent as "Bearer <key>"
+    default_headers: StringMap = Field(default_factory=dict)
+    default_query: StringMap = Field(default_factory=dict)
+    extra_body: JsonObject = Field(default_factory=dict)
     # tgi: "/" (chat-ui posts to the root) or "/generate_stream"; openai: "" (the route
     # follows `completion`, see chatui.endpoints.openai)
     stream_path: str = "/"
@@ -44,75 +136,161 @@ class Endpoint:
         """Identifies the endpoint in the health registry and the template cache."""
         return f"{self.type}:{self.url}{self.stream_path}"
 
+    @classmethod
+    def prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        kind = data.get("type", "tgi")
+        if not isinstance(kind, str):
+            return data  # the field says it must be a string
+        if kind not in ENDPOINT_TYPES:
+            raise PydanticCustomError("unsupported_endpoint", "unsupported", {"type": kind})
+        return {key: value for key, value in data.items() if key in cls.KEYS[kind]}
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model of the picker, as configured (chat-ui field names in snake_case)."""
+    def finish(self, context: dict[str, Any]) -> Endpoint:
+        """An openai endpoint without a URL is the local server's `/v1`; without a key it
+        takes OPENAI_API_KEY. A tgi one needs a URL."""
+        if self.type == "openai":
+            url = self.base_url or self.url or f"{context['inference_url']}/v1"
+            api_key = self.api_key or context["api_key"]
+            update = {"url": url.rstrip("/"), "api_key": api_key, "stream_path": ""}
+            return self.model_copy(update=update | {"base_url": None})
+        if "url" not in self.model_fields_set:
+            raise PydanticCustomError("required", "url is required", {"field": "url"})
+        if not self.url.strip():
+            raise expected("a non-empty string", field="url", got=self.url)
+        url, stream_path = self.url.rstrip("/"), "/"
+        if url.endswith(TGI_STREAM_PATH):
+            url, stream_path = url.removesuffix(TGI_STREAM_PATH), TGI_STREAM_PATH
+        authorization = self.authorization
+        if authorization is None and self.access_token:
+            authorization = f"Bearer {self.access_token}"
+        update = {"url": url, "stream_path": stream_path, "authorization": authorization}
+        return self.model_copy(update=update | {"access_token": None})
 
-    id: str
-    name: str
-    display_name: str
-    description: str = ""
-    website_url: str | None = None
-    logo_url: str | None = None
-    model_url: str | None = None
-    preprompt: str = ""
-    chat_prompt_template: str | None = None
-    tokenizer: str | None = None
-    system_role_supported: bool = True
-    parameters: dict[str, Any] = field(default_factory=dict, hash=False)
-    prompt_examples: tuple[tuple[str, str], ...] = ()
-    unlisted: bool = False
-    multimodal: bool = False
-    # chat-ui's `multimodalAcceptedMimetypes`: the image types a multimodal model takes.
-    multimodal_accepted_mimetypes: tuple[str, ...] = ("image/*",)
-    tools: bool = False  # offered the registered tools (chatui.tools) before each answer
-    endpoints: tuple[Endpoint, ...] = ()
+
+class Parameters(Frozen):
+    """A model's generation parameters in the file; those not named here pass through to the
+    server unchecked."""
+
+    model_config = ConfigDict(alias_generator=None, extra="allow")
+
+    temperature: NonNegative | None = None
+    top_p: NonNegative | None = None
+    repetition_penalty: NonNegative | None = None
+    presence_penalty: Number | None = None
+    frequency_penalty: Number | None = None
+    max_tokens: PositiveInt | None = None  # newer files' name for max_new_tokens
+    top_k: PositiveInt | None = None
+    truncate: PositiveInt | None = None
+    max_new_tokens: PositiveInt | None = None
+    stop: Strings | None = None
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "max_new_tokens" in data:  # max_tokens is only its fallback: not read at all
+            data.pop("max_tokens", None)
+        return data
+
+    @staticmethod
+    def read(value: Any, context: dict[str, Any]) -> dict[str, Any]:
+        """The parameters as set, ``max_tokens`` under its older name (extras last)."""
+        values = Parameters.model_validate(value, context=context).model_dump(exclude_none=True)
+        return {("max_new_tokens" if k == "max_tokens" else k): v for k, v in values.items()}
+
+
+class PromptExample(Frozen):
+    """One of a model's prompt examples in the file; the title defaults to the prompt's start."""
+
+    what: ClassVar[str] = "an object with title and prompt"
+
+    prompt: NonEmptyText
+    title: Text | None = None
+
+    @staticmethod
+    def read(value: Any, context: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, list):
+            raise expected("a list of {title, prompt} objects")
+        examples = _EXAMPLES.validate_python(value, context=context)
+        return tuple((e.prompt[:40] if e.title is None else e.title, e.prompt) for e in examples)
+
+
+_EXAMPLES = TypeAdapter(list[PromptExample])
+
+
+def _endpoints(value: Any, context: dict[str, Any]) -> Any:
+    if not isinstance(value, list) or not value:
+        raise expected("a non-empty list of endpoints")
+    return value
+
+
+class ModelSpec(Frozen):
+    """One model of the picker (chat-ui's fields in snake_case). Fields are in chat-ui's order
+    of importance, so the first error a file's entry gets is the one to fix first."""
+
+    name: NonEmptyText
+    id: Text
+    # An object ({tokenizerUrl, ...}) is not fetched: read as None.
+    tokenizer: Tokenizer | None = None
+    endpoints: Annotated[tuple[Endpoint, ...], _in_file(_endpoints)] = ()
+    # Read only by chat-ui's pages, but checked so that a typo fails at start-up.
+    dataset_name: Text | None = Field(None, exclude=True, repr=False)
+    dataset_url: Text | None = Field(None, exclude=True, repr=False)
+    display_name: Text
+    description: Text = ""
+    website_url: Text | None = None
+    logo_url: Text | None = None
+    model_url: Text | None = None
+    preprompt: Text = ""
+    chat_prompt_template: Text | None = None
+    system_role_supported: Flag = True
+    parameters: Annotated[dict[str, Any], _in_file(Parameters.read)] = Field(default_factory=dict)
+    prompt_examples: Annotated[tuple[tuple[str, str], ...], _in_file(PromptExample.read)] = ()
+    unlisted: Flag = False
+    multimodal: Flag = False
+    # The image types a multimodal model takes.
+    multimodal_accepted_mimetypes: StringTuple = ("image/*",)
+    tools: Flag = False  # offered the registered tools (chatui.tools) before each answer
+
+    def finish(self, context: dict[str, Any]) -> ModelSpec:
+        """With no endpoints the model runs on the local server at ``inference_url``."""
+        update: dict[str, Any] = {"dataset_name": None, "dataset_url": None}
+        if "endpoints" not in self.model_fields_set:
+            update["endpoints"] = (Endpoint(type="tgi", url=context["inference_url"]),)
+        if not isinstance(self.tokenizer, str):
+            update["tokenizer"] = None
+        update["multimodal_accepted_mimetypes"] = self.multimodal_accepted_mimetypes or ("image/*",)
+        return self.model_copy(update=update)
 
     def to_public_dict(self) -> dict[str, Any]:
-        """The shape `GET /api/models` returns (chat-ui's camelCase names)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "displayName": self.display_name,
-            "description": self.description,
-            "websiteUrl": self.website_url,
-            "logoUrl": self.logo_url,
-            "modelUrl": self.model_url,
-            "promptExamples": [{"title": t, "prompt": p} for t, p in self.prompt_examples],
-            "preprompt": self.preprompt,
-            "unlisted": self.unlisted,
-            "multimodal": self.multimodal,
-            "multimodalAcceptedMimetypes": list(self.multimodal_accepted_mimetypes),
-            "tools": self.tools,
-            "parameters": dict(self.parameters),
-        }
+        """The shape `GET /api/models` returns: chat-ui's names, never the endpoints' URLs and
+        keys."""
+        hidden = {"tokenizer", "endpoints", "chat_prompt_template", "system_role_supported"}
+        public = self.model_dump(by_alias=True, exclude=hidden)
+        public["promptExamples"] = [{"title": t, "prompt": p} for t, p in self.prompt_examples]
+        public["multimodalAcceptedMimetypes"] = list(self.multimodal_accepted_mimetypes)
+        return public
 
 
-@dataclass(frozen=True)
-class OldModel:
+class OldModel(Frozen):
     """A retired model: its conversations open with ``transfer_to`` (or the first model)."""
 
-    id: str
-    name: str
-    display_name: str
-    transfer_to: str | None = None
+    name: NonEmptyText
+    transfer_to: Text | None = None
+    id: Text
+    display_name: Text
 
 
-@dataclass(frozen=True)
-class UsageLimits:
+class UsageLimits(Frozen):
     """Per-user limits as configured: ``None`` when unset, 0 for "no limit" (chatui.limits
     fills an anonymous visitor's unset ones with its defaults)."""
 
-    conversations: int | None = None
-    messages: int | None = None
-    message_length: int | None = None
-    messages_per_minute: int | None = None
-    concurrent_generations: int | None = None
+    conversations: Count | None = None
+    messages: Count | None = None
+    message_length: Count | None = None
+    messages_per_minute: Count | None = None
+    concurrent_generations: Count | None = None
 
 
-@dataclass(frozen=True)
-class AppConfig:
+class AppConfig(Frozen):
     """Everything the chat app is configured with, built once at start-up."""
 
     models: tuple[ModelSpec, ...]
@@ -122,7 +300,7 @@ class AppConfig:
     disclaimer: str = DEFAULT_DISCLAIMER
     llm_summarization: bool = True
     old_models: tuple[OldModel, ...] = ()
-    usage_limits: UsageLimits = field(default_factory=UsageLimits)
+    usage_limits: UsageLimits = Field(default_factory=UsageLimits)
     messages_before_login: int | None = None
 
     @property
@@ -132,15 +310,8 @@ class AppConfig:
 
     def find_model(self, model_id: str | None) -> ModelSpec | None:
         """The model with this id (or name), without fallback."""
-        if model_id is None:
-            return None
-        for model in self.models:
-            if model.id == model_id:
-                return model
-        for model in self.models:
-            if model.name == model_id:
-                return model
-        return None
+        found = [m for key in ("id", "name") for m in self.models if getattr(m, key) == model_id]
+        return found[0] if found else None
 
     def model(self, model_id: str | None) -> ModelSpec:
         """The model for a stored id: itself, a retired model's successor, else the first."""
@@ -169,9 +340,7 @@ def bundled_model(inference_url: str = DEFAULT_INFERENCE_URL) -> ModelSpec:
             "Good for short, simple tasks; expect mistakes on facts and reasoning."
         ),
         website_url="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
-        logo_url=None,
         model_url="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
-        preprompt="",
         parameters={
             "temperature": 0.3,
             "top_p": 0.9,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from chatui.models_config import ModelSpec, bundled_model
@@ -60,7 +58,7 @@ HISTORY = [
 
 
 def make_model(**changes) -> ModelSpec:
-    return dataclasses.replace(bundled_model(), **changes)
+    return bundled_model().model_copy(update=changes)
 
 
 def test_chatml_handlebars_template_without_html_escaping() -> None:
