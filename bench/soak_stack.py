@@ -21,7 +21,7 @@ from bench.chat_stack import Databases, WebProcess, web_env
 from bench.processes import PROJECT_ROOT, VENV_BIN, migrate
 from bench.servers import RunningServer, our_server
 from bench.soak_checks import StaffClient
-from bench.soak_visitor import MAX_MESSAGE_LENGTH
+from bench.soak_hostile import MAX_MESSAGE_LENGTH
 
 MODEL_DIR = PROJECT_ROOT / "var" / "models" / "smollm2-135m-instruct"
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
