@@ -4,12 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import {
-  apply,
-  beginSend,
-  createState,
-  takePending,
-} from "../../static/chatui/conversation.js";
+import { apply, beginSend, createState, takePending } from "../../static/chatui/conversation.js";
 
 import { CID, msg, snapshot, token, message, loaded } from "./conversation-factories.mjs";
 

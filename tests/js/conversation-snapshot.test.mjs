@@ -4,12 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import {
-  apply,
-  beginSend,
-  chooseBranch,
-  createState,
-} from "../../static/chatui/conversation.js";
+import { apply, beginSend, chooseBranch, createState } from "../../static/chatui/conversation.js";
 
 import { CID, msg, conversation, snapshot, loaded, ids } from "./conversation-factories.mjs";
 

@@ -94,16 +94,8 @@ class FakeOpenAI(FakeServer):
                 choice["message"] = {"role": "assistant", "content": text}
             else:
                 choice["text"] = text
-            return JSONResponse(
-                {
-                    "id": "cmpl-fake",
-                    "object": "chat.completion" if chat else "text_completion",
-                    "created": 0,
-                    "model": model,
-                    "choices": [choice],
-                    "usage": _usage(len(texts)),
-                }
-            )
+            object_ = "chat.completion" if chat else "text_completion"
+            return JSONResponse(_envelope(object_, model, [choice], usage=_usage(len(texts))))
         return StreamingResponse(
             self._paced(request, script, self._frames(script, texts, finish, model, chat=chat)),
             media_type="text/event-stream",
@@ -112,6 +104,8 @@ class FakeOpenAI(FakeServer):
     def _frames(
         self, script: Script, texts: list[str], finish: str, model: str, *, chat: bool
     ) -> Iterator[str | Drop | Stall]:
+        chunk_object = "chat.completion.chunk" if chat else "text_completion"
+
         def chunk(content: str | None, finish_reason: str | None, role: bool = False) -> str:
             if chat:
                 delta: dict[str, Any] = {}
@@ -123,15 +117,7 @@ class FakeOpenAI(FakeServer):
             else:
                 choice = {"index": 0, "text": content or ""}
             choice["finish_reason"] = finish_reason
-            return sse(
-                {
-                    "id": "cmpl-fake",
-                    "object": "chat.completion.chunk" if chat else "text_completion",
-                    "created": 0,
-                    "model": model,
-                    "choices": [choice],
-                }
-            )
+            return sse(_envelope(chunk_object, model, [choice]))
 
         if chat:
             yield chunk("", None, role=True)
@@ -145,17 +131,22 @@ class FakeOpenAI(FakeServer):
             return
         yield chunk(None if chat else "", finish)
         if self.usage:
-            yield sse(
-                {
-                    "id": "cmpl-fake",
-                    "object": "chat.completion.chunk" if chat else "text_completion",
-                    "created": 0,
-                    "model": model,
-                    "choices": [],
-                    "usage": _usage(len(texts)),
-                }
-            )
+            yield sse(_envelope(chunk_object, model, [], usage=_usage(len(texts))))
         yield sse("[DONE]")
+
+
+def _envelope(
+    object_: str, model: str, choices: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    """An answer or a chunk: the fixed id and time around `choices` (and `extra`, e.g. usage)."""
+    return {
+        "id": "cmpl-fake",
+        "object": object_,
+        "created": 0,
+        "model": model,
+        "choices": choices,
+        **extra,
+    }
 
 
 def _usage(num_completion_tokens: int) -> dict[str, int]:
