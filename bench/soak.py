@@ -25,25 +25,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from bench.chat_stack import Databases, WebProcess, web_env
+from bench.chat_stack import Databases
 from bench.machine import isa_line
-from bench.processes import PROJECT_ROOT, VENV_BIN, migrate
-from bench.servers import RunningServer, our_server
 from bench.soak_checks import (
-    StaffClient,
     compare,
     database_connections,
     gauges,
@@ -51,13 +46,9 @@ from bench.soak_checks import (
     rss_bytes,
     stored_messages,
 )
-from bench.soak_visitor import MAX_MESSAGE_LENGTH, Visitor
+from bench.soak_stack import MODEL_DIR, Stack, prime_model_server, start
+from bench.soak_visitor import Visitor
 
-MODEL_DIR = PROJECT_ROOT / "var" / "models" / "smollm2-135m-instruct"
-MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-TRUNCATE = 1536  # the model's `truncate`: the longest prompt the app sends
-NUM_PRIMING_PROMPTS = 4  # prompts of TRUNCATE tokens at once: the largest prefill steps
-STAFF = ("soak-admin", secrets.token_urlsafe(12))
 DRAIN_TIMEOUT_S = 180.0
 RSS_GROWTH_FRACTION = 0.02  # of the mid-run RSS, allowed over the second half of the run
 RSS_GROWTH_MIN_MB = 24.0
@@ -102,60 +93,6 @@ class Sample:
     tasks: int
     answers: int
     label: str = ""  # instead of the minute
-
-
-@dataclass
-class Stack:
-    """The running processes and what the checks need to reach them."""
-
-    model: RunningServer
-    web: list[WebProcess]
-    database: str
-    database_url: str
-    staff: StaffClient = field(default_factory=StaffClient)
-
-    @property
-    def urls(self) -> list[str]:
-        return [p.url for p in self.web]
-
-
-def models_json(model_url: str, max_new_tokens: int) -> str:
-    """The bundled model's entry, with short answers (so that Continue has work)."""
-    parameters = {"temperature": 0.7, "top_p": 0.95, "repetition_penalty": 1.1}
-    parameters |= {"truncate": TRUNCATE}
-    parameters |= {"max_new_tokens": max_new_tokens, "stop": ["<|im_end|>"]}
-    model = {"id": MODEL_ID, "name": MODEL_ID, "parameters": parameters}
-    return json.dumps([{**model, "endpoints": [{"type": "tgi", "url": model_url}]}])
-
-
-def start(args: argparse.Namespace, databases: Databases, log_dir: Path) -> Stack:
-    model = RunningServer(our_server(args.model_dir, args.dtype), log_dir / "inference.log")
-    name = databases.create()
-    env = web_env(
-        database_url=databases.url(name),
-        redis_url=args.redis_url if args.web_processes > 1 else "",
-        endpoint_url=model.base_url,
-    )
-    env["MODELS"] = models_json(model.base_url, args.max_new_tokens)
-    env["USAGE_LIMITS"] = json.dumps(
-        {"messageLength": MAX_MESSAGE_LENGTH, "messagesPerMinute": 0, "concurrentGenerations": 2}
-    )
-    migrate(env)
-    create_staff = ["createsuperuser", "--noinput", "--username", STAFF[0], "--email", "s@x.org"]
-    subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", *create_staff],
-        cwd=PROJECT_ROOT,
-        env={**env, "DJANGO_SUPERUSER_PASSWORD": STAFF[1]},
-        check=True,
-        capture_output=True,
-    )
-    web = [WebProcess(env, log_dir / f"web-{i}.log") for i in range(args.web_processes)]
-    stack = Stack(model, web, name, databases.url(name))
-    for process in web:
-        process.wait_ready()
-    model.wait_ready()
-    stack.staff.login(stack.urls[0], *STAFF)
-    return stack
 
 
 def sample(stack: Stack, minute: float, answers: int) -> Sample:
@@ -293,26 +230,6 @@ def rss_growth(samples: list[Sample]) -> list[str]:
         for name, before, after in pairs
         if after - before > max(RSS_GROWTH_MIN_MB, RSS_GROWTH_FRACTION * before)
     ]
-
-
-def prime_model_server(stack: Stack, max_new_tokens: int) -> None:
-    """The largest steps the soak can cause (prompts at the truncation limit, several at once)
-    before measuring: memory the allocator keeps after its largest step is not a leak."""
-    body = {
-        "inputs": "hello " * TRUNCATE,
-        "parameters": {"max_new_tokens": max_new_tokens, "truncate": TRUNCATE},
-    }
-
-    async def prime() -> None:
-        async with httpx.AsyncClient(timeout=600) as client:
-            sent = [
-                client.post(stack.model.base_url + "/generate", json=body)
-                for _ in range(NUM_PRIMING_PROMPTS)
-            ]
-            for response in await asyncio.gather(*sent):
-                response.raise_for_status()
-
-    asyncio.run(prime())
 
 
 def warm_up(stack: Stack) -> list[int]:

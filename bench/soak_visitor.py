@@ -1,9 +1,8 @@
 """One simulated visitor of `bench.soak`: a browser session that opens its conversations on a
 random web process each time and does what people do (ask, leave mid-answer and come back,
-stop, regenerate, continue, edit, start a new chat) and what attackers do (a NUL character, a
-message over the length limit, frames that are not JSON objects, a binary frame, JSON nested
-100000 deep, a frame over 1 MiB). It records every message as it saw it (`Seen`), so that the
-database can be compared with it at the end, and everything that went wrong (`problems`).
+stop, regenerate, continue, edit, start a new chat) and what attackers do (the frames of
+`bench.soak_hostile`). It records every message as it saw it (`Seen`), so that the database can
+be compared with it at the end, and everything that went wrong (`problems`).
 
 Must not import Django or `chatui`: the app runs in other processes.
 """
@@ -24,10 +23,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bench.chat_clients import create_conversation, open_socket
+from bench.soak_hostile import CLOSE_TOO_BIG, HOSTILE, hostile_frame
 
 ANSWER_TIMEOUT_S = 180.0  # an answer on a busy 2-core machine, queued behind others
-MAX_MESSAGE_LENGTH = 10000  # USAGE_LIMITS.messageLength in the soak's web processes
-CLOSE_TOO_BIG = 1009
 CLOSE_RECONNECT = 4012  # the channel layer restarted: the page reconnects
 EXPECTED_CLOSES = {1000, 1001, CLOSE_TOO_BIG, CLOSE_RECONNECT}
 PROMPTS = (
@@ -52,17 +50,6 @@ ACTIONS = (
     ("edit", 8),
     ("new_chat", 5),
     ("hostile", 17),
-)
-HOSTILE = (
-    "nul",
-    "too_long",
-    "not_json",
-    "type_list",
-    "type_object",
-    "not_object",
-    "binary",
-    "nested",
-    "too_big",
 )
 
 
@@ -371,18 +358,7 @@ class Visitor:
 
     async def _hostile(self) -> None:
         kind = self.random.choice(HOSTILE)
-        frames: dict[str, str | bytes | dict[str, Any]] = {
-            "nul": {"type": "send", "content": "a\x00b", "parent_id": None},
-            "too_long": {"type": "send", "content": "x" * (MAX_MESSAGE_LENGTH + 1)},
-            "not_json": "{not json",
-            "type_list": {"type": ["send"]},
-            "type_object": {"type": {"send": 1}},
-            "not_object": "[1, 2, 3]",
-            "binary": b"\x00\xffbinary",
-            "nested": "[" * 100000,
-            "too_big": json.dumps({"type": "send", "content": "y" * (1024 * 1024 + 1)}),
-        }
-        await self._send(frames[kind])
+        await self._send(hostile_frame(kind))
         while True:
             event = await self._event()
             if event["type"] == "error" and event.get("message_id") is None:

@@ -1,11 +1,12 @@
 """Helpers for the chat backend tests: owners (anonymous sessions or users) with their
-session cookies, their conversations, and websocket helpers (connect, read events, merge
-tokens like a page)."""
+session cookies, their conversations, and websocket helpers (connect, start an answer, read
+events, merge tokens like a page)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from django.test import Client
 from chatui import services
 from chatui.identity import ANON_SESSION_KEY, Identity
 from chatui.models import Message
+from tests.chatui.fake_endpoints import Script
 
 MODEL_A = "model-a"
 MODEL_B = "model-b"
@@ -85,6 +87,18 @@ async def send_and_finish(
     """Sends a message and reads the events up to its answer's `final`."""
     await socket.send_json_to({"type": "send", "content": content, "parent_id": parent_id, **extra})
     return await receive_until(socket, "final")
+
+
+async def start_answer(
+    endpoints: Any, content: str, tokens: Sequence[str], *, delay: float
+) -> tuple[Owner, str, WebsocketCommunicator]:
+    """A new owner's conversation with an answer under way: the fake TGI (`endpoints.tgi`) will
+    send `tokens` `delay` seconds apart, and `content` is sent on an open socket."""
+    endpoints.tgi.queue(Script(tokens=tokens, delay=delay))
+    owner, conversation_id = await setup_owner()
+    socket = await connect(owner, conversation_id)
+    await socket.send_json_to({"type": "send", "content": content, "parent_id": None})
+    return owner, conversation_id, socket
 
 
 async def connect(owner: Owner, conversation_id: Any, **kwargs: Any) -> WebsocketCommunicator:

@@ -24,6 +24,7 @@ from tests.chatui.helpers import (
     receive_until,
     send_and_finish,
     setup_owner,
+    start_answer,
     wait_idle,
 )
 
@@ -175,10 +176,9 @@ async def test_a_foreign_origin_is_rejected(endpoints):
 
 
 async def test_one_answer_at_a_time_per_conversation(endpoints):
-    endpoints.tgi.queue(Script(tokens=[f"t{i} " for i in range(100)], delay=0.05))
-    owner, cid = await setup_owner()
-    socket = await connect(owner, cid)
-    await socket.send_json_to({"type": "send", "content": "long", "parent_id": None})
+    _, cid, socket = await start_answer(
+        endpoints, "long", [f"t{i} " for i in range(100)], delay=0.05
+    )
     answer = (await receive_until(socket, "token"))[1]["message"]
     await socket.send_json_to({"type": "send", "content": "again", "parent_id": answer["id"]})
     error = (await receive_until(socket, "error"))[-1]

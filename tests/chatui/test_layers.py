@@ -19,14 +19,7 @@ from chatui.layers import LAYER_FAILURES, raise_if_cancelled
 from chatui.streaming import publish
 from chatui.streaming.answer import Answer, listen
 from tests.chatui.fake_endpoints import Script
-from tests.chatui.helpers import (
-    connect,
-    db,
-    make_owner,
-    new_conversation,
-    receive_until,
-    wait_idle,
-)
+from tests.chatui.helpers import connect, receive_until, setup_owner, wait_idle
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -134,8 +127,7 @@ async def test_tokens_fan_out_to_every_socket_and_stop_crosses_the_layer(endpoin
         Script(tokens=["Hello", " over", " Redis"]),
         Script(tokens=[f"t{i} " for i in range(200)], delay=0.05),
     )
-    owner = await db(make_owner)()
-    cid = await db(new_conversation)(owner)
+    owner, cid = await setup_owner()
     first, second = await connect(owner, cid), await connect(owner, cid)
     await first.send_json_to({"type": "send", "content": "hi", "parent_id": None})
     for socket in (first, second):

@@ -1,6 +1,7 @@
 """Hostile users: two anonymous visitors and two logged-in users try every route of the URL
-conf, the websocket, export, share and admin on each other's data. Every attempt is refused
-and changes nothing; every write without the CSRF token is refused.
+conf, export, share and admin on each other's data. Every attempt is refused and changes
+nothing; every write without the CSRF token is refused. (The websocket:
+test_ownership_websocket.py; the people: ownership_people.py.)
 
 The routes come from the URL conf itself: a route missing from CHAT_ATTACKS fails
 `test_every_route_is_attacked`, and admin routes are all tried generically, so a new route
@@ -18,39 +19,12 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from chatui import services
-from chatui.consumers import CLOSE_FORBIDDEN
-from chatui.identity import ANON_SESSION_KEY, Identity
-from chatui.models import (
-    Assistant,
-    Attachment,
-    Conversation,
-    Message,
-    SharedConversation,
-    UserSettings,
-)
 from chatui.routing import websocket_urlpatterns
-from chatui.selectors import MESSAGE_NOT_FOUND
-from tests.chatui.fake_endpoints import Script
-from tests.chatui.helpers import (
-    MODEL_A,
-    MODEL_B,
-    TIMEOUT,
-    Owner,
-    connect,
-    db,
-    receive_until,
-)
-
-PEOPLE = ("visitor1", "visitor2", "user1", "user2")
-PASSWORD = "Pw-of-a-victim-77"
-
+from tests.chatui.helpers import MODEL_A
+from tests.chatui.ownership_people import PEOPLE, Person, make_person
 
 # --- the URL conf ----------------------------------------------------------------------------
 
@@ -76,98 +50,7 @@ def is_admin(pattern: str) -> bool:
     return pattern.startswith("admin/")
 
 
-# --- people and their data -------------------------------------------------------------------
-
-
-@dataclass
-class Person:
-    name: str
-    identity: Identity
-    user: Any
-    conversation_id: str
-    question_id: str
-    answer_id: str
-    share_id: str
-    assistant_id: str  # users have one (public by design); a visitor's is an unknown id
-    attachment_id: str  # a file on the private conversation's question
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """Strings only this person's private data contains."""
-        return (f"{self.name}-title", f"{self.name}-question", f"{self.name}-prompt")
-
-    def client(self, **kwargs: Any) -> Client:
-        """A fresh client signed in as this person (a new session each time: an attack such
-        as logout must not leave the next one anonymous)."""
-        client = Client(**kwargs)
-        if self.user is not None:
-            client.force_login(self.user)
-        else:
-            session = SessionStore()
-            session[ANON_SESSION_KEY] = self.identity.anon_key
-            session.create()
-            client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
-        return client
-
-    def state(self) -> list[Any]:
-        """Everything this person owns, as plain values (timestamps included)."""
-        owned = self.identity.owner_q()
-        rows = [
-            list(Conversation.objects.filter(owned).order_by("pk").values()),
-            list(Message.objects.filter(self.identity.owner_q("conversation__")).values()),
-            list(UserSettings.objects.filter(owned).values()),
-            list(SharedConversation.objects.filter(owned).values()),
-            list(Attachment.objects.filter(self.identity.owner_q("conversation__")).values()),
-        ]
-        if self.user is not None:
-            rows.append(list(get_user_model().objects.filter(pk=self.user.pk).values()))
-            rows.append(list(Assistant.objects.filter(user=self.user).values()))
-        return rows
-
-
-def make_person(name: str) -> Person:
-    user = None
-    if name.startswith("user"):
-        user = get_user_model().objects.create_user(name, password=PASSWORD)
-        identity = Identity(user_id=user.pk)
-    else:
-        identity = Identity(anon_key=f"key-of-{name}")
-    services.settings_update(
-        identity=identity, active_model=MODEL_B, custom_prompts={MODEL_A: f"{name}-prompt"}
-    )
-    # The shared conversation holds nothing private: a share shows its whole snapshot.
-    public = services.conversation_create(identity=identity, model=MODEL_A, system_prompt="")
-    question = Message.objects.create(conversation=public, role="user", content="shared q")
-    Message.objects.create(conversation=public, parent=question, role="assistant", content="a")
-    share = services.conversation_share(identity=identity, conversation=public)
-    conversation = services.conversation_create(identity=identity, model=MODEL_A)
-    services.conversation_update(conversation=conversation, title=f"{name}-title")
-    question = Message.objects.create(
-        conversation=conversation, role="user", content=f"{name}-question"
-    )
-    answer = Message.objects.create(
-        conversation=conversation, parent=question, role="assistant", content="answer"
-    )
-    attachment = Attachment(
-        conversation=conversation, message=question, name="f.txt", mime="text/plain", size=6
-    )
-    attachment.kind = Attachment.Kind.TEXT
-    attachment.file.save("f.txt", ContentFile(f"{name}-question".encode()), save=False)
-    attachment.save()
-    assistant_id = "00000000-0000-4000-8000-000000000000"
-    if user is not None:
-        assistant_id = str(services.assistant_save(user=user, name=f"{name}-bot", model=MODEL_A).pk)
-    return Person(
-        name,
-        identity,
-        user,
-        str(conversation.pk),
-        str(question.pk),
-        str(answer.pk),
-        share.id,
-        assistant_id,
-        str(attachment.pk),
-    )
+# --- people ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -284,7 +167,7 @@ def test_every_route_is_attacked():
     assert chat_routes == set(CHAT_ATTACKS)
     assert [str(p.pattern) for p in websocket_urlpatterns] == [
         "ws/conversations/<uuid:conversation_id>/"
-    ]  # attacked in test_the_websocket_refuses_everything_on_foreign_data
+    ]  # attacked in test_ownership_websocket.py
 
 
 INTRUDERS = [*PEOPLE, None]  # None: a visitor without any cookie
@@ -355,80 +238,3 @@ def test_every_write_without_the_csrf_token_is_refused(people):
         "/api/conversations", "{}", content_type="application/json", HTTP_X_CSRFTOKEN=token
     )
     assert response.status_code == 201
-
-
-# --- the websocket ---------------------------------------------------------------------------
-
-
-def _ws_person(name: str) -> tuple[Person, Owner]:
-    """A person and their session cookie, for the websocket helpers."""
-    person = make_person(name)
-    cookie = person.client().cookies[settings.SESSION_COOKIE_NAME].value
-    return person, Owner(person.identity, cookie, person.user)
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(
-    ("intruder_name", "victim_name"),
-    [("visitor1", "visitor2"), ("user1", "user2"), ("visitor1", "user1"), ("user1", "visitor1")],
-)
-async def test_the_websocket_refuses_everything_on_foreign_data(
-    endpoints, intruder_name, victim_name
-):
-    from channels.testing import WebsocketCommunicator
-
-    from config.asgi import application
-
-    intruder, intruder_owner = await db(_ws_person)(intruder_name)
-    victim, victim_owner = await db(_ws_person)(victim_name)
-    endpoints.tgi.queue(Script(tokens=[f"w{i} " for i in range(30)], delay=0.03))
-    # The victim's answer is streaming while the intruder tries everything.
-    victim_socket = await connect(victim_owner, victim.conversation_id)
-    await victim_socket.send_json_to(
-        {"type": "send", "content": "go on", "parent_id": victim.answer_id}
-    )
-    await receive_until(victim_socket, "token")
-    before = await db(victim.state)()
-
-    requests = [
-        {"type": "send", "content": "hijack", "parent_id": victim.answer_id},
-        {"type": "edit", "message_id": victim.question_id, "content": "hijack"},
-        {"type": "regenerate", "message_id": victim.answer_id},
-        {"type": "continue", "message_id": victim.answer_id},
-        {"type": "stop"},
-    ]
-    # Straight at the victim's conversation: refused at once, and what follows is ignored.
-    foreign = WebsocketCommunicator(
-        application,
-        f"/ws/conversations/{victim.conversation_id}/",
-        headers=intruder_owner.headers(),
-    )
-    assert (await foreign.connect(timeout=TIMEOUT))[0]
-    close = await foreign.receive_output(timeout=TIMEOUT)
-    assert close == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
-    for request in requests:
-        await foreign.send_json_to(request)
-    assert await foreign.receive_nothing(timeout=0.3)
-    await foreign.disconnect()
-    # Through the intruder's own conversation, with the victim's message ids.
-    own = await connect(intruder_owner, intruder.conversation_id)
-    for request in requests[:4]:
-        await own.send_json_to(request)
-        event = await own.receive_json_from(timeout=TIMEOUT)
-        assert event == {"type": "error", "message": MESSAGE_NOT_FOUND, "message_id": None}
-    await own.send_json_to({"type": "stop"})  # stops nothing of the victim's
-    assert await own.receive_nothing(timeout=0.3)
-    await own.disconnect()
-
-    final = (await receive_until(victim_socket, "final"))[-1]["message"]
-    assert final["content"].startswith("w0 w1") and "w29" in final["content"]
-    assert final["finish_reason"] != "stopped" and not final["interrupted"]
-    status = (await receive_until(victim_socket, "status"))[-1]
-    assert status["status"] == "done"
-    await victim_socket.disconnect()
-    after = await db(victim.state)()
-    conversations, messages, *others = after
-    assert conversations == before[0] and others == before[2:]
-    # Only the victim's own answer moved on (it finished streaming); nothing was added.
-    assert [m["id"] for m in messages] == [m["id"] for m in before[1]]
-    assert all("hijack" not in m["content"] for m in messages)

@@ -9,14 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 
 from tests.chatui.fake_endpoints import Script
-from tests.chatui.helpers import (
-    connect,
-    db,
-    make_owner,
-    new_conversation,
-    receive_until,
-    wait_idle,
-)
+from tests.chatui.helpers import connect, db, receive_until, setup_owner, wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,8 +30,7 @@ async def test_runtime_counts_sockets_and_answers_and_return_to_idle(endpoints):
     staff = await db(get_user_model().objects.create_superuser)("root", "r@x.org", "pw-123456")
     client = AsyncClient()
     await client.aforce_login(staff)
-    owner = await db(make_owner)()
-    cid = await db(new_conversation)(owner)
+    owner, cid = await setup_owner()
     idle = (await client.get(URL)).json()
 
     socket = await connect(owner, cid)

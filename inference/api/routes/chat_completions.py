@@ -27,11 +27,12 @@ from inference.api.routes.common import (
     generate_headers,
     off_loop,
     record_success,
+    run_holding_permit,
     stream_headers,
-    unless_disconnected,
     validate,
 )
 from inference.api.routes.openai_common import (
+    CompletionMeta,
     error_event,
     openai_finish_reason,
     response_model_name,
@@ -60,7 +61,7 @@ from inference.api.schemas import (
     ToolCallMessage,
     Usage,
 )
-from inference.api.sse import DONE, EventStreamResponse, frame
+from inference.api.sse import DONE, EventStreamResponse
 from inference.api.state import ServerState, get_state
 from inference.api.tools import ToolCallStream, ToolOutput, parse_tool_output, plan_tools
 from inference.api.validation import (
@@ -181,13 +182,8 @@ async def chat_completions(body: ChatRequest, request: Request) -> Response:
             keepalive_interval=state.keepalive_interval,
             headers=stream_headers(state, valid.inputs),
         )
-    try:
-        sequence = await unless_disconnected(request, generate_one(state.attached, valid, permit))
-    except ApiError as error:
-        count_failure(state, error)
-        raise
-    finally:
-        permit.release()
+    work = generate_one(state.attached, valid, permit)
+    sequence = await run_holding_permit(state, request, permit, work)
     timings = record_success(state, start, sequence)
     finish_reason = openai_finish_reason(sequence.finish_reason)
     message: TextMessage | ToolCallMessage = TextMessage(role="assistant", content=sequence.text)
@@ -195,11 +191,9 @@ async def chat_completions(body: ChatRequest, request: Request) -> Response:
         output = parse_tool_output(sequence.text)
         message = answer_message(output, completion_id)
         finish_reason = TOOL_CALLS if output.is_call else finish_reason
+    meta = CompletionMeta(completion_id, int(time.time()), model, state.system_fingerprint)
     completion = ChatCompletion(
-        id=completion_id,
-        created=int(time.time()),
-        model=model,
-        system_fingerprint=state.system_fingerprint,
+        **meta.fields(),
         choices=[
             ChatCompletionComplete(
                 index=0,
@@ -226,20 +220,11 @@ async def chat_events(
     body: ChatRequest,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
-    created = int(time.time())
+    meta = CompletionMeta(completion_id, int(time.time()), model, state.system_fingerprint)
     sequence = Generated(input_length=valid.input_length)
 
     def chunk(choices: list[ChatCompletionChoice], usage: Usage | None = None) -> bytes:
-        return frame(
-            ChatCompletionChunk(
-                id=completion_id,
-                created=created,
-                model=model,
-                system_fingerprint=state.system_fingerprint,
-                choices=choices,
-                usage=usage,
-            ).model_dump_json()
-        )
+        return meta.chunk(ChatCompletionChunk, choices, usage)
 
     async def text_chunks() -> AsyncIterator[bytes]:
         async for event in engine_events(state.attached, valid, permit):

@@ -81,6 +81,20 @@ async def admit_validated(
         raise
 
 
+async def run_holding_permit(
+    state: ServerState, request: Request, permit: Permit, work: Awaitable[T]
+) -> T:
+    """The rest of a request that answers in one document: await `work` unless the client hangs
+    up, count a failure, and give the permit back whatever happens."""
+    try:
+        return await unless_disconnected(request, work)
+    except ApiError as error:
+        count_failure(state, error)
+        raise
+    finally:
+        permit.release()
+
+
 async def off_loop(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run CPU-bound request work (tokenising, chat templates, big JSON) in a worker thread.
 

@@ -25,11 +25,12 @@ from inference.api.routes.common import (
     count_failure,
     generate_headers,
     record_success,
+    run_holding_permit,
     stream_headers,
-    unless_disconnected,
     validate,
 )
 from inference.api.routes.openai_common import (
+    CompletionMeta,
     error_event,
     openai_finish_reason,
     response_model_name,
@@ -44,7 +45,7 @@ from inference.api.schemas import (
     CompletionRequest,
     Usage,
 )
-from inference.api.sse import DONE, EventStreamResponse, frame
+from inference.api.sse import DONE, EventStreamResponse
 from inference.api.state import MAX_CLIENT_BATCH_SIZE, ServerState, get_state
 from inference.api.validation import (
     CLIENT_BATCH_SIZE,
@@ -97,20 +98,12 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     start = time.monotonic()
     permit, valids = await admit_validated(state, lambda: prepare_completions(state, body))
     model = response_model_name(state, body.model)
-    completion_id = f"cmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
+    meta = CompletionMeta(
+        f"cmpl-{uuid.uuid4().hex}", int(time.time()), model, state.system_fingerprint
+    )
 
     def make_chunk(choice: CompletionComplete, usage: Usage | None = None) -> bytes:
-        return frame(
-            Chunk(
-                id=completion_id,
-                created=created,
-                model=model,
-                system_fingerprint=state.system_fingerprint,
-                choices=[choice],
-                usage=usage,
-            ).model_dump_json()
-        )
+        return meta.chunk(Chunk, [choice], usage)
 
     if body.stream:
         streams = [
@@ -123,14 +116,8 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
             headers=stream_headers(state, "".join(v.inputs for v in valids)),
         )
     engine = state.attached
-    try:
-        work = asyncio.gather(*(generate_one(engine, v, permit) for v in valids))
-        sequences = await unless_disconnected(request, work)
-    except ApiError as error:
-        count_failure(state, error)
-        raise
-    finally:
-        permit.release()
+    work = asyncio.gather(*(generate_one(engine, v, permit) for v in valids))
+    sequences = await run_holding_permit(state, request, permit, work)
     choices, prompt_tokens, completion_tokens = [], 0, 0
     for index, (valid, sequence) in enumerate(zip(valids, sequences, strict=True)):
         timings = record_success(state, start, sequence)
@@ -146,10 +133,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
             )
         )
     final = CompletionFinal(
-        id=completion_id,
-        created=created,
-        model=model,
-        system_fingerprint=state.system_fingerprint,
+        **meta.fields(),
         choices=choices,
         usage=Usage(
             prompt_tokens=prompt_tokens,

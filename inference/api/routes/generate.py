@@ -22,8 +22,8 @@ from inference.api.routes.common import (
     count_failure,
     generate_headers,
     record_success,
+    run_holding_permit,
     stream_headers,
-    unless_disconnected,
     validate,
 )
 from inference.api.schemas import (
@@ -104,17 +104,11 @@ async def run_generate(
     state: ServerState, request: Request, body: GenerateRequest, start: float
 ) -> tuple[GenerateResponse, dict[str, str]]:
     """Validate, generate (best_of aware) and account for one non-streaming request."""
-    permit = state.admit()
-    try:
-        valid = await validate(state, body.inputs, body.parameters)
-        best, others = await unless_disconnected(
-            request, generate_best_of(state.attached, valid, permit)
-        )
-    except ApiError as error:
-        count_failure(state, error)
-        raise
-    finally:
-        permit.release()
+    permit, valid = await admit_validated(
+        state, lambda: validate(state, body.inputs, body.parameters)
+    )
+    work = generate_best_of(state.attached, valid, permit)
+    best, others = await run_holding_permit(state, request, permit, work)
     timings = record_success(state, start, best)
     details = build_details(valid, best, others) if valid.details else None
     response = GenerateResponse(generated_text=full_text(valid, best), details=details)

@@ -9,7 +9,10 @@ Must not import torch or a route module.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from inference.api.contract import OPENAI_STREAM_ERROR, event_stream
 from inference.api.errors import ApiError
@@ -90,6 +93,25 @@ def usage_of(sequence: Generated, valid: ValidRequest) -> Usage:
         completion_tokens=sequence.generated_tokens,
         total_tokens=prompt_tokens + sequence.generated_tokens,
     )
+
+
+@dataclass(frozen=True)
+class CompletionMeta:
+    """What an OpenAI answer and each of its chunks carry besides choices and usage."""
+
+    id: str
+    created: int
+    model: str
+    system_fingerprint: str
+
+    def fields(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def chunk(
+        self, chunk_type: type[BaseModel], choices: list[Any], usage: Usage | None = None
+    ) -> bytes:
+        """One SSE frame of `chunk_type` (`ChatCompletionChunk` or `Chunk`)."""
+        return frame(chunk_type(**self.fields(), choices=choices, usage=usage).model_dump_json())
 
 
 def response_model_name(state: ServerState, requested: str | None) -> str:

@@ -21,6 +21,7 @@ from tests.chatui.helpers import (
     receive_until,
     send_and_finish,
     setup_owner,
+    start_answer,
     wait_idle,
 )
 
@@ -58,10 +59,9 @@ async def test_stop_cancels_the_request_and_keeps_the_partial_answer(endpoints):
 
 async def test_stop_reaches_the_task_through_the_channel_layer(endpoints):
     """What another process does: it has no registry entry, only the group."""
-    endpoints.tgi.queue(Script(tokens=[f"t{i} " for i in range(200)], delay=0.05))
-    owner, cid = await setup_owner()
-    socket = await connect(owner, cid)
-    await socket.send_json_to({"type": "send", "content": "Count", "parent_id": None})
+    _, cid, socket = await start_answer(
+        endpoints, "Count", [f"t{i} " for i in range(200)], delay=0.05
+    )
     await receive_until(socket, "token")
     await get_channel_layer().group_send(publish.generation_group(cid), {"type": publish.STOP_TYPE})
     final = (await receive_until(socket, "final"))[-1]["message"]
@@ -73,10 +73,9 @@ async def test_stop_reaches_the_task_through_the_channel_layer(endpoints):
 
 async def test_a_running_task_resends_its_text_to_a_socket_that_asks(endpoints):
     """What a socket served by another process gets after its (DB) snapshot."""
-    endpoints.tgi.queue(Script(tokens=[f"t{i} " for i in range(100)], delay=0.05))
-    owner, cid = await setup_owner()
-    socket = await connect(owner, cid)
-    await socket.send_json_to({"type": "send", "content": "long", "parent_id": None})
+    _, cid, socket = await start_answer(
+        endpoints, "long", [f"t{i} " for i in range(100)], delay=0.05
+    )
     await receive_until(socket, "token")
     await receive_until(socket, "token")
     layer = get_channel_layer()
@@ -97,10 +96,9 @@ async def test_a_running_task_resends_its_text_to_a_socket_that_asks(endpoints):
 
 
 async def test_closing_the_tab_does_not_stop_the_answer_and_reconnect_resumes(endpoints):
-    endpoints.tgi.queue(Script(tokens=[f"w{i} " for i in range(40)], delay=0.03))
-    owner, cid = await setup_owner()
-    socket = await connect(owner, cid)
-    await socket.send_json_to({"type": "send", "content": "Go", "parent_id": None})
+    owner, cid, socket = await start_answer(
+        endpoints, "Go", [f"w{i} " for i in range(40)], delay=0.03
+    )
     for _ in range(5):
         await receive_until(socket, "token")
     await socket.disconnect()

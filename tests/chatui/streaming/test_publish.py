@@ -7,12 +7,7 @@ import pytest
 
 from chatui.streaming import publish
 from chatui.streaming.hub import get_hub
-from tests.chatui.helpers import (
-    connect,
-    receive_until,
-    setup_owner,
-    wait_idle,
-)
+from tests.chatui.helpers import connect, receive_until, setup_owner, wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,13 +11,7 @@ from django.utils import timezone
 
 from chatui.models import Conversation, Message
 from chatui.streaming.reaper import with_reaper
-from tests.chatui.helpers import (
-    connect,
-    db,
-    send_and_finish,
-    setup_owner,
-    wait_idle,
-)
+from tests.chatui.helpers import connect, db, send_and_finish, setup_owner, wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -23,6 +23,7 @@ from tests.chatui.helpers import (
     receive_until,
     send_and_finish,
     setup_owner,
+    start_answer,
     wait_idle,
 )
 
@@ -64,10 +65,7 @@ async def test_an_answer_costs_few_database_writes(endpoints, settings, update_s
 
 async def test_slow_answers_are_saved_every_interval_while_streaming(endpoints, settings):
     settings.CHATUI_SAVE_EVERY_TOKENS = 1000  # only the time rule can save here
-    endpoints.tgi.queue(Script(tokens=[f"s{i} " for i in range(12)], delay=0.1))
-    owner, cid = await setup_owner()
-    socket = await connect(owner, cid)
-    await socket.send_json_to({"type": "send", "content": "slow", "parent_id": None})
+    _, cid, socket = await start_answer(endpoints, "slow", [f"s{i} " for i in range(12)], delay=0.1)
     for _ in range(6):  # 0.6 s of tokens: more than two save intervals
         events = await receive_until(socket, "token")
     answer_id = events[-1]["message_id"]
@@ -81,10 +79,9 @@ async def test_slow_answers_are_saved_every_interval_while_streaming(endpoints, 
 
 
 async def test_deleting_the_conversation_stops_its_answer(endpoints):
-    endpoints.tgi.queue(Script(tokens=[f"t{i} " for i in range(200)], delay=0.05))
-    owner, cid = await setup_owner()
-    socket = await connect(owner, cid)
-    await socket.send_json_to({"type": "send", "content": "long", "parent_id": None})
+    _, cid, socket = await start_answer(
+        endpoints, "long", [f"t{i} " for i in range(200)], delay=0.05
+    )
     await receive_until(socket, "token")
     conversation = await db(Conversation.objects.get)(pk=cid)
     await db(services.conversation_delete)(conversation=conversation)

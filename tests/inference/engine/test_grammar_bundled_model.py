@@ -22,81 +22,72 @@ from tests.inference.factories import make_request, run_to_completion
 # Letters and spaces: 24 characters of another script can take 3 tokens each, and then a
 # token limit, not the grammar, could end an answer.
 NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z ]{0,23}$"}
-SCHEMAS: dict[str, dict] = {
-    "person": {
+
+
+def closed_object(properties: dict, required: list[str] | None = None) -> dict:
+    """An object schema with no other properties; all of them required unless `required`."""
+    return {
         "type": "object",
-        "properties": {
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+    }
+
+
+SCHEMAS: dict[str, dict] = {
+    "person": closed_object(
+        {
             "name": NAME,
             "age": {"type": "integer", "minimum": 0, "maximum": 120},
             "email": {"type": "string", "pattern": "^[a-z]{1,10}@[a-z]{1,10}\\.(com|org)$"},
-        },
-        "required": ["name", "age", "email"],
-        "additionalProperties": False,
-    },
-    "address (nested)": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "address (nested)": closed_object(
+        {
             "owner": NAME,
-            "address": {
-                "type": "object",
-                "properties": {
+            "address": closed_object(
+                {
                     "street": NAME,
                     "zip": {"type": "string", "pattern": "^[0-9]{5}$"},
                     "country": {"enum": ["FR", "DE", "US", "JP"]},
-                },
-                "required": ["street", "zip", "country"],
-                "additionalProperties": False,
-            },
-        },
-        "required": ["owner", "address"],
-        "additionalProperties": False,
-    },
-    "order (array of objects)": {
-        "type": "object",
-        "properties": {
+                }
+            ),
+        }
+    ),
+    "order (array of objects)": closed_object(
+        {
             "order_id": {"type": "string", "pattern": "^ORD-[0-9]{4}$"},
             "items": {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": 3,
-                "items": {
-                    "type": "object",
-                    "properties": {
+                "items": closed_object(
+                    {
                         "sku": {"type": "string", "pattern": "^[A-Z]{3}[0-9]{2}$"},
                         "qty": {"type": "integer", "minimum": 1, "maximum": 9},
-                    },
-                    "required": ["sku", "qty"],
-                    "additionalProperties": False,
-                },
+                    }
+                ),
             },
-        },
-        "required": ["order_id", "items"],
-        "additionalProperties": False,
-    },
-    "review (number range, enum)": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "review (number range, enum)": closed_object(
+        {
             "product": NAME,
             "stars": {"type": "integer", "minimum": 1, "maximum": 5},
             "sentiment": {"enum": ["positive", "neutral", "negative"]},
-        },
-        "required": ["product", "stars", "sentiment"],
-        "additionalProperties": False,
-    },
-    "weather (numbers)": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "weather (numbers)": closed_object(
+        {
             "city": NAME,
             "celsius": {"type": "integer", "minimum": -50, "maximum": 50},
             "humidity": {"type": "number", "minimum": 0, "maximum": 1},
             "sunny": {"type": "boolean"},
         },
-        "required": ["city", "celsius", "sunny"],
-        "additionalProperties": False,
-    },
-    "tags (array of enums)": {
-        "type": "object",
-        "properties": {
+        required=["city", "celsius", "sunny"],
+    ),
+    "tags (array of enums)": closed_object(
+        {
             "title": NAME,
             "tags": {
                 "type": "array",
@@ -104,23 +95,17 @@ SCHEMAS: dict[str, dict] = {
                 "minItems": 1,
                 "maxItems": 3,
             },
-        },
-        "required": ["title", "tags"],
-        "additionalProperties": False,
-    },
-    "event (date pattern)": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "event (date pattern)": closed_object(
+        {
             "event": NAME,
             "date": {"type": "string", "pattern": "^20[0-9]{2}-(0[1-9]|1[0-2])-[0-2][0-9]$"},
             "time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
-        },
-        "required": ["event", "date", "time"],
-        "additionalProperties": False,
-    },
-    "choice (anyOf)": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "choice (anyOf)": closed_object(
+        {
             "answer": {
                 "anyOf": [
                     {"type": "integer", "minimum": 0, "maximum": 1000},
@@ -128,38 +113,28 @@ SCHEMAS: dict[str, dict] = {
                 ]
             },
             "confident": {"type": "boolean"},
-        },
-        "required": ["answer", "confident"],
-        "additionalProperties": False,
-    },
+        }
+    ),
     "recipe ($ref, $defs)": {
         "$defs": {
-            "ingredient": {
-                "type": "object",
-                "properties": {
-                    "name": NAME,
-                    "grams": {"type": "integer", "minimum": 1, "maximum": 999},
+            "ingredient": closed_object(
+                {"name": NAME, "grams": {"type": "integer", "minimum": 1, "maximum": 999}}
+            )
+        },
+        **closed_object(
+            {
+                "dish": NAME,
+                "ingredients": {
+                    "type": "array",
+                    "items": {"$ref": "#/$defs/ingredient"},
+                    "minItems": 1,
+                    "maxItems": 3,
                 },
-                "required": ["name", "grams"],
-                "additionalProperties": False,
             }
-        },
-        "type": "object",
-        "properties": {
-            "dish": NAME,
-            "ingredients": {
-                "type": "array",
-                "items": {"$ref": "#/$defs/ingredient"},
-                "minItems": 1,
-                "maxItems": 3,
-            },
-        },
-        "required": ["dish", "ingredients"],
-        "additionalProperties": False,
+        ),
     },
-    "matrix (nested arrays)": {
-        "type": "object",
-        "properties": {
+    "matrix (nested arrays)": closed_object(
+        {
             "label": {"enum": ["identity", "zeros", "random"]},
             "rows": {
                 "type": "array",
@@ -172,10 +147,8 @@ SCHEMAS: dict[str, dict] = {
                     "items": {"type": "integer", "minimum": -9, "maximum": 9},
                 },
             },
-        },
-        "required": ["label", "rows"],
-        "additionalProperties": False,
-    },
+        }
+    ),
 }
 SUBJECTS = [
     "a teacher", "a city in Japan", "a small bakery", "a football match", "a new phone",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inference.batch import SchedulerOutput, SequenceStatus
+from inference.batch import SchedulerOutput, Sequence, SequenceStatus
 from inference.engine.scheduler import Scheduler, SchedulerConfig
 from tests.inference.factories import make_sequence
 
@@ -13,6 +13,15 @@ def fake_run(scheduler: Scheduler, out: SchedulerOutput, token: int = 7) -> None
         scheduler.update_computed(chunk)
         if chunk.is_last_chunk:
             chunk.seq.token_ids.append(token)
+
+
+def decoding(scheduler: Scheduler, num: int) -> list[Sequence]:
+    """`num` new 4-token requests, prefilled together in one step: from then on they decode."""
+    seqs = [make_sequence(4) for _ in range(num)]
+    for seq in seqs:
+        scheduler.add(seq)
+    fake_run(scheduler, scheduler.schedule())
+    return seqs
 
 
 def config(**kw) -> SchedulerConfig:
@@ -56,10 +65,7 @@ def test_long_prompt_is_chunked_by_the_prefill_budget():
 
 def test_decoding_streams_keep_running_while_a_long_prompt_is_chunked():
     s = Scheduler(config(max_batch_prefill_tokens=64, max_prefill_tokens_while_decoding=16))
-    decoders = [make_sequence(4) for _ in range(3)]
-    for seq in decoders:
-        s.add(seq)
-    fake_run(s, s.schedule())  # all three prefilled in one step
+    decoders = decoding(s, 3)
     long = make_sequence(60)
     s.add(long)
     for _ in range(4):
@@ -149,10 +155,7 @@ def test_request_larger_than_the_whole_cache_fails_instead_of_waiting_forever():
 
 def test_waiting_served_ratio_delays_prefill_until_enough_requests_wait():
     s = Scheduler(config(waiting_served_ratio=1.0, max_waiting_tokens=3))
-    running = [make_sequence(4) for _ in range(2)]
-    for seq in running:
-        s.add(seq)
-    fake_run(s, s.schedule())
+    decoding(s, 2)
     late = make_sequence(4)
     s.add(late)
     # 1 waiting < floor(2 running * 1.0): decode only, until max_waiting_tokens steps passed.
@@ -166,10 +169,7 @@ def test_waiting_served_ratio_delays_prefill_until_enough_requests_wait():
 
 def test_waiting_served_ratio_admits_when_enough_requests_wait():
     s = Scheduler(config(waiting_served_ratio=1.0, max_waiting_tokens=100))
-    running = [make_sequence(4) for _ in range(2)]
-    for seq in running:
-        s.add(seq)
-    fake_run(s, s.schedule())
+    decoding(s, 2)
     late = [make_sequence(4) for _ in range(2)]
     for seq in late:
         s.add(seq)
@@ -207,9 +207,7 @@ def test_finish_frees_blocks_of_running_and_waiting_sequences():
 
 def test_a_burst_of_arrivals_is_prefilled_together_despite_the_decoding_cap():
     s = Scheduler(config(max_batch_prefill_tokens=64, max_prefill_tokens_while_decoding=16))
-    first = make_sequence(4)
-    s.add(first)
-    fake_run(s, s.schedule())
+    [first] = decoding(s, 1)
     burst = [make_sequence(list(range(200 + 10 * i, 208 + 10 * i))) for i in range(5)]
     for seq in burst:
         s.add(seq)
@@ -227,9 +225,7 @@ def test_chunks_deep_into_a_long_prompt_shrink_while_streams_decode():
             max_prefill_attention_while_decoding=64 * 256,
         )
     )
-    stream = make_sequence(4)
-    s.add(stream)
-    fake_run(s, s.schedule())
+    decoding(s, 1)
     long_prompt = make_sequence(list(range(1000, 2000)))
     s.add(long_prompt)
     sizes = []
