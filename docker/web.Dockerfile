@@ -11,7 +11,8 @@ WORKDIR /app
 COPY requirements.txt /app/requirements.txt
 RUN pip install -c requirements.txt \
         Django channels channels-redis daphne uvloop dj-database-url psycopg psycopg-binary \
-        psycopg-pool whitenoise httpx json5 pydantic pybars3 Jinja2 python-dotenv huggingface_hub
+        psycopg-pool whitenoise django-axes django-csp Pillow httpx json5 pydantic pybars3 Jinja2 \
+        python-dotenv huggingface_hub
 
 COPY manage.py /app/
 COPY config /app/config

@@ -94,3 +94,63 @@ def test_inference_command_parses_and_has_a_gpu_and_a_model_volume():
     assert any(v.endswith(":/app/var/models") for v in inference["volumes"])
     assert "models" in COMPOSE["volumes"]
     assert "/health" in " ".join(inference["healthcheck"]["test"])
+
+
+def _imported_top_modules(*packages: str) -> set[str]:
+    """Top-level modules the web app imports: its import statements, plus the Django apps and
+    middleware the settings name as strings."""
+    import ast
+
+    names: set[str] = set()
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    from django.conf import settings
+
+    for dotted in [*settings.INSTALLED_APPS, *settings.MIDDLEWARE]:
+        names.add(dotted.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"chatui", "config"}
+
+
+def _with_dependencies(distributions: set[str]) -> set[str]:
+    """The installed distributions ``distributions`` pull in, themselves included."""
+    from importlib import metadata
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    seen: set[str] = set()
+    todo = [norm(d) for d in distributions]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for requirement in requires:
+            if "extra ==" not in requirement:
+                todo.append(norm(re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0]))
+    return seen
+
+
+def test_the_web_image_installs_every_package_the_web_app_imports():
+    from importlib import metadata
+
+    dockerfile = (ROOT / "docker" / "web.Dockerfile").read_text()
+    install = re.search(r"pip install -c requirements.txt((?:[^\n]*\\\n)*[^\n]*)", dockerfile)
+    assert install, "web.Dockerfile installs its packages with one pip install line"
+    listed = set(install.group(1).replace("\\", " ").split())
+    installed = _with_dependencies(listed)
+    owners = metadata.packages_distributions()
+    missing = {
+        re.sub(r"[-_.]+", "-", owners.get(module, [module])[0]).lower()
+        for module in _imported_top_modules("chatui", "config")
+    } - installed
+    assert not missing, f"the web image lacks {sorted(missing)}"
