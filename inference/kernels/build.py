@@ -28,14 +28,22 @@ from inference.cpu import CpuInfo, Isa, cpu_info
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-# One extension, one build.
+# One extension, one build: the attention and layer ops, then the quantized linears (their
+# kernels by layout, then the ops that register them).
 SOURCES = tuple(
     HERE / name
-    for name in ("paged_decode.cpp", "quant_linear.cpp", "decode_layer.cpp", "layer_ops.cpp")
+    for name in (
+        "paged_decode.cpp",
+        "decode_layer.cpp",
+        "layer_ops.cpp",
+        "quant_rows.cpp",
+        "quant_tiles.cpp",
+        "quant_ops.cpp",
+    )
 )
 # Headers the sources include: torch rebuilds when sources or flags change, not headers, so
 # their hash is passed as a flag.
-HEADERS = (HERE / "kernels.h",)
+HEADERS = (HERE / "kernels.h", HERE / "quant_common.h")
 CFLAGS = ["-O3", "-ffast-math", "-fno-finite-math-only", "-fopenmp"]
 # The instructions each x86 tier compiles for: what CPUID reports (or INFERENCE_CPU_ISA
 # forces), not what the compiler sees, so an emulated or forced tier gets exactly its own
