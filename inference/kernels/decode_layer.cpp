@@ -27,7 +27,7 @@ namespace {
 
 at::Tensor linear(const at::Tensor& x, const std::vector<at::Tensor>& w) {
   TORCH_CHECK(w.size() == 2 || w.size() == 3, "a projection is [qs, d] or [qs, d, m]");
-  if (w[0].dim() == 3)  // tiles of 8 rows (quant_linear.cpp)
+  if (w[0].dim() == 3)  // tiles of 8 rows (quant_tiles.cpp)
     return w.size() == 3 ? inference_kernels::q4_linear_tiled(x, w[0], w[1], w[2], false)
                          : inference_kernels::q8_linear_tiled(x, w[0], w[1], false);
   return w.size() == 3 ? inference_kernels::q4_linear(x, w[0], w[1], w[2], false)

@@ -11,11 +11,12 @@ namespace inference_kernels {
 at::Tensor paged_decode(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& block_tables,
                         const at::Tensor& context_lens, double scale);
 
-// x: [M, K] fp32 or bf16 -> [M, N] in x's dtype; see quant_linear.cpp for the formats.
+// x: [M, K] fp32 or bf16 -> [M, N] in x's dtype; see quant_common.h for the formats.
 at::Tensor q4_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
                      const at::Tensor& m, bool portable);
 at::Tensor q8_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d, bool portable);
-// The same with W repacked in tiles of 8 rows (see quant_linear.cpp, inference/quant.py).
+// The same with W repacked in tiles of 8 rows (see quant_tiles.cpp; the Python quant module's
+// `tile_rows` makes them).
 at::Tensor q4_linear_tiled(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
                            const at::Tensor& m, bool portable);
 at::Tensor q8_linear_tiled(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
