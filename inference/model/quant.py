@@ -204,7 +204,7 @@ TILE = 8
 @dataclass
 class TiledWeight:
     """A ``Q4Weight`` or ``Q8Weight`` repacked so that 8 rows of W share each load of x (see
-    inference/kernels/quant_linear.cpp): per tile and block, 4-byte runs of the 8 rows side by
+    inference/kernels/quant_tiles.cpp): per tile and block, 4-byte runs of the 8 rows side by
     side, and the 8 rows' scales side by side. Made once at load."""
 
     qs: torch.Tensor  # uint8 [N/8, K/32, 128] (4-bit) or int8 [N/8, K/32, 256] (8-bit)
