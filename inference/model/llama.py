@@ -55,6 +55,10 @@ def unsupported_reason(model: nn.Module) -> str | None:
         return f"its {rope_type} RoPE depends on the sequence length at run time"
     if not (hasattr(model, "model") and hasattr(model.model, "layers")):
         return "it has no model.layers"
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv_width = config.num_key_value_heads * head_dim
+    if any(layer.self_attn.k_proj.out_features != kv_width for layer in model.model.layers):
+        return "its layers differ in KV heads"
     return None
 
 

@@ -207,7 +207,7 @@ def _prompt_attention(
         first = max(0, start + a - window + 1) if window else 0  # the block's first key
         last = start + b  # keys the block's last query sees
         mask = step.mask(
-            ("prompt", index, a, window),
+            ("prompt", index, a, window, group),
             lambda a=a, b=b, first=first, last=last: visible(
                 torch.arange(start + a, start + b, device=q.device).view(-1, 1),
                 torch.arange(first, last, device=q.device),

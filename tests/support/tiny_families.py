@@ -33,6 +33,7 @@ BASE: dict[str, Any] = dict(
     bos_token_id=1,
     eos_token_id=2,
     pad_token_id=0,
+    initializer_range=0.1,  # peaked enough that windows, softcaps and scalings all show
 )
 MOE = dict(num_experts_per_tok=2, moe_intermediate_size=32)
 ROPE_THETA = 10000.0
@@ -98,7 +99,7 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
             head_dim=16,
             sliding_window=WINDOW,
             query_pre_attn_scalar=16,
-            attn_logit_softcapping=5.0,
+            attn_logit_softcapping=1.0,
             final_logit_softcapping=3.0,
         ),
     ),
@@ -139,6 +140,26 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "falcon": ("FalconConfig", dict(num_key_value_heads=None, num_kv_heads=1)),
     "cohere": ("CohereConfig", dict(use_qk_norm=True, logit_scale=0.5)),
     "smollm3": ("SmolLM3Config", dict(num_hidden_layers=4, no_rope_layers=[1, 1, 1, 0])),
+    "gpt_oss": (  # attention sinks, alternating windows
+        "GptOssConfig",
+        dict(head_dim=16, num_local_experts=4, num_experts_per_tok=2, sliding_window=WINDOW),
+    ),
+    "deepseek_v3": (  # multi-head latent attention: keys wider than values
+        "DeepseekV3Config",
+        dict(
+            MOE,
+            num_key_value_heads=4,
+            q_lora_rank=32,
+            kv_lora_rank=16,
+            qk_rope_head_dim=8,
+            qk_nope_head_dim=16,
+            v_head_dim=8,
+            n_routed_experts=4,
+            n_group=1,
+            topk_group=1,
+            first_k_dense_replace=1,
+        ),
+    ),
 }
 
 

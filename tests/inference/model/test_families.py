@@ -15,6 +15,8 @@ on one side of the original context length: these rows keep all positions below 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -49,6 +51,16 @@ FUSED = {"llama", "llama-rope-llama3", "llama-rope-linear", "llama-rope-yarn"}
 FALLBACK = {"falcon"}  # its attention does not go through transformers' AttentionInterface
 RUNNERS = {"fused": PagedModelRunner, "transformers": TransformersPagedRunner}
 RUNNERS["fallback"] = HFModelRunner
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls gain nothing from threads, and spinning ones wait on every other test
+    process sharing these cores (~20x slower under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def expected_path(family: str) -> str:
@@ -138,3 +150,26 @@ def test_engine_matches_transformers_generate(family: str, path: str) -> None:
         assert seq.num_cached_tokens >= len(PROMPTS[3])
     assert_matches(results[follow.request_id], model, follow_prompt)
     assert_matches(results[fresh.request_id], model, PROMPTS[2][::-1])
+
+
+@torch.inference_mode()
+def test_layers_with_their_own_kv_shape_get_their_own_cache() -> None:
+    """A model whose layers differ in KV heads (as pruned / NAS-searched checkpoints do)."""
+    from transformers.models.llama.modeling_llama import LlamaAttention
+
+    loaded = build_tiny_family("llama")
+    config = copy.deepcopy(loaded.model.config)
+    config.num_key_value_heads = 1
+    layer = loaded.model.model.layers[1]
+    torch.manual_seed(1)
+    layer.self_attn = LlamaAttention(config, layer_idx=1).eval()
+    scheduler_config = SchedulerConfig.from_engine_config(LIMITS, block_size=BLOCK_SIZE)
+    engine = Engine(loaded, LIMITS, scheduler_config)
+    assert type(engine.runner) is TransformersPagedRunner
+    assert [c.kv.shape[-2] for c in engine.runner.caches] == [2, 1]
+    requests = [make_request(p, max_new_tokens=NEW_TOKENS, ignore_eos=True) for p in PROMPTS]
+    for request in requests:
+        engine.add_request(request)
+    results = run_to_completion(engine)
+    for request, prompt in zip(requests, PROMPTS, strict=True):
+        assert_matches(results[request.request_id], loaded.model, prompt)
