@@ -310,9 +310,9 @@ def build_runner(
         logger.info("Serving %s with the transformers fallback, one sequence at a time: %s",
                     name, reason)  # fmt: skip
         path = HFModelRunner
-    if loaded.quantized is not None:
-        logger.warning("Quantized weights need the fused runner: serving dense weights")
-        loaded.quantized = None  # so /info says what is served
     if path is TransformersPagedRunner:
         return TransformersPagedRunner(loaded, num_blocks, block_size, layer_shapes)
+    if loaded.quantized is not None:
+        logger.warning("Quantized weights need a paged runner: serving dense weights")
+        loaded.quantized = None  # so /info says what is served
     return HFModelRunner(loaded)

@@ -23,6 +23,7 @@ from torch import nn
 
 from inference.batch import ScheduledChunk
 from inference.model.kv_tensors import KVCache
+from inference.model.linear import Projection, QuantizedWeights, build_projection
 from inference.model.loader import LoadedModel
 from inference.model.paged_attention import (
     ATTENTION_NAME,
@@ -110,6 +111,45 @@ def probe(model: nn.Module) -> tuple[LayerShapes | None, str]:
     return recorder.shapes, f"{name} calls the attention interface once per layer"
 
 
+class ProjectionLinear(nn.Module):
+    """Takes an ``nn.Linear``'s place with a projection of ``inference.model.linear`` (4/8-bit
+    weights read by the compiled kernels), so the modeling code serves quantized weights."""
+
+    def __init__(self, projection: Projection, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.projection = projection
+        self.in_features = in_features
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [..., in_features]
+        out = self.projection(x.reshape(-1, self.in_features).contiguous())
+        return out.view(*x.shape[:-1], self.out_features)
+
+
+def serve_quantized(model: nn.Module, quantized: QuantizedWeights, release: bool) -> int:
+    """Swap every linear ``quantized`` has weights for; returns how many. The weights are
+    given away (a second runner must not take them); ``release`` frees the float ones."""
+    if not quantized.weights:
+        raise ValueError("these quantized weights were already given to another runner")
+    embedding = model.get_input_embeddings().weight
+    device, dtype = embedding.device, embedding.dtype
+    swapped = 0
+    for name, module in list(model.named_modules()):
+        if not isinstance(module, nn.Linear) or name not in quantized.weights:
+            continue
+        is_shared = module.weight is embedding  # tied head: the embedding still reads it
+        projection = build_projection(
+            [(name, module)], device, dtype, quantized, release and not is_shared
+        )
+        model.set_submodule(
+            name, ProjectionLinear(projection, module.in_features, module.out_features)
+        )
+        swapped += 1
+    quantized.weights.clear()
+    return swapped
+
+
 class TransformersPagedRunner(ModelRunner):
     """The model's own forward, attention over the shared paged cache, one packed batch."""
 
@@ -129,6 +169,9 @@ class TransformersPagedRunner(ModelRunner):
                 raise ValueError(reason)
         self.model = loaded.model
         self.configs = _configs(loaded.model)
+        if loaded.quantized is not None:
+            swapped = serve_quantized(loaded.model, loaded.quantized, loaded.frees_hf_weights)
+            logger.info("Quantized weights (%s) in %d linears", loaded.quantized.label, swapped)
         self.block_size = block_size
         by_shape: dict[tuple[int, int], list[int]] = {}
         for layer, (num_kv_heads, key_dim, value_dim) in sorted(layer_shapes.items()):

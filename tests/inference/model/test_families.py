@@ -23,8 +23,10 @@ import torch
 from inference.config import EngineConfig
 from inference.engine.engine import Engine
 from inference.engine.scheduler import SchedulerConfig
+from inference.model import quant_loader
+from inference.model.linear import QuantizedWeights, QuantProjection
 from inference.model.runner import HFModelRunner, PagedModelRunner
-from inference.model.transformers_backend import TransformersPagedRunner
+from inference.model.transformers_backend import ProjectionLinear, TransformersPagedRunner
 from inference.types import GenerationEvent
 from tests.inference.factories import make_request, run_to_completion
 from tests.support.tiny_families import FAMILIES, build_tiny_family
@@ -173,3 +175,29 @@ def test_layers_with_their_own_kv_shape_get_their_own_cache() -> None:
     results = run_to_completion(engine)
     for request, prompt in zip(requests, PROMPTS, strict=True):
         assert_matches(results[request.request_id], loaded.model, prompt)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@torch.inference_mode()
+def test_quantized_weights_are_served_by_the_transformers_backend(bits: int) -> None:
+    """int8/int4 Qwen3 against the same de-quantized values in fp32: only the kernels'
+    8-bit activations differ."""
+    reference = build_tiny_family("qwen3")
+    served = build_tiny_family("qwen3")
+    weights = quant_loader.quantize_linears(served.model, bits)
+    for name, weight in weights.items():
+        reference.model.get_submodule(name).weight.data = weight.dequantize()
+    served.quantized = QuantizedWeights(weights, label=f"int{bits}")
+    served.frees_hf_weights = True
+    engine = Engine(served, LIMITS, SchedulerConfig.from_engine_config(LIMITS))
+    assert type(engine.runner) is TransformersPagedRunner
+    assert served.quantize == f"int{bits}" and not weights  # given to the runner
+    up = served.model.model.layers[0].mlp.up_proj
+    assert isinstance(up, ProjectionLinear) and isinstance(up.projection, QuantProjection)
+    prompt = PROMPTS[3]
+    expected = reference.model(torch.tensor([prompt])).logits[0, -1].log_softmax(-1)
+    request = make_request(prompt, max_new_tokens=1)
+    engine.add_request(request)
+    event = run_to_completion(engine)[request.request_id][0]
+    assert event.token.id == int(expected.argmax())
+    assert abs(event.token.logprob - float(expected[event.token.id])) < 0.05
