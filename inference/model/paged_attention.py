@@ -24,6 +24,7 @@ from torch import nn
 
 ATTENTION_NAME = "inference_paged"
 QUERY_BLOCK = 256  # a prompt chunk's queries attended per call (bounds the mask and scores)
+NOT_PASSED = -1  # a family that passes no ``sliding_window`` keeps it on the module, if any
 
 
 @dataclass
@@ -123,7 +124,7 @@ def paged_attention(
     attention_mask: torch.Tensor | None,
     scaling: float | None = None,
     dropout: float = 0.0,
-    sliding_window: int | None = None,
+    sliding_window: int | None = NOT_PASSED,
     softcap: float | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
@@ -136,7 +137,9 @@ def paged_attention(
         raise RuntimeError(f"{ATTENTION_NAME} attention needs the runner's paged_step")
     if isinstance(step, LayerProbe):
         return step.record(module, query, key, value)
-    window = sliding_window or getattr(module, "sliding_window", None)
+    window = sliding_window
+    if window == NOT_PASSED:  # e.g. Qwen2-MoE sets it on its sliding layers only
+        window = getattr(module, "sliding_window", None)
     hq, hkv = query.shape[1], key.shape[1]
     d, dv = key.shape[-1], value.shape[-1]
     scaling = d**-0.5 if scaling is None else scaling

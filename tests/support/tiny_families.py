@@ -88,7 +88,14 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "qwen2_moe": (
         "Qwen2MoeConfig",
-        dict(MOE, num_experts=4, shared_expert_intermediate_size=64),
+        dict(
+            MOE,
+            num_experts=4,
+            shared_expert_intermediate_size=64,
+            use_sliding_window=True,
+            sliding_window=WINDOW,
+            max_window_layers=1,
+        ),
     ),
     "qwen3": ("Qwen3Config", dict(head_dim=16)),
     "qwen3_moe": ("Qwen3MoeConfig", dict(MOE, head_dim=16, num_experts=4)),
