@@ -39,20 +39,32 @@ SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 PREFILL_QUERY_BLOCK = 256  # queries of a chunk after a cached prefix attended per call
 
 
-def is_supported(model: nn.Module) -> bool:
-    """True when ``model`` is a causal LM this module runs exactly (else use the HF forward)."""
+def unsupported_reason(model: nn.Module) -> str | None:
+    """Why this module cannot run ``model`` exactly, or None when it can."""
     config = model.config
     model_type = getattr(config, "model_type", None)
     if model_type not in SUPPORTED_MODEL_TYPES:
-        return False
+        return f"model type {model_type!r} is not one of {', '.join(SUPPORTED_MODEL_TYPES)}"
     if model_type == "qwen2" and getattr(config, "use_sliding_window", False):
-        return False
+        return "it uses a sliding window"
     if model_type == "mistral" and getattr(config, "sliding_window", None):
-        return False
+        return "it uses a sliding window"
     rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    if rope.get("rope_type", rope.get("type")) in ("dynamic", "longrope"):
-        return False  # depends on the sequence length at run time
-    return hasattr(model, "model") and hasattr(model.model, "layers")
+    rope_type = rope.get("rope_type", rope.get("type"))
+    if rope_type in ("dynamic", "longrope"):
+        return f"its {rope_type} RoPE depends on the sequence length at run time"
+    if not (hasattr(model, "model") and hasattr(model.model, "layers")):
+        return "it has no model.layers"
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv_width = config.num_key_value_heads * head_dim
+    if any(layer.self_attn.k_proj.out_features != kv_width for layer in model.model.layers):
+        return "its layers differ in KV heads"
+    return None
+
+
+def is_supported(model: nn.Module) -> bool:
+    """True when ``model`` is a causal LM this module runs exactly (else use the HF forward)."""
+    return unsupported_reason(model) is None
 
 
 @dataclass

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 
@@ -22,61 +19,19 @@ from inference.batch import ScheduledChunk
 from inference.model import llama
 from inference.model.kv_tensors import KVCache
 from inference.model.loader import LoadedModel
+from inference.model.runner_base import (
+    ModelRunner,
+    RunnerOutput,
+    chunk_prompt_logprobs,
+    length_groups,
+)
+from inference.model.transformers_backend import TransformersPagedRunner, probe
 
 logger = logging.getLogger(__name__)
 
 GROUPED_PREFILL_MAX_CONTEXT = 512  # a prompt chunk seeing more positions is attended alone
 GROUPED_PREFILL_MAX_SCORES = 1 << 19  # padded queries x keys of one batch (bounds its memory)
 GROUPED_PREFILL_SLACK = 64  # positions a batch's longest context may exceed twice its shortest
-
-
-@dataclass
-class RunnerOutput:
-    """logits: [S, V] fp32, one row per chunk whose ``is_last_chunk`` is true, in chunk order.
-
-    prompt_logprobs: seq_id -> (position of the first token scored, raw logprobs of the
-    prompt tokens at that position onwards), for the sequences that asked for them.
-    """
-
-    logits: torch.Tensor | None
-    prompt_logprobs: dict[str, tuple[int, list[float]]] = field(default_factory=dict)
-
-
-def prompt_logprobs(logits: torch.Tensor, next_token_ids: torch.Tensor) -> list[float]:
-    """Raw log-softmax of each next prompt token: logits [T, V], next_token_ids [T]."""
-    logprobs = logits.float().log_softmax(dim=-1)
-    return logprobs.gather(1, next_token_ids.unsqueeze(1)).squeeze(1).tolist()
-
-
-def chunk_prompt_logprobs(
-    chunk: ScheduledChunk,
-    rows: torch.Tensor,
-    to_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple[int, list[float]] | None:
-    """The logprobs of the prompt tokens this chunk predicts: (prompt position of the first
-    one, values), or None when it predicts none (the rest of the chunk predicts generated
-    tokens). rows: [chunk.num_new_tokens, ...] the chunk's logits, or its hidden states with
-    ``to_logits`` (only the rows needed are projected)."""
-    num_rows = min(chunk.end, chunk.seq.num_prompt_tokens - 1) - chunk.start
-    if num_rows <= 0:
-        return None
-    logits = rows[:num_rows] if to_logits is None else to_logits(rows[:num_rows])
-    first = chunk.start + 1
-    targets = torch.tensor(chunk.seq.token_ids[first : first + num_rows], device=logits.device)
-    return first, prompt_logprobs(logits, targets)
-
-
-def _length_groups(num_blocks: list[int], slack: int = 2) -> list[tuple[int, int]]:
-    """Split rows sorted by context length into runs whose longest row is at most ``slack``
-    times the shortest (in blocks), so one long conversation does not make every row of the
-    batch gather and attend over its whole context. Returns [first, last) row ranges."""
-    groups, first = [], 0
-    for i, blocks in enumerate(num_blocks):
-        if blocks > slack * num_blocks[first] and blocks - num_blocks[first] > 2:
-            groups.append((first, i))
-            first = i
-    groups.append((first, len(num_blocks)))
-    return groups
 
 
 def _prefill_batches(prefills: list[ScheduledChunk]) -> list[list[ScheduledChunk]]:
@@ -104,27 +59,6 @@ def _prefill_batches(prefills: list[ScheduledChunk]) -> list[list[ScheduledChunk
 def _padded(values: list[int], width: int) -> list[int]:
     values = values[:width]
     return values + [0] * (width - len(values))
-
-
-class ModelRunner(ABC):
-    """Runs one step's chunks; owns whatever per-sequence device state it needs."""
-
-    supports_prefix_caching: bool = False
-
-    def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
-        self.device = loaded.device
-
-    @abstractmethod
-    def execute(self, chunks: list[ScheduledChunk], prompt_logprob_ids: set[str]) -> RunnerOutput:
-        """Compute the chunks' KV (and the logits needed) in one step."""
-
-    def release(self, seq_id: str) -> None:  # noqa: B027 - optional hook
-        """Forget per-sequence device state (the paged cache is freed by the block manager)."""
-
-    def copy_blocks(self, pairs: list[tuple[int, int]]) -> None:
-        """Copy cache blocks (source, destination), every layer (prefix-caching runners)."""
-        raise NotImplementedError(f"{type(self).__name__} has no shared cache")
 
 
 class PagedModelRunner(ModelRunner):
@@ -248,7 +182,7 @@ class PagedModelRunner(ModelRunner):
             if self.model.decode_kernel:  # it attends each row over its own length
                 ranges = [(0, len(decodes))]
             else:
-                ranges = _length_groups([c.start // bs + 1 for c in decodes])
+                ranges = length_groups([c.start // bs + 1 for c in decodes])
             for first, last in ranges:
                 groups.append(self._decode_group(decodes[first:last], first))
 
@@ -354,11 +288,31 @@ def _return_freed_memory() -> None:
 def build_runner(
     loaded: LoadedModel, num_blocks: int, block_size: int, force_hf: bool = False
 ) -> ModelRunner:
-    """The paged runner where the architecture is supported, else the transformers fallback."""
-    if not force_hf and llama.is_supported(loaded.model):
+    """The fused Llama-family runner where it runs the model exactly (the fastest), else the
+    transformers backend over the paged cache for any decoder-only attention model, else the
+    one-sequence-at-a-time transformers fallback (encoder-decoder, recurrent state)."""
+    model = loaded.model
+    name = f"{type(model).__name__} ({getattr(model.config, 'model_type', '?')})"
+    fused_reason = llama.unsupported_reason(model)
+    if not force_hf and fused_reason is None:
+        logger.info("Serving %s with the fused Llama-family forward", name)
         return PagedModelRunner(loaded, num_blocks, block_size)
-    logger.info("Using the transformers forward for %s", type(loaded.model).__name__)
+    layer_shapes, reason = (None, "forced") if force_hf else probe(model)
+    if layer_shapes is not None:
+        logger.info(
+            "Serving %s with the transformers backend over the paged cache: not fused since %s; %s",
+            name,
+            fused_reason,
+            reason,
+        )
+        path = TransformersPagedRunner
+    else:
+        logger.info("Serving %s with the transformers fallback, one sequence at a time: %s",
+                    name, reason)  # fmt: skip
+        path = HFModelRunner
+    if path is TransformersPagedRunner:
+        return TransformersPagedRunner(loaded, num_blocks, block_size, layer_shapes)
     if loaded.quantized is not None:
-        logger.warning("Quantized weights need the paged runner: serving dense weights")
+        logger.warning("Quantized weights need a paged runner: serving dense weights")
         loaded.quantized = None  # so /info says what is served
     return HFModelRunner(loaded)
