@@ -112,3 +112,11 @@ async def test_a_failover_and_a_failure_are_counted(configure):
     assert sample("chatui_answers_failed_total", model=MODEL_A, endpoint=f"tgi:{dead}/") == (
         failed + 1
     )
+
+
+def test_the_bundled_model_sends_the_inference_key():
+    from chatui.models_config import load_app_config
+
+    keyed = load_app_config({"INFERENCE_API_KEY": "k3y"}).models[0].endpoints[0]
+    assert keyed.authorization == "Bearer k3y"
+    assert load_app_config({}).models[0].endpoints[0].authorization is None
