@@ -27,9 +27,13 @@ browsers:
 		 (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null))) || \
 		echo "warning: /usr/bin/chromium is missing; browser tests will fail"
 
+# Both processes share one key, made once into var/inference.key (0600): the inference
+# server requires it (API_KEY, see the Procfile) and the web app sends it (INFERENCE_API_KEY).
 run: setup
+	$(PY) -m inference.keyfile var/inference.key
 	$(PY) manage.py migrate --noinput
-	$(VENV)/bin/honcho -f Procfile start
+	INFERENCE_API_KEY="$${INFERENCE_API_KEY:-$$(cat var/inference.key)}" \
+		$(VENV)/bin/honcho -f Procfile start
 
 test: setup browsers
 	node --test tests/js/

@@ -1,15 +1,20 @@
-"""The URL map: Django admin (plus the Models status page and the process's runtime counts)
-and the chat app. Error pages of `/api/` paths are JSON (chatui.api); others are Django's."""
+"""The URL map: the operations routes (health, readiness, metrics), Django admin (plus the
+Models status page and the process's runtime counts) and the chat app.
+Error pages of `/api/` paths are JSON (chatui.api); others are Django's."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
 
+from chatui import ops
 from chatui.admin import feedback_export, models_status
 from chatui.runtime import runtime_view
 
 urlpatterns = [
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics_view, name="metrics"),
     path("admin/models/", admin.site.admin_view(models_status), name="admin-models"),
     path("admin/feedback.jsonl", admin.site.admin_view(feedback_export), name="admin-feedback"),
     path("admin/runtime.json", runtime_view, name="admin-runtime"),

@@ -95,6 +95,19 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help="largest request body in bytes; a larger one gets 413 before it is read "
         "[env PAYLOAD_LIMIT]",
     )
+    parser.add_argument(
+        "--api-key",
+        default=_env(env, "API_KEY"),
+        help="require `Authorization: Bearer <key>` on every route but health, info, metrics, "
+        "models and docs [env API_KEY]",
+    )
+    parser.add_argument(
+        "--cors-allow-origin",
+        action="append",
+        default=None,
+        help="an origin browsers may call from (repeat it, or a comma list); none by default "
+        "[env CORS_ALLOW_ORIGIN]",
+    )
     try:
         prefix_caching = parse_bool(env.get("PREFIX_CACHING"), True, name="PREFIX_CACHING")
     except ValueError as exc:
@@ -117,6 +130,12 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     return parser
 
 
+def cors_origins(given: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The allowed origins: the flags' (each may be a comma list), else CORS_ALLOW_ORIGIN's."""
+    values = given if given else [_env(environ, "CORS_ALLOW_ORIGIN") or ""]
+    return tuple(o.strip() for value in values for o in value.split(",") if o.strip())
+
+
 def engine_config_for(args: argparse.Namespace, max_position_embeddings: int) -> EngineConfig:
     """Explicit limits as given; the others derived as TGI derives them."""
     given = {name: getattr(args, name) for name in ENGINE_FLAGS if getattr(args, name) is not None}
@@ -136,7 +155,8 @@ def parse_args(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> tuple[ServerConfig, argparse.Namespace]:
     """The server config (limits checked against an unknown model) and the raw arguments."""
-    parser = build_parser(environ)
+    env = os.environ if environ is None else environ
+    parser = build_parser(env)
     args = parser.parse_args(argv)
     try:
         model = ModelConfig(
@@ -152,6 +172,8 @@ def parse_args(
             model=model,
             engine=engine_config_for(args, UNKNOWN_MAX_POSITIONS),
             payload_limit=args.payload_limit,
+            api_key=args.api_key,
+            cors_allow_origins=cors_origins(args.cors_allow_origin, env),
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -191,6 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     config, args = parse_args(argv)
     configure_logging()
+    if config.api_key is not None:  # NOTE: that a key is required, never the key
+        logger.info("API key required: send `Authorization: Bearer <key>` (--api-key)")
+    else:
+        logger.warning(
+            "No API key: anyone who reaches %s:%d may generate", config.hostname, config.port
+        )
     failures: list[BaseException] = []
     server: uvicorn.Server | None = None
 

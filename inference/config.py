@@ -87,7 +87,12 @@ class ServerConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     payload_limit: int = DEFAULT_PAYLOAD_LIMIT  # bytes of request body; more gets 413
+    # `Authorization: Bearer <api_key>` on every route but the open ones (None: no key).
+    api_key: str | None = field(default=None, repr=False)  # NOTE: never in a repr or a log
+    cors_allow_origins: tuple[str, ...] = ()  # browsers' origins allowed; none by default
 
     def __post_init__(self) -> None:
         if self.payload_limit < 1:
             raise ValueError("`payload_limit` must be >= 1")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("`api_key` must not be empty")

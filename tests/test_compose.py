@@ -154,3 +154,10 @@ def test_the_web_image_installs_every_package_the_web_app_imports():
         for module in _imported_top_modules("chatui", "config")
     } - installed
     assert not missing, f"the web image lacks {sorted(missing)}"
+
+
+def test_one_inference_key_for_both_services_and_no_open_inference_port():
+    web, inference = SERVICES["web"]["environment"], SERVICES["inference"]["environment"]
+    assert web["INFERENCE_API_KEY"] == inference["API_KEY"]
+    assert web["INFERENCE_API_KEY"].startswith("${INFERENCE_API_KEY:?")  # unset: compose stops
+    assert "ports" not in SERVICES["inference"]

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from chatui import metrics
 from chatui.endpoints.backend import (
     DEFAULT_TIMEOUT,
     ERR_BAD_RESPONSE,
@@ -188,12 +189,16 @@ async def stream_generation(
         client = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
     tried: set[str] = set()
     last_error: EndpointError | None = None
+    last_key: str | None = None
     try:
         while True:
             endpoint = choose_endpoint(model.endpoints, health=health, rng=rng, exclude=tried)
             if endpoint is None:
+                metrics.stream_failed(model.id, last_key)
                 raise last_error or EndpointError(ERR_NO_ENDPOINTS)
             tried.add(endpoint.key)
+            last_key = endpoint.key
+            metrics.stream_started(model.id, endpoint.key)
             started = False
             attempt = _stream_endpoint(endpoint, ask, client, state.templates)
             try:
@@ -206,8 +211,10 @@ async def stream_generation(
                     health.record_failure(endpoint)
                 if started or not exc.retryable:
                     exc.retryable = exc.retryable and not started
+                    metrics.stream_failed(model.id, endpoint.key)
                     raise
                 logger.warning("Endpoint %s failed before the first token: %s", endpoint.key, exc)
+                metrics.failed_over(model.id, endpoint.key)
                 last_error = exc
                 continue
             health.record_success(endpoint)

@@ -204,7 +204,7 @@ def load_app_config(env: Mapping[str, str], *, list_models: ListModels | None = 
             raise ConfigError(errors.ERR_NO_MODELS)
         models = _parse_models("MODELS", entries, env, inference_url)
     else:
-        models = [spec.bundled_model(inference_url)]
+        models = [spec.bundled_model(inference_url, _var(env, "INFERENCE_API_KEY") or None)]
     return AppConfig(
         models=tuple(models),
         task_model=_task_model(env, models, inference_url),

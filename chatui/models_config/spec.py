@@ -329,8 +329,11 @@ class AppConfig(Frozen):
 BUNDLED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def bundled_model(inference_url: str = DEFAULT_INFERENCE_URL) -> ModelSpec:
-    """The model used when MODELS is unset: SmolLM2 135M on the local inference server."""
+def bundled_model(
+    inference_url: str = DEFAULT_INFERENCE_URL, api_key: str | None = None
+) -> ModelSpec:
+    """The model used when MODELS is unset: SmolLM2 135M on the local inference server
+    (sent `Authorization: Bearer <api_key>` when the server requires a key)."""
     return ModelSpec(
         id=BUNDLED_MODEL_ID,
         name=BUNDLED_MODEL_ID,
@@ -355,5 +358,11 @@ def bundled_model(inference_url: str = DEFAULT_INFERENCE_URL) -> ModelSpec:
             ("Brainstorm names", "Suggest five names for a bakery that sells sourdough bread."),
             ("Fix my grammar", "Fix the grammar: 'me and him goes to the store yesterday'."),
         ),
-        endpoints=(Endpoint(type="tgi", url=inference_url.rstrip("/")),),
+        endpoints=(
+            Endpoint(
+                type="tgi",
+                url=inference_url.rstrip("/"),
+                authorization=f"Bearer {api_key}" if api_key else None,
+            ),
+        ),
     )

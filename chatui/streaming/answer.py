@@ -29,6 +29,7 @@ import contextlib
 import contextvars
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chatui import services
+from chatui import metrics, services
 from chatui.endpoints import EndpointError, StreamResult, stream_generation
 from chatui.layers import LAYER_FAILURES, raise_if_cancelled
 from chatui.models import Conversation
@@ -70,6 +71,7 @@ class Answer:
     prefix: str = field(init=False)  # the text before this run (continue extends it)
     length16: int = field(init=False)  # `utf16_len(text)`, kept up to date token by token
     num_previous_tokens: int = 0  # tokens of `prefix` (continue)
+    started_at: float = field(default_factory=time.monotonic)  # for the time to first token
     num_tokens: int = 0
     num_unsaved: int = 0
     last_save: float = 0.0
@@ -254,6 +256,8 @@ async def _stream(
                 continue
             if item.special or not item.text:
                 continue
+            if generation.num_tokens == 0:
+                metrics.first_token(prompt.model.id, time.monotonic() - generation.started_at)
             offset = generation.length16
             generation.text += item.text
             generation.length16 += utf16_len(item.text)

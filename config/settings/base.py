@@ -239,3 +239,9 @@ CHATUI_SAVE_INTERVAL_S = 0.25
 CHATUI_SAVE_EVERY_TOKENS = 32
 CHATUI_HEARTBEAT_INTERVAL_S = 5.0
 CHATUI_STALE_AFTER_S = 15.0
+
+# Operations (chatui.ops): /readyz's checks each give up after this long; /metrics answers a
+# METRICS_TOKEN bearer or a client address (or network) in METRICS_ALLOW_IPS.
+CHATUI_READYZ_TIMEOUT_S = 2.0
+METRICS_TOKEN = ENV.get("METRICS_TOKEN", "")
+METRICS_ALLOW_IPS = env_list(ENV, "METRICS_ALLOW_IPS", ["127.0.0.1", "::1"])

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from inference import __version__
+from inference.api.auth import ApiKey
 from inference.api.docs import DESCRIPTION, TITLE, install_docs
 from inference.api.errors import install_error_handlers
 from inference.api.payload import PayloadLimit
@@ -117,15 +118,19 @@ def create_app(
         separate_input_output_schemas=False,
     )
     app.state.server = state
-    # TGI answers browsers from any origin by default (its `--cors-allow-origin` unset).
+    # NOTE: added first, so it runs last: an oversized body is refused before anything reads
+    # it (the layers outside it read headers only).
+    app.add_middleware(PayloadLimit, limit=config.payload_limit)
+    if config.api_key is not None:
+        app.add_middleware(ApiKey, api_key=config.api_key)
+    # Outermost: a browser's preflight (which carries no key) is answered here. Unlike TGI,
+    # no origin is allowed unless `--cors-allow-origin` names it.
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=["*"],
+        allow_origins=list(config.cors_allow_origins),
         allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
+        allow_headers=["Content-Type", "Authorization"],
     )
-    # NOTE: added last, so it runs first: an oversized body is refused before anything reads it.
-    app.add_middleware(PayloadLimit, limit=config.payload_limit)
     install_error_handlers(app)
     app.include_router(generate.router)
     app.include_router(openai.router)

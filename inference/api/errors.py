@@ -35,6 +35,7 @@ LONE_SURROGATE = "lone surrogate in a string (not a Unicode character)"
 NON_FINITE = "`{0}` is not a JSON number (NaN and infinities are refused)"
 NUMBER_OUT_OF_RANGE = "number out of range"
 RECURSION_LIMIT = "recursion limit exceeded"
+UNAUTHORIZED = "Unauthorized: send the server's API key as `Authorization: Bearer <key>`"
 
 
 class ApiError(Exception):
@@ -124,6 +125,16 @@ class PayloadTooLarge(ApiError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(PAYLOAD_TOO_LARGE.format(limit))
+
+
+class Unauthorized(ApiError):
+    """401: the server was started with `--api-key` and the request did not carry it."""
+
+    status_code = 401
+    error_type = "unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__(UNAUTHORIZED)
 
 
 class ClientDisconnected(ApiError):

@@ -154,10 +154,10 @@ def test_docs_page_uses_only_local_assets(url):
     assert OPENAPI_URL in page.text
 
 
-def test_browsers_from_any_origin_may_call_as_with_tgi(url):
+def test_browsers_get_no_cross_origin_access_by_default(url):
     preflight = httpx.options(
         url + "/generate",
         headers={"Origin": "http://example.test", "Access-Control-Request-Method": "POST"},
     )
-    assert preflight.status_code == 200
-    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.status_code == 400  # `--cors-allow-origin` names none
+    assert "access-control-allow-origin" not in preflight.headers
