@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 import httpx
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
@@ -50,7 +50,9 @@ def _ping_database() -> bool:
 
 
 async def _database() -> bool:
-    return await database_sync_to_async(_ping_database)()
+    # NOTE: asgiref's thread-sensitive bridge, as for any Django async view, so the request's
+    # own connection answers; channels' database_sync_to_async would close it on the way.
+    return await sync_to_async(_ping_database)()
 
 
 async def _channel_layer() -> bool:

@@ -124,6 +124,11 @@ CHAT_ATTACKS: dict[str, tuple[Attack, ...]] = {
     "api-conversation-attachments": (A("post"),),
     "api-attachment": (A("get"),),
     "shared-file": (A("get"),),
+    # Operations: open probes and (from loopback, the test client's address) the metrics, which
+    # carry counts by model and endpoint only, never anybody's data.
+    "healthz": (A("get", status=(200,)),),
+    "readyz": (A("get", status=(200, 503)),),
+    "metrics": (A("get", status=(200,)),),
 }
 ADMIN_ATTACKS = (A("get", status=(302, 404)), A("post", {}, (302, 404), True))
 ADMIN_LOGIN_ATTACKS = (
