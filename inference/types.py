@@ -236,6 +236,8 @@ class ServedModel(Protocol):
     dtype: Any  # a torch.dtype; printed, never computed with here
     quantize: str | None
     device: Any  # a torch.device; `/info` reads its `type`
+    runner: str | None  # the path serving it: "fused", "transformers", "fallback" (None: unknown)
+    runner_reason: str | None  # why that path
 
 
 class EngineClient(Protocol):

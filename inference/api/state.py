@@ -107,6 +107,13 @@ class ServerState:
         return self.engine.loaded.quantize if self.engine else None
 
     @property
+    def model_runner(self) -> tuple[str | None, str | None]:
+        """Which path serves the model and why (both None while it loads)."""
+        if self.engine is None:
+            return None, None
+        return self.engine.loaded.runner, self.engine.loaded.runner_reason
+
+    @property
     def device_type(self) -> str:
         return self.engine.loaded.device.type if self.engine else self.config.model.device
 

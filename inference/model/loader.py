@@ -43,6 +43,10 @@ class LoadedModel:
     # the server's own load, one runner per model. A model shared by several runners (tests)
     # keeps them.
     frees_hf_weights: bool = False
+    # Which path serves it ("fused", "transformers" or "fallback") and why; set by the runner
+    # that serves it (None before one is built).
+    runner: str | None = None
+    runner_reason: str | None = None
 
     @property
     def quantize(self) -> str | None:

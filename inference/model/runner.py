@@ -290,28 +290,30 @@ def build_runner(
 ) -> ModelRunner:
     """The fused Llama-family runner where it runs the model exactly (the fastest), else the
     transformers backend over the paged cache for any decoder-only attention model, else the
-    one-sequence-at-a-time transformers fallback (encoder-decoder, recurrent state)."""
+    one-sequence-at-a-time transformers fallback (encoder-decoder, recurrent state). Records
+    the path and why on ``loaded`` (``/info`` reports them) and logs them."""
     model = loaded.model
     name = f"{type(model).__name__} ({getattr(model.config, 'model_type', '?')})"
     fused_reason = llama.unsupported_reason(model)
     if not force_hf and fused_reason is None:
+        loaded.runner, loaded.runner_reason = "fused", "a Llama-family model the fused forward runs"
         logger.info("Serving %s with the fused Llama-family forward", name)
         return PagedModelRunner(loaded, num_blocks, block_size)
     layer_shapes, reason = (None, "forced") if force_hf else probe(model)
     if layer_shapes is not None:
-        logger.info(
-            "Serving %s with the transformers backend over the paged cache: not fused since %s; %s",
-            name,
-            fused_reason,
-            reason,
+        loaded.runner, loaded.runner_reason = (
+            "transformers",
+            f"not fused since {fused_reason}; {reason}" if fused_reason else reason,
         )
-        path = TransformersPagedRunner
-    else:
-        logger.info("Serving %s with the transformers fallback, one sequence at a time: %s",
-                    name, reason)  # fmt: skip
-        path = HFModelRunner
-    if path is TransformersPagedRunner:
+        logger.info(
+            "Serving %s with the transformers backend over the paged cache: %s",
+            name,
+            loaded.runner_reason,
+        )
         return TransformersPagedRunner(loaded, num_blocks, block_size, layer_shapes)
+    loaded.runner, loaded.runner_reason = "fallback", reason
+    logger.info("Serving %s with the transformers fallback, one sequence at a time: %s",
+                name, reason)  # fmt: skip
     if loaded.quantized is not None:
         logger.warning("Quantized weights need a paged runner: serving dense weights")
         loaded.quantized = None  # so /info says what is served

@@ -76,6 +76,7 @@ router.add_api_route(
 async def get_model_info(request: Request) -> Info:
     state = get_state(request)
     limits = state.limits or state.config.engine
+    runner, runner_reason = state.model_runner
     return Info(
         model_id=state.model_id,
         model_sha=state.config.model.revision,
@@ -102,6 +103,8 @@ async def get_model_info(request: Request) -> Info:
         sha=None,
         docker_label=None,
         chat_template=chat_template(state),
+        model_runner=runner,
+        model_runner_reason=runner_reason,
     )
 
 

@@ -5,6 +5,8 @@ Types only; must not import the engine, torch or any route.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, RootModel
 
 
@@ -36,6 +38,11 @@ class Info(BaseModel):
     # Not TGI's: the tokenizer's chat template, so that a client on another machine can
     # render prompts the way the model was trained (None: the tokenizer has none).
     chat_template: str | None = None
+    # Not TGI's: the path that serves the model (the fused Llama-family forward, the
+    # transformers backend over the paged cache, or the one-sequence-at-a-time fallback) and
+    # why; None while the model loads.
+    model_runner: Literal["fused", "transformers", "fallback"] | None = None
+    model_runner_reason: str | None = None
 
 
 class SimpleToken(BaseModel):
