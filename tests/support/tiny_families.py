@@ -10,6 +10,7 @@ downloaded; only the bundled model's tokenizer files are read. Must not import D
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -208,3 +209,22 @@ def build_tiny_family(family: str, seed: int = 0) -> LoadedModel:
         max_position_embeddings=MAX_POSITIONS,
         eos_token_ids=eos_token_ids_of(model, tokenizer),
     )
+
+
+def save_tiny_family(family: str, directory: Path, seed: int = 0) -> Path:
+    """``family``'s tiny random model saved with the bundled tokenizer into ``directory``, as
+    `python -m inference --model-id DIR` loads it: its vocabulary widened to the tokenizer's,
+    the special ids the tokenizer's own."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = _tokenizer()
+    config = family_config(family)
+    config.vocab_size = len(tokenizer)
+    config.bos_token_id = tokenizer.bos_token_id
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
