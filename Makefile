@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 MODEL_DIR := var/models/smollm2-135m-instruct
 
-.PHONY: setup run test lint format bench bench-chat soak clean browsers
+.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers
 
 setup: $(STAMP) $(MODEL_DIR)/config.json
 	@$(PY) -m inference.kernels
@@ -51,6 +51,10 @@ format:
 
 bench: setup
 	$(PY) -m bench
+
+# the bundled 135M model and a Qwen2.5-1.5B-sized one (random weights, made once) side by side
+bench-1b: setup
+	$(PY) -m bench --model-size 135m,1.5b
 
 bench-chat: setup
 	$(PY) -m bench.chat

@@ -11,6 +11,9 @@ JSON schema, against the same load unconstrained: `bench.structured`). This serv
 bundled GGUF (`--our-model bundled`), llama-server the GGUF file itself, the transformers peers
 its de-quantised HF directory. Prints the CPU's ISA, two tables, the ratios the targets follow,
 the machine's limits and the batch-1 bandwidth floor of the weights each server reads.
+`--model-size 1.5b` runs the same comparison (1 and 32 clients) on a Qwen2.5-1.5B-sized model
+with random weights, made once by `bench.real_model`; several sizes end with a side-by-side
+summary (`bench.sizes`).
 """
 
 from __future__ import annotations
@@ -31,13 +34,30 @@ from bench.limits import format_limits, measure
 from bench.llama_cpp import LlamaCppBuildError, llama_server_binary
 from bench.load import PROMPTS, StreamResult, percentile, run_load, stream_one
 from bench.machine import CPU_TIER_ENV, apply_cpu_tier, isa_line
-from bench.report import Row, by_label, floor_lines, print_table, target_ratios
+from bench.report import (
+    Row,
+    by_label,
+    floor_lines,
+    our_weight_bytes,
+    print_table,
+    target_ratios,
+)
 from bench.servers import (
     RunningServer,
     ServerSpec,
     llama_server,
     our_server,
     transformers_serve,
+)
+from bench.sizes import (
+    BUNDLED_SIZE,
+    DEFAULT_LEVELS,
+    MODEL_SIZES,
+    SizeResult,
+    parse_sizes,
+    side_by_side,
+    size_args,
+    size_result,
 )
 from bench.structured import format_row, structured_row
 
@@ -64,7 +84,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default="auto", help="dtype of this server")
-    parser.add_argument("--concurrency", default="1,8,32,64", help="comma-separated")
+    parser.add_argument(
+        "--model-size",
+        default=BUNDLED_SIZE,
+        help=f"comma-separated, of {', '.join(MODEL_SIZES)}: the bundled model, or a model of "
+        "that size made once with random weights (bench.real_model); several run in turn and "
+        "end with a side-by-side summary",
+    )
+    parser.add_argument(
+        "--concurrency",
+        default=None,
+        help="comma-separated (default: "
+        + "; ".join(f"{size}: {levels}" for size, levels in DEFAULT_LEVELS.items())
+        + ")",
+    )
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument(
         "--peers",
@@ -159,7 +192,10 @@ def peer_specs(args: argparse.Namespace) -> tuple[list[ServerSpec], list[str]]:
                 from inference.cpu import cpu_info
 
                 dtype = "bfloat16" if cpu_info().native_bf16 else "float32"
-            specs.append(transformers_serve(args.model_dir, dtype))
+            cache = {"cache_tokens": args.transformers_cache_tokens}
+            specs.append(
+                transformers_serve(args.model_dir, dtype, **{k: v for k, v in cache.items() if v})
+            )
         elif kind in ("llama.cpp", "llama-server"):
             try:
                 binary = llama_server_binary(args.cpu_tier)
@@ -214,6 +250,10 @@ def our_info(server: RunningServer) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        sizes = parse_sizes(args.model_size)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
     apply_cpu_tier(args.cpu_tier)
     from inference.model.source import bundled_gguf_path, ensure_bundled_model
 
@@ -221,6 +261,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_dir is None:
         args.model_dir = ensure_bundled_model()
     args.gguf = bundled_gguf_path()
+    results = [run_size(size_args(args, size)) for size in sizes]
+    if len(results) > 1:
+        print(f"\n{isa_line()}\nEvery size side by side (ours / theirs; floor: bytes / bandwidth):")
+        print(side_by_side(results))
+    return 0
+
+
+def run_size(args: argparse.Namespace) -> SizeResult:
+    """The whole comparison on one model size; prints its tables and returns its summary."""
+    if args.model_size != BUNDLED_SIZE:
+        print(f"\nModel size {args.model_size}: {args.gguf.name} (random weights)", flush=True)
     our_model = args.model_dir if args.our_model == "dir" else args.our_model
     levels = [int(c) for c in args.concurrency.split(",") if c]
     flags = {}
@@ -254,19 +305,20 @@ def main(argv: list[str] | None = None) -> int:
                     f"{distinct[-1].summary.wall_s:.1f} s distinct)",
                     file=sys.stderr,
                 )
-        itl_p50, itl_p95, long_ttft = asyncio.run(
-            prefill_interference(
-                servers[0], ours_spec.model_name, 16, args.long_prompt_tokens, args.max_tokens
+        if args.extra_rows:
+            itl_p50, itl_p95, long_ttft = asyncio.run(
+                prefill_interference(
+                    servers[0], ours_spec.model_name, 16, args.long_prompt_tokens, args.max_tokens
+                )
             )
-        )
-        structured = structured_row(servers[0], ours_spec.model_name, 32, args.max_tokens)
+            structured = structured_row(servers[0], ours_spec.model_name, 32, args.max_tokens)
     finally:
         for server in servers:
             server.stop()
     print(
         f"\nStreaming /v1/chat/completions, {args.max_tokens} new tokens per request; ours "
         f"--model-id {our_model} ({info.get('model_dtype', '?')}, quantize "
-        f"{info.get('quantize')}), transformers serve {args.model_dir.name}, "
+        f"{info.get('quantize')}), transformers serve {'/'.join(args.model_dir.parts[-2:])}, "
         f"llama-server {args.gguf.name}"
     )
     print("\nThe 8 prompts repeated (prompt caches serve them):")
@@ -279,22 +331,25 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + target_ratios(repeated, distinct, ours_label))
     for note in notes:
         print(note)
-    print(
-        f"\nChunked prefill: 16 streams decoding while a ~{args.long_prompt_tokens}-token prompt "
-        "arrives "
-        f"({ours_label}): ITL p50 {itl_p50 * 1000:.0f} ms, p95 {itl_p95 * 1000:.0f} ms "
-        f"(p95/p50 = {itl_p95 / itl_p50:.2f}); the long prompt's TTFT {long_ttft:.2f} s"
-    )
-    print(f"\nStructured output ({ours_label}), 32 clients, half with a JSON schema:")
-    print(format_row(structured))
+    if args.extra_rows:
+        print(
+            f"\nChunked prefill: 16 streams decoding while a ~{args.long_prompt_tokens}-token "
+            f"prompt arrives ({ours_label}): ITL p50 {itl_p50 * 1000:.0f} ms, "
+            f"p95 {itl_p95 * 1000:.0f} ms (p95/p50 = {itl_p95 / itl_p50:.2f}); "
+            f"the long prompt's TTFT {long_ttft:.2f} s"
+        )
+        print(f"\nStructured output ({ours_label}), 32 clients, half with a JSON schema:")
+        print(format_row(structured))
+    result = size_result(args, ours_label, repeated, distinct)
     if not args.skip_limits:
         limits = measure(args.model_dir)
         print("\nLimits of this machine:")
         print(format_limits(limits))
         for line in floor_lines(args, info, limits.bandwidth_gb_s, by_label(repeated, 1)):
             print(line)
+        result.our_floor_s = our_weight_bytes(args, info)[1] / (limits.bandwidth_gb_s * 1e9)
     print(f"\nbench finished in {time.perf_counter() - started:.0f} s (server logs in {logs})")
-    return 0
+    return result
 
 
 if __name__ == "__main__":

@@ -91,20 +91,24 @@ def target_ratios(repeated: list[Row], distinct: list[Row], ours: str) -> str:
     return "Targets: " + ("; ".join(parts) if parts else "no peer rows to compare")
 
 
+def our_weight_bytes(args: argparse.Namespace, info: dict) -> tuple[str, int]:
+    """What this server reads per batch-1 decode step (its `/info`), and how many bytes."""
+    dtype = str(info.get("model_dtype") or "float32").removeprefix("torch.")
+    quantize = info.get("quantize")
+    our_gguf = Path(args.our_model) if str(args.our_model).endswith(".gguf") else args.gguf
+    if quantize:
+        return f"{quantize} weights of {our_gguf.name}", gguf_tensor_bytes(our_gguf)
+    known = dtype if dtype in ("float32", "bfloat16", "float16") else "float32"
+    return f"dense {known} linear weights", dense_weight_bytes(args.model_dir, known)
+
+
 def floor_lines(
     args: argparse.Namespace, info: dict, bandwidth_gb_s: float, one: dict[str, LoadSummary]
 ) -> list[str]:
     """Batch-1 floors of the weights each server actually reads per token."""
     nan = float("nan")
     lines = []
-    dtype = str(info.get("model_dtype") or "float32").removeprefix("torch.")
-    quantize = info.get("quantize")
-    our_gguf = Path(args.our_model) if args.our_model.endswith(".gguf") else args.gguf
-    if quantize:
-        what, nbytes = f"{quantize} weights of {our_gguf.name}", gguf_tensor_bytes(our_gguf)
-    else:
-        known = dtype if dtype in ("float32", "bfloat16", "float16") else "float32"
-        what, nbytes = f"dense {known} linear weights", dense_weight_bytes(args.model_dir, known)
+    what, nbytes = our_weight_bytes(args, info)
     ours = next((label for label in one if label.startswith("ours")), None)
     lines.append(
         floor_line(ours or "ours", what, nbytes, bandwidth_gb_s, one[ours].itl_p50 if ours else nan)
