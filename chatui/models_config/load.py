@@ -61,7 +61,10 @@ def parse_model(
     if unknown:
         logger.warning("%s: ignoring unknown keys %s", where, ", ".join(unknown))
     api_key = env.get("OPENAI_API_KEY") or None
-    model = _validate(ModelSpec, raw, where, inference_url=inference_url, api_key=api_key)
+    local_key = _var(env, "INFERENCE_API_KEY") or None
+    model = _validate(
+        ModelSpec, raw, where, inference_url=inference_url, api_key=api_key, local_key=local_key
+    )
     if isinstance(raw.get("tokenizer"), dict):  # chat-ui's {tokenizerUrl, tokenizerConfigUrl}
         logger.warning("%s: tokenizer URLs are not fetched; using the default template", where)
     return model

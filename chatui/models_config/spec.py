@@ -147,10 +147,15 @@ class Endpoint(Frozen):
 
     def finish(self, context: dict[str, Any]) -> Endpoint:
         """An openai endpoint without a URL is the local server's `/v1`; without a key it
-        takes OPENAI_API_KEY. A tgi one needs a URL."""
+        takes OPENAI_API_KEY. A tgi one needs a URL. An endpoint on the local server
+        (``INFERENCE_URL``) with no credentials of its own sends that server's key."""
+        local = context["inference_url"]
+        local_key = context.get("local_key")
         if self.type == "openai":
-            url = self.base_url or self.url or f"{context['inference_url']}/v1"
+            url = (self.base_url or self.url or f"{local}/v1").rstrip("/")
             api_key = self.api_key or context["api_key"]
+            if api_key is None and url == f"{local}/v1":
+                api_key = local_key
             update = {"url": url.rstrip("/"), "api_key": api_key, "stream_path": ""}
             return self.model_copy(update=update | {"base_url": None})
         if "url" not in self.model_fields_set:
@@ -163,6 +168,8 @@ class Endpoint(Frozen):
         authorization = self.authorization
         if authorization is None and self.access_token:
             authorization = f"Bearer {self.access_token}"
+        if authorization is None and local_key and url == local:
+            authorization = f"Bearer {local_key}"
         update = {"url": url, "stream_path": stream_path, "authorization": authorization}
         return self.model_copy(update=update | {"access_token": None})
 
