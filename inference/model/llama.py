@@ -1,27 +1,19 @@
 """A batched Llama-family forward over the paged KV cache, reusing the HF module's weights.
 
 All new tokens of a step (decodes and prefill chunks of several sequences) are packed into
-one [T, hidden] tensor, so every projection is one matmul for the whole batch. Q/K/V are
-concatenated once at load; each projection takes the fastest path this CPU has for its
-weights (``inference.model.linear``: oneDNN prepacked with the residual adds fused,
-plain ``F.linear``, or 4/8-bit weights read by the compiled kernels).
+one [T, hidden] tensor, so every projection is one matmul for the whole batch; Q/K/V are
+concatenated once at load and each projection takes this CPU's fastest path for its weights
+(``inference.model.linear``: oneDNN prepacked with fused residual adds, ``F.linear``, or the
+compiled 4/8-bit kernels). The cache is block-major, K and V side by side: one
+``index_copy_`` writes a step's K and V, one ``index_select`` gathers a batch's context.
+On the CPU, decode rows go to the compiled kernel (``inference.kernels``: every row's blocks
+read in place, 2-3x faster than gather + SDPA at batch 32); everything else is PyTorch's
+fused SDPA on strided views (1.2-7x faster than batched matmuls here): decode rows and short
+prompt chunks in one call per group of similar length (GQA folded into the query rows),
+long prompt chunks one sequence at a time with a causal mask that knows their offset.
 
-The cache is block-major with K and V side by side (a layer is [blocks, block_size, 2,
-kv_heads, d]): a step writes its K and V with one ``index_copy_``, and one ``index_select``
-over block ids gathers a batch's K and V together in block-sized contiguous chunks, about
-half the cost of gathering K and V from head-major tensors. On the CPU, single-token rows
-(decodes) go to the compiled kernel of ``inference.kernels``, which reads every row's blocks
-in place over its own length (2-3x faster than gather + SDPA at batch 32). Everything else,
-and decodes where the kernel is unavailable, is PyTorch's fused SDPA on strided views: on
-this project's CPUs 1.2-7x faster than batched matmuls at every shape measured, fp32 and bf16
-(a 2000-token prompt ~1.8 -> ~0.8 s). SDPA decode rows are attended in batched calls, one
-per group of similar context length (GQA folded into the query rows, no K/V repeat); short
-prompt chunks the same way, padded into one batch per group of similar length (a burst of
-chat requests is one call per layer, not one per request); long prompt chunks one sequence
-at a time, with a causal mask that knows their offset.
-
-Supports Llama, Mistral (no sliding window) and Qwen2 (q/k/v bias) checkpoints.
-Must not import the scheduler or the engine.
+Runs Llama, Mistral (no sliding window) and Qwen2 (q/k/v bias); ``unsupported_reason`` says
+why any other model takes the transformers backend. Must not import the scheduler or engine.
 """
 
 from __future__ import annotations
