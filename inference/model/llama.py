@@ -11,9 +11,7 @@ read in place, 2-3x faster than gather + SDPA at batch 32); everything else is P
 fused SDPA on strided views (1.2-7x faster than batched matmuls here): decode rows and short
 prompt chunks in one call per group of similar length (GQA folded into the query rows),
 long prompt chunks one sequence at a time with a causal mask that knows their offset.
-
-Runs Llama, Mistral (no sliding window) and Qwen2 (q/k/v bias); ``unsupported_reason`` says
-why any other model takes the transformers backend. Must not import the scheduler or engine.
+Runs Llama, Mistral and Qwen2 (``unsupported_reason``: why not). Must not import the engine.
 """
 
 from __future__ import annotations
