@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from inference.config import EngineConfig
+from inference.cpu import ISA_ENV, Isa, cpu_info
 from inference.engine.engine import Engine
 from inference.engine.scheduler import SchedulerConfig
 from inference.model import quant_loader
@@ -110,9 +111,36 @@ def assert_matches(events: list, model, prompt: list[int]) -> None:
     assert logprobs == pytest.approx(expected_logprobs, abs=TOLERANCE)
 
 
+@pytest.fixture
+def tier(monkeypatch, request):
+    """The CPU tier the server believes it has: the hardware's (None) or one forced lower."""
+    if request.param:
+        monkeypatch.setenv(ISA_ENV, request.param)
+    cpu_info.cache_clear()
+    yield request.param
+    monkeypatch.delenv(ISA_ENV, raising=False)
+    cpu_info.cache_clear()
+
+
 @pytest.mark.parametrize(("family", "path"), CASES, ids=[f"{f}-{p}" for f, p in CASES])
 @torch.inference_mode()
 def test_engine_matches_transformers_generate(family: str, path: str) -> None:
+    check_family(family, path)
+
+
+@pytest.mark.parametrize("tier", ["avx2"], indirect=True)
+@pytest.mark.parametrize("family", ["llama", "qwen3", "gemma2"])
+@torch.inference_mode()
+def test_an_avx2_only_cpu_serves_the_families_alike(family: str, tier: str) -> None:
+    """The same rows with the tier forced to AVX2 (no AVX-512, no native bf16): each
+    projection chooses its path for that tier at load (``inference.cpu``)."""
+    assert cpu_info().isa == Isa.AVX2
+    check_family(family, expected_path(family))
+
+
+def check_family(family: str, path: str) -> None:
+    """Round 1 (concurrent prompts, chunked prefill, prompt logprobs) and round 2 (a cached
+    prefix's follow-up beside a fresh prompt) against ``generate``, on runner ``path``."""
     loaded = build_tiny_family(family)
     scheduler_config = SchedulerConfig.from_engine_config(LIMITS, block_size=BLOCK_SIZE)
     runner = None
@@ -177,9 +205,10 @@ def test_layers_with_their_own_kv_shape_get_their_own_cache() -> None:
         assert_matches(results[request.request_id], loaded.model, prompt)
 
 
+@pytest.mark.parametrize("tier", [None, "avx2"], indirect=True)
 @pytest.mark.parametrize("bits", [8, 4])
 @torch.inference_mode()
-def test_quantized_weights_are_served_by_the_transformers_backend(bits: int) -> None:
+def test_quantized_weights_are_served_by_the_transformers_backend(bits: int, tier) -> None:
     """int8/int4 Qwen3 against the same de-quantized values in fp32: only the kernels'
     8-bit activations differ."""
     reference = build_tiny_family("qwen3")
