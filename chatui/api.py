@@ -18,8 +18,9 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
-from chatui import attachments, selectors, services
+from chatui import attachments, selectors, services, url_attachments
 from chatui.chat_config import get_chat_config
+from chatui.documents import DOCUMENT_MIMES
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_request
 from chatui.serializers import file_to_dict
@@ -160,7 +161,25 @@ def conversation_attachments(
     attachment = attachments.attachment_upload(
         identity=identity, conversation_id=conversation_id, upload=upload
     )
-    return JsonResponse(file_to_dict(attachment), status=201)
+    return _attached(attachment)
+
+
+@api_view("POST")
+def conversation_attachment_url(
+    request: HttpRequest, identity: Identity, conversation_id: Any
+) -> HttpResponse:
+    """Fetches `{"url": ...}` (public addresses only) for the next message; answers its File."""
+    attachment = url_attachments.attachment_from_url(
+        identity=identity, conversation_id=conversation_id, url=_json_body(request).get("url")
+    )
+    return _attached(attachment)
+
+
+def _attached(attachment: Any) -> JsonResponse:
+    """A stored file, with the notice the user is shown when a document will be cut."""
+    notice = getattr(attachment, "notice", "")
+    body = file_to_dict(attachment) | ({"notice": notice} if notice else {})
+    return JsonResponse(body, status=201)
 
 
 def file_response(attachment: Any) -> FileResponse:
@@ -168,6 +187,8 @@ def file_response(attachment: Any) -> FileResponse:
     (images inline, text as plain text, with the name it was uploaded with)."""
     inline = attachment.kind == "image"
     content_type = attachment.mime if inline else "text/plain; charset=utf-8"
+    if attachment.mime in DOCUMENT_MIMES and attachment.mime != "text/html":
+        content_type = attachment.mime  # a download, never shown in the page
     response = FileResponse(
         attachment.file.open("rb"),
         content_type=content_type,

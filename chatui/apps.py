@@ -32,12 +32,14 @@ class ChatuiConfig(AppConfig):
 
     def ready(self) -> None:
         from chatui import signals  # noqa: F401  (connects the login handler)
-        from chatui.endpoints.openai import list_model_ids
+        from chatui.endpoints.openai import fetch_text, list_models
         from chatui.models_config import ConfigError, load_app_config
         from chatui.streaming.hub import Hub
 
         try:
-            self.chat_config = load_app_config(settings.ENV, list_models=list_model_ids)
+            self.chat_config = load_app_config(
+                settings.ENV, list_models=list_models, fetch_text=fetch_text
+            )
         except ConfigError as exc:
             raise AppConfigError(f"Invalid chat configuration: {exc}") from None
         self.hub = Hub()

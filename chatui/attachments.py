@@ -20,13 +20,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 
-from chatui import uploads
+from chatui import documents, uploads
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
 from chatui.models import Attachment, Conversation, Message, SharedConversation
 from chatui.models_config import ModelSpec
-from chatui.prompting import CHARS_PER_TOKEN, ChatMessage
+from chatui.prompting import CHARS_PER_TOKEN, ChatMessage, context_tokens
 from chatui.selectors import conversation_get
 from chatui.serializers import file_to_dict
 
@@ -38,6 +38,8 @@ TEXT_DOES_NOT_FIT = (
     "{name} does not fit in what {model} reads (about {tokens} tokens; the model takes "
     "{limit}). Attach a shorter file or paste the part that matters."
 )
+# A document may take this share of what the model reads; the rest is left to the conversation.
+DOCUMENT_SHARE = 0.75
 TOO_MANY_FILES = "At most {limit} files can be attached to one message."
 UNKNOWN_ATTACHMENT = "An attached file was not found; attach it again."
 
@@ -61,15 +63,24 @@ def _label(model: ModelSpec) -> str:
     return model.display_name or model.name
 
 
+def document_budget(model: ModelSpec) -> int | None:
+    """The most characters of one document's text the model is sent (None: no limit)."""
+    tokens = context_tokens(model)
+    return int(tokens * CHARS_PER_TOKEN * DOCUMENT_SHARE) if tokens else None
+
+
 def check_for_model(*, model: ModelSpec, kind: str, mime: str, name: str, size: int) -> None:
-    """Refuses what `model` cannot take (before anything is sent to it)."""
+    """Refuses what `model` cannot take (before anything is sent to it). A document that is
+    too long is not refused: it is cut (see `document_notice`)."""
     if kind == Attachment.Kind.IMAGE:
         if not model.multimodal:
             raise ChatError(IMAGES_NOT_SUPPORTED.format(model=_label(model), name=name))
         if not uploads.mime_accepted(mime, model.multimodal_accepted_mimetypes):
             raise ChatError(IMAGE_TYPE_REFUSED.format(model=_label(model), mime=mime, name=name))
         return
-    limit = model.parameters.get("truncate")
+    if mime in documents.DOCUMENT_MIMES:
+        return
+    limit = context_tokens(model)
     tokens = -(-size // CHARS_PER_TOKEN)
     if limit and tokens > limit:
         raise ChatError(
@@ -78,32 +89,63 @@ def check_for_model(*, model: ModelSpec, kind: str, mime: str, name: str, size: 
         )
 
 
+def document_notice(*, model: ModelSpec, name: str, text: str) -> str:
+    """What the user is told when a document will be cut to fit the model ("" when it fits)."""
+    _, kept = documents.cut_to_fit(text, name=name, max_chars=document_budget(model))
+    if kept >= 1.0:
+        return ""
+    tokens = (document_budget(model) or 0) // CHARS_PER_TOKEN
+    percent = max(1, int(kept * 100))
+    return documents.DOCUMENT_CUT.format(
+        name=name, model=_label(model), percent=percent, tokens=tokens
+    )
+
+
+def _size_limit(sniffed: uploads.Sniffed) -> int:
+    if sniffed.kind == "image":
+        return settings.CHATUI_ATTACHMENT_MAX_IMAGE_BYTES
+    if sniffed.mime in documents.DOCUMENT_MIMES:
+        return settings.CHATUI_ATTACHMENT_MAX_DOCUMENT_BYTES
+    return settings.CHATUI_ATTACHMENT_MAX_TEXT_BYTES
+
+
+def largest_upload() -> int:
+    """The size past which no file is read at all."""
+    return max(
+        settings.CHATUI_ATTACHMENT_MAX_IMAGE_BYTES,
+        settings.CHATUI_ATTACHMENT_MAX_TEXT_BYTES,
+        settings.CHATUI_ATTACHMENT_MAX_DOCUMENT_BYTES,
+    )
+
+
+def attachment_store(*, conversation: Conversation, name: str, data: bytes) -> Attachment:
+    """Checks `data` (type, size, the conversation's model) and stores it as a file of the
+    conversation's next message. `attachment.notice` says when a document will be cut."""
+    sniffed = uploads.sniff(data, name)
+    uploads.check_size(name=name, kind=sniffed.kind, size=len(data), limit=_size_limit(sniffed))
+    model = get_chat_config().model(conversation.model)
+    check_for_model(model=model, kind=sniffed.kind, mime=sniffed.mime, name=name, size=len(data))
+    notice = ""
+    if sniffed.mime in documents.DOCUMENT_MIMES:
+        text = documents.document_text(data, name=name, mime=sniffed.mime)
+        notice = document_notice(model=model, name=name, text=text)
+    attachment = Attachment(
+        conversation=conversation, name=name, mime=sniffed.mime, kind=sniffed.kind, size=len(data)
+    )
+    attachment.file.save(name, ContentFile(data), save=False)
+    attachment.save()
+    attachment.notice = notice  # type: ignore[attr-defined]  # for the response only
+    return attachment
+
+
 def attachment_upload(*, identity: Identity, conversation_id: Any, upload: Any) -> Attachment:
     """A file for the next message of the owner's conversation (not linked to a message yet)."""
     conversation = conversation_get(identity=identity, conversation_id=conversation_id)
     if upload is None:
         raise ChatError(NO_FILE)
     name = uploads.clean_name(upload.name)
-    largest = max(
-        settings.CHATUI_ATTACHMENT_MAX_IMAGE_BYTES, settings.CHATUI_ATTACHMENT_MAX_TEXT_BYTES
-    )
-    uploads.check_size(name=name, kind="file", size=upload.size, limit=largest)
-    data = upload.read()
-    sniffed = uploads.sniff(data, name)
-    limit = (
-        settings.CHATUI_ATTACHMENT_MAX_IMAGE_BYTES
-        if sniffed.kind == "image"
-        else settings.CHATUI_ATTACHMENT_MAX_TEXT_BYTES
-    )
-    uploads.check_size(name=name, kind=sniffed.kind, size=len(data), limit=limit)
-    model = get_chat_config().model(conversation.model)
-    check_for_model(model=model, kind=sniffed.kind, mime=sniffed.mime, name=name, size=len(data))
-    attachment = Attachment(
-        conversation=conversation, name=name, mime=sniffed.mime, kind=sniffed.kind, size=len(data)
-    )
-    attachment.file.save(name, ContentFile(data), save=False)
-    attachment.save()
-    return attachment
+    uploads.check_size(name=name, kind="file", size=upload.size, limit=largest_upload())
+    return attachment_store(conversation=conversation, name=name, data=upload.read())
 
 
 def attachments_link(*, conversation: Conversation, message: Message, ids: Any) -> None:
@@ -140,16 +182,32 @@ def attachments_link(*, conversation: Conversation, message: Message, ids: Any) 
 def prompt_files(messages: Iterable[Message]) -> dict[str, tuple[PromptFile, ...]]:
     """The files of each message (by id), read from storage, for the prompt."""
     files: dict[str, list[PromptFile]] = {}
-    for attachment in Attachment.objects.filter(message__in=list(messages)):
+    found = Attachment.objects.filter(message__in=list(messages)).select_related("conversation")
+    for attachment in found:
         with attachment.file.open("rb") as handle:
             data = handle.read()
-        if attachment.kind == Attachment.Kind.TEXT:
+        if attachment.mime in documents.DOCUMENT_MIMES:
+            text = _document_prompt_text(attachment, data)
+            entry = PromptFile("text", attachment.name, attachment.mime, text=text)
+        elif attachment.kind == Attachment.Kind.TEXT:
             text = uploads.decode_text(data) or ""
             entry = PromptFile("text", attachment.name, attachment.mime, text=text)
         else:
             entry = PromptFile("image", attachment.name, attachment.mime, data=data)
         files.setdefault(str(attachment.message_id), []).append(entry)
     return {key: tuple(value) for key, value in files.items()}
+
+
+def _document_prompt_text(attachment: Attachment, data: bytes) -> str:
+    """A document's text, cut to what its conversation's model reads; a document that can no
+    longer be read says so in the prompt instead of failing the answer."""
+    try:
+        text = documents.document_text(data, name=attachment.name, mime=attachment.mime)
+    except ChatError as exc:
+        return f"[{exc}]"
+    conversation = attachment.conversation
+    model = get_chat_config().model(conversation.model if conversation else None)
+    return documents.cut_to_fit(text, name=attachment.name, max_chars=document_budget(model))[0]
 
 
 def with_text_files(content: str, files: Iterable[PromptFile]) -> str:

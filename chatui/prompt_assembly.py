@@ -12,14 +12,21 @@ Part of the domain: must not import the websocket layer (`chatui.consumers`, `ch
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from chatui.attachments import chat_message
 from chatui.chat_config import get_chat_config
 from chatui.models import DEFAULT_TITLE, Message
-from chatui.prompting import ChatMessage
+from chatui.prompting import ChatMessage, context_tokens, truncate_messages
+from chatui.reasoning import strip_reasoning
 from chatui.services.messages import GenerationRequest
+
+CONTEXT_CUT = (
+    "The conversation is longer than {model} reads: its {count} oldest messages were left out "
+    "of this answer."
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ def answer_prompt(request: GenerationRequest) -> AnswerPrompt:
     conversation = answer.conversation
     path = list(request.path if continue_message else request.path[:-1])
     messages = [
-        chat_message(m, request.files)
+        _without_reasoning(chat_message(m, request.files), keep=continue_message and m is path[-1])
         for m in path
         if m.role == Message.Role.USER or (m.role == Message.Role.ASSISTANT and m.content)
     ]
@@ -53,3 +60,23 @@ def answer_prompt(request: GenerationRequest) -> AnswerPrompt:
         previous_tokens=answer.generated_tokens if continue_message else 0,
         needs_title=conversation.title == DEFAULT_TITLE,
     )
+
+
+def _without_reasoning(message: ChatMessage, *, keep: bool) -> ChatMessage:
+    """An earlier answer as the model gets it back: without its reasoning, as chat-ui sends it
+    (`keep`: the answer being continued, whose reasoning may still be open)."""
+    if keep or message.role != "assistant":
+        return message
+    return dataclasses.replace(message, content=strip_reasoning(message.content))
+
+
+def fit_to_context(prompt: AnswerPrompt) -> tuple[AnswerPrompt, str]:
+    """The prompt with its oldest turns dropped until it fits the model's context
+    (`contextLength`), and the notice the user is shown when any were ("" when none)."""
+    budget = context_tokens(prompt.model) if prompt.model.context_length else None
+    kept = truncate_messages(prompt.messages, budget)
+    dropped = len(prompt.messages) - len(kept)
+    if not dropped:
+        return prompt, ""
+    notice = CONTEXT_CUT.format(count=dropped, model=prompt.model.display_name or prompt.model.id)
+    return dataclasses.replace(prompt, messages=kept), notice

@@ -295,6 +295,14 @@ def _cut_at_continue_mark(prompt: str, model: ModelSpec) -> str:
     return prompt
 
 
+def context_tokens(model: ModelSpec) -> int | None:
+    """How many tokens of input the model reads: `contextLength` less the answer's
+    `max_new_tokens`, else `parameters.truncate` (None: not configured)."""
+    if model.context_length:
+        return max(1, model.context_length - int(model.parameters.get("max_new_tokens") or 0))
+    return model.parameters.get("truncate")
+
+
 def truncate_messages(
     messages: list[ChatMessage], max_tokens: int | None, *, chars_per_token: int = CHARS_PER_TOKEN
 ) -> list[ChatMessage]:

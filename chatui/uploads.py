@@ -1,9 +1,11 @@
 """What an uploaded file is, read from its bytes (never from its name or the browser's word).
 
-Images are what Pillow recognises and can read through as PNG, JPEG, GIF or WebP (formats every
-browser shows and vision models take); text is UTF-8 without NUL or other binary control
-characters. Anything else is refused with a readable message. Also: chat-ui's MIME patterns
-(`multimodalAcceptedMimetypes`, e.g. ``image/*``) and the framing of a text file in a prompt.
+Documents (PDF, DOCX, PPTX, XLSX, HTML) are what `chatui.documents` recognises, and are text
+to a model. Images are what Pillow recognises and can read through as PNG, JPEG, GIF or WebP
+(formats every browser shows and vision models take); text is UTF-8 without NUL or other
+binary control characters. Anything else is refused with a readable message. Also: chat-ui's
+MIME patterns (`multimodalAcceptedMimetypes`, e.g. ``image/*``) and the framing of a text file
+in a prompt.
 
 Pure functions over bytes; must not import models, services, views or
 the websocket layer (consumers, routing, `chatui.streaming.socket`, `chatui.layers`).
@@ -21,10 +23,12 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
+from chatui import documents
 from chatui.errors import ChatError
 
 UNSUPPORTED_FILE = (
-    "{name} cannot be attached: only text files (UTF-8) and images (PNG, JPEG, GIF, WebP) can."
+    "{name} cannot be attached: only text files (UTF-8), documents (PDF, Word, PowerPoint, "
+    "Excel, HTML) and images (PNG, JPEG, GIF, WebP) can."
 )
 BROKEN_IMAGE = "{name} is not a readable image."
 FILE_TOO_LARGE = "{name} is too large ({size}); the limit for {kind} is {limit}."
@@ -97,6 +101,9 @@ def sniff(data: bytes, name: str) -> Sniffed:
     image = _image(data, name)
     if image is not None:
         return image
+    document = documents.document_mime(data, name)
+    if document is not None:  # read as text (chatui.documents) when a prompt is built
+        return Sniffed("text", document)
     if decode_text(data) is None:
         raise ChatError(UNSUPPORTED_FILE.format(name=name))
     return Sniffed("text", _text_mime(name))

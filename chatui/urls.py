@@ -57,6 +57,11 @@ urlpatterns = [
         api.conversation_attachments,
         name="api-conversation-attachments",
     ),
+    path(
+        "api/conversations/<uuid:conversation_id>/attachments/url",
+        api.conversation_attachment_url,
+        name="api-conversation-attachment-url",
+    ),
     path("api/attachments/<uuid:attachment_id>", api.attachment_file, name="api-attachment"),
     path("api/settings", api.user_settings, name="api-settings"),
     path("api/export", api.export, name="api-export"),

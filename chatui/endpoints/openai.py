@@ -47,6 +47,67 @@ def list_model_ids(base_url: str, api_key: str | None) -> list[str] | None:
         return None
 
 
+def _context_length(item: dict[str, Any]) -> int | None:
+    """The context a listing reports: its own (`context_length`, vLLM's `max_model_len`), else
+    the largest of its providers' (the HF router's)."""
+    for key in ("context_length", "max_model_len"):
+        if isinstance(item.get(key), int) and item[key] > 0:
+            return item[key]
+    lengths = [
+        p["context_length"]
+        for p in item.get("providers") or ()
+        if isinstance(p, dict) and isinstance(p.get("context_length"), int)
+    ]
+    return max(lengths) if lengths and max(lengths) > 0 else None
+
+
+def model_entry(item: dict[str, Any]) -> dict[str, Any]:
+    """A `/models` listing as a chat-ui model entry, with what its metadata says (as chat-ui
+    reads it): images among `architecture.input_modalities` make it multimodal, a provider
+    with `supports_tools` makes it `supportsTools`, and its context length `contextLength`."""
+    entry: dict[str, Any] = {"id": item["id"]}
+    if isinstance(item.get("description"), str) and item["description"]:
+        entry["description"] = item["description"]
+    architecture = item.get("architecture") if isinstance(item.get("architecture"), dict) else {}
+    modalities = [str(m).lower() for m in architecture.get("input_modalities") or ()]
+    if "image" in modalities or "vision" in modalities:
+        entry |= {"multimodal": True, "multimodalAcceptedMimetypes": ["image/*"]}
+    providers = [p for p in item.get("providers") or () if isinstance(p, dict)]
+    if any(p.get("supports_tools") is True for p in providers):
+        entry["supportsTools"] = True
+    if (context_length := _context_length(item)) is not None:
+        entry["contextLength"] = context_length
+    return entry
+
+
+def list_models(base_url: str, api_key: str | None) -> list[dict[str, Any]] | None:
+    """The models of ``GET {base_url}/models`` as model entries (`model_entry`), at start-up;
+    ``None`` when the server cannot be read."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(f"{base_url}/models", headers=headers, timeout=MODELS_TIMEOUT_S)
+        response.raise_for_status()
+        data = response.json().get("data", [])
+        return [
+            model_entry(i) for i in data if isinstance(i, dict) and isinstance(i.get("id"), str)
+        ]
+    except (httpx.HTTPError, ValueError, AttributeError, TypeError) as exc:
+        logger.warning("Could not list models at %s/models: %s", base_url, exc)
+        return None
+
+
+def fetch_text(url: str) -> str | None:
+    """A model's ``prepromptUrl``, read once at start-up (an admin's URL: it may be private);
+    ``None`` when it cannot be read."""
+    try:
+        response = httpx.get(url, timeout=MODELS_TIMEOUT_S, follow_redirects=True)
+        response.raise_for_status()
+        return response.text
+    except httpx.HTTPError as exc:
+        logger.warning("Could not read %s: %s", url, exc)
+        return None
+
+
 class OpenAI:
     """The `Backend` of ``"type": "openai"`` endpoints."""
 

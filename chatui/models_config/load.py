@@ -25,11 +25,15 @@ from config.env import parse_bool
 
 logger = logging.getLogger(__name__)
 
-ListModels = Callable[[str, str | None], list[str] | None]
-# Keys chat-ui knows in a model entry; any other is probably a typo and is logged.
+# The models a server lists: ids, or chat-ui model entries read from its /models metadata.
+ListModels = Callable[[str, str | None], list[str] | list[dict[str, Any]] | None]
+FetchText = Callable[[str], str | None]
+# Keys chat-ui knows in a model entry; any other is probably a typo and is logged. Those
+# not read here: `supportsTools` (the tools' own reading), `providers` (the HF router's
+# listing), `embeddingModel` and `isRouter` (features this app does not have).
 MODEL_KEYS = frozenset(
     {field.alias or name for name, field in ModelSpec.model_fields.items()}
-    | {"reasoning", "embeddingModel", "isRouter"}
+    | {"embeddingModel", "isRouter", "supportsTools", "providers"}
 )
 
 
@@ -54,9 +58,15 @@ def _parse_list(var: str, text: str) -> list[Any]:
 
 
 def parse_model(
-    raw: Any, where: str, env: Mapping[str, str], *, inference_url: str = spec.DEFAULT_INFERENCE_URL
+    raw: Any,
+    where: str,
+    env: Mapping[str, str],
+    *,
+    inference_url: str = spec.DEFAULT_INFERENCE_URL,
+    fetch_text: FetchText | None = None,
 ) -> ModelSpec:
-    """One chat-ui model entry; ``where`` names it in error messages."""
+    """One chat-ui model entry; ``where`` names it in error messages. ``fetch_text(url)``
+    reads a ``prepromptUrl`` (None: it could not be read, and ``preprompt`` stays)."""
     unknown = sorted(set(raw) - MODEL_KEYS) if isinstance(raw, dict) else []
     if unknown:
         logger.warning("%s: ignoring unknown keys %s", where, ", ".join(unknown))
@@ -67,14 +77,22 @@ def parse_model(
     )
     if isinstance(raw.get("tokenizer"), dict):  # chat-ui's {tokenizerUrl, tokenizerConfigUrl}
         logger.warning("%s: tokenizer URLs are not fetched; using the default template", where)
+    if model.preprompt_url:
+        text = fetch_text(model.preprompt_url) if fetch_text is not None else None
+        if text is None:
+            logger.warning("%s: prepromptUrl could not be read; using preprompt", where)
+        update = {"preprompt_url": None} | ({"preprompt": text} if text is not None else {})
+        model = model.model_copy(update=update)
     return model
 
 
 def _parse_models(
-    var: str, entries: list[Any], env: Mapping[str, str], url: str
+    var: str, entries: list[Any], env: Mapping[str, str], url: str, fetch_text: FetchText | None
 ) -> list[ModelSpec]:
     models = [
-        parse_model(entry, entry_label(var, i, entry), env, inference_url=url)
+        parse_model(
+            entry, entry_label(var, i, entry), env, inference_url=url, fetch_text=fetch_text
+        )
         for i, entry in enumerate(entries)
     ]
     for i, model in enumerate(models):
@@ -88,7 +106,11 @@ def _parse_models(
 
 
 def _openai_models(
-    env: Mapping[str, str], overrides: list[Any], url: str, list_models: ListModels | None
+    env: Mapping[str, str],
+    overrides: list[Any],
+    url: str,
+    list_models: ListModels | None,
+    fetch_text: FetchText | None,
 ) -> list[ModelSpec]:
     base_url = env["OPENAI_BASE_URL"].rstrip("/")
     api_key = env.get("OPENAI_API_KEY") or None
@@ -107,7 +129,7 @@ def _openai_models(
         if not entries:  # the bundled model (one meaning everywhere), on that endpoint
             served = Endpoint(type="openai", url=base_url, api_key=api_key, stream_path="")
             return [spec.bundled_model().model_copy(update={"endpoints": (served,)})]
-        return _parse_models("MODELS", entries, env, url)
+        return _parse_models("MODELS", entries, env, url, fetch_text)
 
     by_key: dict[str, dict[str, Any]] = {}
     for i, override in enumerate(overrides):
@@ -119,12 +141,14 @@ def _openai_models(
                 by_key.setdefault(override[key], override)
     matched: set[int] = set()
     entries = []
-    for model_id in ids:
+    for listed in ids:
+        listing = {"id": listed} if isinstance(listed, str) else dict(listed)
+        model_id = listing["id"]
         override = by_key.get(model_id, {})
         matched.add(id(override))
-        entry = {k: v for k, v in override.items() if k not in ("id", "name")}
+        entry = listing | {k: v for k, v in override.items() if k not in ("id", "name")}
         entry.setdefault("endpoints", [endpoint])
-        entries.append({"id": model_id, "name": model_id, **entry})
+        entries.append({**entry, "id": model_id, "name": model_id})
     for override in overrides:
         if id(override) not in matched:
             logger.warning(
@@ -134,7 +158,7 @@ def _openai_models(
             )
     if not entries:
         raise ConfigError(f"{base_url}/models lists no models")
-    return _parse_models("OPENAI_BASE_URL models", entries, env, url)
+    return _parse_models("OPENAI_BASE_URL models", entries, env, url, fetch_text)
 
 
 # -- the other variables ----------------------------------------------------------------------
@@ -192,20 +216,26 @@ def _task_model(env: Mapping[str, str], models: list[ModelSpec], url: str) -> Mo
     raise ConfigError(errors.ERR_UNKNOWN_TASK_MODEL.format(name=value))
 
 
-def load_app_config(env: Mapping[str, str], *, list_models: ListModels | None = None) -> AppConfig:
+def load_app_config(
+    env: Mapping[str, str],
+    *,
+    list_models: ListModels | None = None,
+    fetch_text: FetchText | None = None,
+) -> AppConfig:
     """Build the configuration from a merged environment; raises `ConfigError`.
 
-    `list_models(base_url, api_key)` lists the ids an ``OPENAI_BASE_URL`` serves (None: it
-    could not be read, as when it is not given: the MODELS entries are taken as given)."""
+    `list_models(base_url, api_key)` lists the models an ``OPENAI_BASE_URL`` serves, as ids or
+    as entries its ``/models`` metadata fills (None: it could not be read, as when it is not
+    given: the MODELS entries are taken as given). `fetch_text(url)` reads ``prepromptUrl``s."""
     inference_url = (_var(env, "INFERENCE_URL") or spec.DEFAULT_INFERENCE_URL).rstrip("/")
     models_text = _var(env, "MODELS")
     entries = _parse_list("MODELS", models_text) if models_text else []
     if _var(env, "OPENAI_BASE_URL"):
-        models = _openai_models(env, entries, inference_url, list_models)
+        models = _openai_models(env, entries, inference_url, list_models, fetch_text)
     elif models_text:
         if not entries:
             raise ConfigError(errors.ERR_NO_MODELS)
-        models = _parse_models("MODELS", entries, env, inference_url)
+        models = _parse_models("MODELS", entries, env, inference_url, fetch_text)
     else:
         models = [spec.bundled_model(inference_url, _var(env, "INFERENCE_API_KEY") or None)]
     return AppConfig(

@@ -13,6 +13,7 @@ Must not import Django, `chatui.models` or `chatui.endpoints`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from annotated_types import Ge
@@ -223,6 +224,39 @@ class PromptExample(Frozen):
 _EXAMPLES = TypeAdapter(list[PromptExample])
 
 
+REASONING_TYPES = ("tokens", "regex", "summarize")
+
+
+class Reasoning(Frozen):
+    """chat-ui's ``reasoning`` setting: how a model's reasoning is told from its answer.
+
+    ``tokens``: between ``beginToken`` (empty: the answer starts inside the reasoning) and
+    ``endToken``; ``regex``: the whole output is reasoning and the regex's first group (else
+    its match) is the answer; ``summarize``: the whole output is reasoning and the task model
+    writes the answer from it."""
+
+    what: ClassVar[str] = "an object with type 'tokens', 'regex' or 'summarize'"
+
+    type: Annotated[
+        Literal["tokens", "regex", "summarize"], expect("'tokens', 'regex' or 'summarize'")
+    ]
+    begin_token: Text = ""
+    end_token: Text = ""
+    regex: Text = ""
+
+    def finish(self, context: dict[str, Any]) -> Reasoning:
+        if self.type == "tokens" and not self.end_token:
+            raise expected("a non-empty string", field="endToken", got=self.end_token)
+        if self.type == "regex":
+            try:
+                re.compile(self.regex)
+            except re.error:
+                raise expected("a regular expression", field="regex", got=self.regex) from None
+            if not self.regex:
+                raise expected("a regular expression", field="regex", got=self.regex)
+        return self
+
+
 def _endpoints(value: Any, context: dict[str, Any]) -> Any:
     if not isinstance(value, list) or not value:
         raise expected("a non-empty list of endpoints")
@@ -247,6 +281,8 @@ class ModelSpec(Frozen):
     logo_url: Text | None = None
     model_url: Text | None = None
     preprompt: Text = ""
+    # chat-ui's URL of the system prompt, read once at start-up (`load`) into `preprompt`.
+    preprompt_url: Text | None = Field(None, exclude=True, repr=False)
     chat_prompt_template: Text | None = None
     system_role_supported: Flag = True
     parameters: Annotated[dict[str, Any], _in_file(Parameters.read)] = Field(default_factory=dict)
@@ -256,6 +292,11 @@ class ModelSpec(Frozen):
     # The image types a multimodal model takes.
     multimodal_accepted_mimetypes: StringTuple = ("image/*",)
     tools: Flag = False  # offered the registered tools (chatui.tools) before each answer
+    # The tokens the model reads, prompt and answer (the prompt is cut to fit, oldest first).
+    context_length: PositiveInt | None = None
+    # A reasoning model: its reasoning (deltas, or as `reasoning` says) is shown apart.
+    supports_reasoning: Flag = False
+    reasoning: Reasoning | None = None
 
     def finish(self, context: dict[str, Any]) -> ModelSpec:
         """With no endpoints the model runs on the local server at ``inference_url``."""

@@ -38,10 +38,18 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chatui import metrics, services
-from chatui.endpoints import EndpointError, StreamResult, stream_generation
+from chatui.chat_config import get_chat_config
+from chatui.endpoints import EndpointError, StreamResult, generate_text, stream_generation
 from chatui.layers import LAYER_FAILURES, raise_if_cancelled
 from chatui.models import Conversation
-from chatui.prompt_assembly import AnswerPrompt, answer_prompt
+from chatui.prompt_assembly import AnswerPrompt, answer_prompt, fit_to_context
+from chatui.reasoning import (
+    SUMMARY_MAX_TOKENS,
+    ReasoningStream,
+    split_reasoning,
+    strip_reasoning,
+    summary_messages,
+)
 from chatui.selectors import conversation_detail
 from chatui.serializers import message_to_dict
 from chatui.streaming import publish
@@ -180,6 +188,11 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
             await generation.emit(
                 {"type": "status", "message_id": generation.message_id, "status": "generating"}
             )
+            prompt, notice = fit_to_context(prompt)
+            if notice:
+                await generation.emit(
+                    {"type": "notice", "message_id": generation.message_id, "message": notice}
+                )
             if prompt.model.tools and not request.continue_message:
                 prompt = await _call_tools(generation, prompt)
             generation.stream_task = asyncio.create_task(
@@ -211,8 +224,9 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
         # to notice a cancelled read).
         await asyncio.wait({listener}, timeout=LISTENER_END_WAIT_S)
     needs_title = prompt is not None and prompt.needs_title and not error
-    if message is not None and needs_title and message.content.strip():
-        await save_title(generation.conversation_id, prompt.question, message.content)
+    if message is not None and needs_title and strip_reasoning(message.content).strip():
+        answer_text = strip_reasoning(message.content)
+        await save_title(generation.conversation_id, prompt.question, answer_text)
 
 
 async def _call_tools(generation: Answer, prompt: AnswerPrompt) -> AnswerPrompt:
@@ -239,7 +253,6 @@ async def _call_tools(generation: Answer, prompt: AnswerPrompt) -> AnswerPrompt:
 async def _stream(
     generation: Answer, prompt: AnswerPrompt, continue_message: bool
 ) -> StreamResult | None:
-    loop = asyncio.get_running_loop()
     result: StreamResult | None = None
     stream = stream_generation(
         prompt.model,
@@ -249,6 +262,7 @@ async def _stream(
         client=get_hub().client(),
         state=get_hub().endpoints,
     )
+    thoughts = ReasoningStream(prompt.model.reasoning, prefix=generation.prefix)
     async with contextlib.aclosing(stream):
         async for item in stream:
             if isinstance(item, StreamResult):
@@ -258,19 +272,47 @@ async def _stream(
                 continue
             if generation.num_tokens == 0:
                 metrics.first_token(prompt.model.id, time.monotonic() - generation.started_at)
-            offset = generation.length16
-            generation.text += item.text
-            generation.length16 += utf16_len(item.text)
             generation.num_tokens += 1
-            generation.num_unsaved += 1
-            await generation.tokens.add(
-                item.text, offset, batch=len(get_hub().answers) >= BATCH_FROM_ANSWERS
-            )
-            due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
-            if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
-                generation.num_unsaved, generation.last_save = 0, loop.time()
-                generation.save_due.set()  # saved by `run_saver`: tokens never wait for the DB
+            await _add_text(generation, thoughts.feed(item.text))
+    await _add_text(generation, thoughts.close())
+    if result is not None:
+        result = dataclasses.replace(result, text=thoughts.final_text(result.text))
+        if thoughts.needs_summary:
+            result = await _summarize(generation, prompt, result)
     return result
+
+
+async def _add_text(generation: Answer, text: str) -> None:
+    """Text of the answer to its sockets, and a batched save when one is due."""
+    if not text:
+        return
+    loop = asyncio.get_running_loop()
+    offset = generation.length16
+    generation.text += text
+    generation.length16 += utf16_len(text)
+    generation.num_unsaved += 1
+    await generation.tokens.add(text, offset, batch=len(get_hub().answers) >= BATCH_FROM_ANSWERS)
+    due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
+    if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
+        generation.num_unsaved, generation.last_save = 0, loop.time()
+        generation.save_due.set()  # saved by `run_saver`: tokens never wait for the DB
+
+
+async def _summarize(
+    generation: Answer, prompt: AnswerPrompt, result: StreamResult
+) -> StreamResult:
+    """A ``summarize`` model's answer: the task model's summary of its reasoning."""
+    reasoning, _ = split_reasoning(result.text)
+    hub = get_hub()
+    summary = await generate_text(
+        get_chat_config().task_model,
+        summary_messages(prompt.question, reasoning or ""),
+        SUMMARY_MAX_TOKENS,
+        client=hub.client(),
+        state=hub.endpoints,
+    )
+    await _add_text(generation, summary)
+    return dataclasses.replace(result, text=result.text + summary)
 
 
 async def listen(generation: Answer, channel: str) -> None:

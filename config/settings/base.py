@@ -7,6 +7,7 @@ start-up); nothing else here touches `os.environ`. Must not import `chatui` or `
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import warnings
@@ -224,6 +225,21 @@ STORAGES = {
 CHATUI_ATTACHMENT_MAX_IMAGE_BYTES = env_int(ENV, "ATTACHMENT_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
 CHATUI_ATTACHMENT_MAX_TEXT_BYTES = env_int(ENV, "ATTACHMENT_MAX_TEXT_BYTES", 1024 * 1024)
 CHATUI_ATTACHMENT_MAX_FILES = env_int(ENV, "ATTACHMENT_MAX_FILES", 5)
+# PDF, Word, PowerPoint, Excel and HTML files (read as text, see chatui.documents).
+CHATUI_ATTACHMENT_MAX_DOCUMENT_BYTES = env_int(
+    ENV, "ATTACHMENT_MAX_DOCUMENT_BYTES", 20 * 1024 * 1024
+)
+# A page fetched from a URL a user gives (chatui.net_guard): its size, the time it may take,
+# and the networks it may be on besides the public internet (an admin's choice, e.g. an
+# intranet: "10.0.0.0/8"; loopback, private and link-local addresses are refused otherwise).
+CHATUI_URL_FETCH_MAX_BYTES = env_int(ENV, "URL_FETCH_MAX_BYTES", 10 * 1024 * 1024)
+CHATUI_URL_FETCH_TIMEOUT_S = env_int(ENV, "URL_FETCH_TIMEOUT_S", 15)
+CHATUI_URL_FETCH_ALLOWED_NETWORKS = env_list(ENV, "URL_FETCH_ALLOWED_NETWORKS", [])
+for _network in CHATUI_URL_FETCH_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ValueError(f"URL_FETCH_ALLOWED_NETWORKS: {_network!r} is not a network") from None
 CHATUI_AVATAR_MAX_BYTES = env_int(ENV, "ASSISTANT_AVATAR_MAX_BYTES", 1024 * 1024)
 
 LOGGING = {

@@ -1,21 +1,32 @@
 // Collapsible blocks around an answer: the tools it called (message.tool_calls: name,
-// arguments, result) and its reasoning (a leading <think>...</think>, or reasoning deltas the
-// server wrote as one), shown closed as chat-ui shows them. Text only (textContent): nothing a
-// model or a tool writes here becomes markup.
+// arguments, result) and its reasoning (the leading block the server stores every model's
+// reasoning as), shown closed as chat-ui shows them, with how long the reasoning took. Text
+// only (textContent): nothing a model or a tool writes here becomes markup.
 
 import { forgetRendered, renderInto } from "./markdown.js";
 
-const THINK = /^\s*<think>([\s\S]*?)(<\/think>|$)/;
+// The stored form (chatui/reasoning.py): <think seconds="2.5">...</think>, then the answer.
+const THINK = /^\s*<think(?: seconds="([\d.]+)")?>([\s\S]*?)(<\/think>|$)/;
 
-/** {reasoning, answer, thinking}: `thinking` while the reasoning is still being written. */
+/**
+ * {reasoning, answer, thinking, seconds}: `thinking` while the reasoning is still being
+ * written; `seconds` how long it took, once the answer is stored.
+ */
 export function splitReasoning(text) {
   const match = THINK.exec(text || "");
-  if (!match) return { reasoning: null, answer: text || "", thinking: false };
+  if (!match) return { reasoning: null, answer: text || "", thinking: false, seconds: null };
   return {
-    reasoning: match[1].trim(),
+    reasoning: match[2].trim(),
     answer: text.slice(match[0].length).replace(/^\s+/, ""),
-    thinking: match[2] === "",
+    thinking: match[3] === "",
+    seconds: match[1] ? Number(match[1]) : null,
   };
+}
+
+/** The block's title: "Thinking" while it streams, then how long it took. */
+export function reasoningTitle({ thinking, seconds }) {
+  if (thinking) return "Thinking";
+  return seconds === null ? "Reasoning" : `Reasoned for ${seconds.toFixed(1)} s`;
 }
 
 function details(className, title, open = false) {
@@ -61,7 +72,8 @@ export function toolBlocks(toolCalls) {
  * answer as Markdown (rendered incrementally, as the plain body is).
  */
 export function renderAnswer(body, text) {
-  const { reasoning, answer, thinking } = splitReasoning(text);
+  const parts = splitReasoning(text);
+  const { reasoning, answer, thinking } = parts;
   if (reasoning === null) {
     if (body.querySelector(":scope > .msg-reasoning")) {
       body.replaceChildren();
@@ -81,6 +93,7 @@ export function renderAnswer(body, text) {
     body.replaceChildren(box, answerNode);
   }
   box.classList.toggle("is-thinking", thinking);
+  box.querySelector("summary").textContent = reasoningTitle(parts);
   box.querySelector(".msg-reasoning-text").textContent = reasoning;
   renderInto(answerNode, answer);
 }

@@ -155,6 +155,7 @@ export class Chat {
 
   /** One server event (or a title from elsewhere on the page): state first, then the view. */
   onEvent(event) {
+    if (event?.type === "notice") this.notify(event.message, "info"); // e.g. older turns left out
     const change = conv.apply(this.state, event);
     // NOTE: read before anything is redrawn: was the reader following the end?
     const stick = change.scroll === "stick" && this.thread.nearBottom();
@@ -195,7 +196,9 @@ export class Chat {
     try {
       for (const { file } of this.composer.files.files) {
         const url = `/api/conversations/${this.conversationId}/attachments`;
-        attachments.push((await uploadFile(url, file)).id);
+        const uploaded = await uploadFile(url, file);
+        if (uploaded.notice) this.notify(uploaded.notice, "info"); // a document cut to fit
+        attachments.push(uploaded.id);
       }
     } catch (error) {
       this.sendFailed(error, text);
