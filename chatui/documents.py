@@ -33,6 +33,7 @@ HTML = "text/html"
 DOCUMENT_MIMES = (PDF, DOCX, PPTX, XLSX, HTML)
 _OOXML_PARTS = (("word/", DOCX), ("ppt/", PPTX), ("xl/", XLSX))
 MAX_PDF_PAGES = 2000  # a bound on the work one upload may ask for
+MAX_UNZIPPED_BYTES = 200 * 1024 * 1024  # an Office file that unpacks past this is refused
 MAX_SHEET_ROWS = 20000
 
 # Messages users see (tests import these).
@@ -59,7 +60,10 @@ def document_mime(data: bytes, name: str) -> str | None:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 names = archive.namelist()
+                unzipped = sum(info.file_size for info in archive.infolist())
         except (zipfile.BadZipFile, ValueError):
+            return None
+        if unzipped > MAX_UNZIPPED_BYTES:  # a zip bomb: read as nothing we know
             return None
         if "[Content_Types].xml" not in names:
             return None
