@@ -121,6 +121,13 @@ class FakeOpenAI(FakeServer):
 
         if chat:
             yield chunk("", None, role=True)
+            for thought in script.reasoning:
+                choice = {
+                    "index": 0,
+                    "delta": {"reasoning_content": thought},
+                    "finish_reason": None,
+                }
+                yield sse(_envelope(chunk_object, model, [choice]))
         for index, text in enumerate(texts):
             if script.fail and index == script.fail_after:
                 yield from self._failure(script)

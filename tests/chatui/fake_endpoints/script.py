@@ -56,6 +56,8 @@ class Script:
     error_type: str = "generation"
     hang_seconds: float = 60.0
     eos: Token | None = EOS  # TGI only: appended as a special token when finishing on EOS
+    # OpenAI chat only: streamed first as vLLM's `reasoning_content` deltas.
+    reasoning: Sequence[str] = ()
 
 
 @dataclass
