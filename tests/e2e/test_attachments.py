@@ -1,7 +1,10 @@
 """Attachments, assistants, feedback and keyboard shortcuts in a real browser, against a
 `"multimodal": true` model on a fake OpenAI-compatible server (a real socket) and a text model
 on a fake TGI: attach a text file and an image, see the answer, reload, export, share, and
-check that another visitor cannot fetch the file."""
+check that another visitor cannot fetch the file. And a PDF asked about through a reasoning
+model (a scripted server that reads its prompt and streams vLLM's reasoning deltas): the
+reasoning streams into an open "Thinking" block that closes into "Reasoned for ..." when the
+answer starts, and the answer quotes what only the PDF says."""
 
 from __future__ import annotations
 
@@ -17,14 +20,25 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.chatui.fake_endpoints import FakeOpenAI, FakeTGI, Script
 from tests.e2e.conftest import new_context
-from tests.e2e.pages import ask, conversation_id, js_constant, last_answer, open_home
+from tests.e2e.pages import (
+    ask,
+    conversation_id,
+    js_constant,
+    last_answer,
+    open_home,
+    send,
+    wait_idle,
+)
 from tests.e2e.server import LiveServer
 from tests.e2e.test_screenshots import shoot
+from tests.support.documents import pdf_bytes
 
 pytestmark = pytest.mark.browser
 
 VISION_NAME = "Vision Model"
 TEXT_NAME = "Text Model"
+READER_NAME = "Reader"
+LAUNCH_CODE = re.compile(r"launch code is ([A-Z]+-\d+)")
 NOTES = "# Shopping\n- apples\n- pears\n"
 COPIED = js_constant("shortcuts.js", "COPIED_LAST_ANSWER")
 
@@ -41,8 +55,28 @@ def fakes() -> Iterator[tuple[FakeOpenAI, FakeTGI]]:
         yield vision, text
 
 
+class PromptReader(FakeOpenAI):
+    """A reasoning model that reads its prompt: it thinks aloud in slow reasoning deltas, then
+    answers with the launch code its prompt holds (or says it found none)."""
+
+    def _next_script(self) -> Script:
+        prompt = str(self.generation_requests[-1].body["messages"][-1]["content"])
+        found = LAUNCH_CODE.search(prompt)
+        answer = f"The code is {found.group(1)}." if found else "I found no code."
+        thoughts = ["Reading", " the", " attached", " file", " carefully", "."]
+        return Script(reasoning=thoughts, tokens=re.findall(r"\S+\s*", answer), delay=0.15)
+
+
 @pytest.fixture(scope="module")
-def server(fakes: tuple[FakeOpenAI, FakeTGI], tmp_path_factory) -> Iterator[LiveServer]:
+def reader() -> Iterator[PromptReader]:
+    with PromptReader() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(
+    fakes: tuple[FakeOpenAI, FakeTGI], reader: PromptReader, tmp_path_factory
+) -> Iterator[LiveServer]:
     vision, text = fakes
     models = [
         {
@@ -57,6 +91,13 @@ def server(fakes: tuple[FakeOpenAI, FakeTGI], tmp_path_factory) -> Iterator[Live
             "displayName": TEXT_NAME,
             "parameters": {"max_new_tokens": 64},
             "endpoints": [{"type": "tgi", "url": text.url}],
+        },
+        {
+            "name": "org/reader",
+            "displayName": READER_NAME,
+            "supportsReasoning": True,
+            "parameters": {"max_new_tokens": 64},
+            "endpoints": [{"type": "openai", "baseURL": reader.base_url}],
         },
     ]
     files = tmp_path_factory.mktemp("attachments")
@@ -185,3 +226,35 @@ def test_assistant_page_start_and_shortcuts(page: Page, server: LiveServer, fake
     page.keyboard.press("Shift+Escape")
     expect(page.locator("#prompt")).to_be_focused()
     ask(page, "Hello")
+
+
+def test_a_pdf_answers_a_question_through_a_reasoning_model(page: Page, tmp_path: Path) -> None:
+    brief = tmp_path / "brief.pdf"
+    brief.write_bytes(pdf_bytes(["Operation notes", "The launch code is PELICAN-7."]))
+    open_home(page)
+    page.locator("#model-picker").select_option(label=READER_NAME)
+    page.locator("#file-input").set_input_files(str(brief))
+    expect(page.locator("#pending-files .file-chip")).to_have_count(1)
+    send(page, "What is the launch code?")
+
+    block = last_answer(page).locator(".msg-reasoning")
+    expect(block).to_have_class(re.compile(r"\bis-thinking\b"))  # streaming, live
+    expect(block.locator("summary")).to_have_text("Thinking")
+    block.locator("summary").click()
+    expect(block.locator(".msg-reasoning-text")).to_contain_text("Reading the")
+    wait_idle(page)
+
+    answer = last_answer(page)
+    expect(answer.locator(".msg-answer")).to_have_text("The code is PELICAN-7.")
+    expect(block).not_to_have_class(re.compile(r"\bis-thinking\b"))
+    expect(block.locator("summary")).to_have_text(re.compile(r"^Reasoned for \d+\.\d s$"))
+    expect(block.locator(".msg-reasoning-text")).to_have_text(
+        "Reading the attached file carefully."
+    )
+    expect(page.locator(".msg-user .file-chip")).to_have_text(re.compile("brief.pdf"))
+
+    page.reload()  # stored with the message: collapsed again, with its duration
+    block = last_answer(page).locator(".msg-reasoning")
+    expect(block.locator("summary")).to_have_text(re.compile(r"^Reasoned for \d+\.\d s$"))
+    assert block.get_attribute("open") is None
+    expect(last_answer(page).locator(".msg-answer")).to_have_text("The code is PELICAN-7.")
