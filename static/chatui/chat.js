@@ -194,9 +194,11 @@ export class Chat {
     if (!this.conversationId && !(await this.createConversation(text))) return;
     const attachments = [];
     try {
-      for (const { file } of this.composer.files.files) {
+      for (const { file, link } of this.composer.files.files) {
         const url = `/api/conversations/${this.conversationId}/attachments`;
-        const uploaded = await uploadFile(url, file);
+        const uploaded = link
+          ? await postJSON(`${url}/url`, { url: link }) // fetched by the server
+          : await uploadFile(url, file);
         if (uploaded.notice) this.notify(uploaded.notice, "info"); // a document cut to fit
         attachments.push(uploaded.id);
       }

@@ -21,6 +21,10 @@ export class Composer {
       container: document.getElementById("pending-files"),
       input: document.getElementById("file-input"),
       attach: document.getElementById("attach-btn"),
+      linkDialog: {
+        button: document.getElementById("attach-url-btn"),
+        dialog: document.getElementById("url-dialog"),
+      },
       dropZone: document.getElementById("main"),
       prompt: this.el.prompt,
       notify,

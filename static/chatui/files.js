@@ -1,7 +1,7 @@
-// Files attached to messages: the composer's pending files (paperclip, drag and drop, paste),
-// the first check of what the chosen model can take, and the chips and thumbnails that show a
-// message's files. The server checks everything again, by content; this only spares a round
-// trip. Imports icons.js only.
+// Files attached to messages: the composer's pending files (paperclip, drag and drop, paste,
+// or a URL the server fetches on send), the first check of what the chosen model can take,
+// and the chips and thumbnails that show a message's files. The server checks everything
+// again, by content; this only spares a round trip. Imports icons.js only.
 
 import { ICONS } from "./icons.js";
 
@@ -90,15 +90,29 @@ export function messageFiles(files) {
   return row;
 }
 
-/** The composer's pending files. `onChange` runs after each change. */
+/** The "Add from URL" dialog: `dialog.button` opens it; `onLink(url)` gets what is added. */
+function installLinkDialog({ button, dialog }, onLink) {
+  const input = dialog.querySelector("input[type=url]");
+  button.addEventListener("click", () => {
+    input.value = "";
+    dialog.showModal();
+  });
+  dialog.querySelector("[data-cancel]").addEventListener("click", () => dialog.close());
+  dialog.querySelector("form").addEventListener("submit", () => {
+    if (input.value.trim()) onLink(input.value.trim());
+  });
+}
+
+/** The composer's pending files (and links). `onChange` runs after each change. */
 export class PendingFiles {
-  constructor({ container, input, dropZone, prompt, attach, notify, currentModel, onChange }) {
+  constructor({ container, input, dropZone, prompt, attach, linkDialog, notify, currentModel, onChange }) {
     this.files = [];
     this.container = container;
     this.notify = notify;
     this.currentModel = currentModel;
     this.onChange = onChange;
     attach.addEventListener("click", () => input.click());
+    if (linkDialog) installLinkDialog(linkDialog, (link) => this.addLink(link));
     input.addEventListener("change", () => {
       this.add([...input.files]);
       input.value = "";
@@ -140,9 +154,20 @@ export class PendingFiles {
     this.render();
   }
 
+  /** A page or file by URL, fetched by the server when the message is sent. */
+  addLink(link) {
+    if (this.files.length >= MAX_FILES) {
+      this.notify(fill(TOO_MANY_FILES, { limit: MAX_FILES }), "error");
+      return;
+    }
+    this.files.push({ link });
+    this.render();
+  }
+
   /** Checks again against the model the message goes to; "" when every file may go. */
   refusalFor(model) {
     for (const { file } of this.files) {
+      if (!file) continue;
       const reason = refusal(file, model);
       if (reason) return reason;
     }
@@ -160,12 +185,14 @@ export class PendingFiles {
     this.container.replaceChildren(
       ...this.files.map((entry, index) =>
         fileChip(
-          {
-            name: entry.file.name,
-            kind: entry.url ? "image" : "text",
-            size: entry.file.size,
-            url: entry.url,
-          },
+          entry.link
+            ? { name: entry.link, kind: "link", size: 0, url: null }
+            : {
+                name: entry.file.name,
+                kind: entry.url ? "image" : "text",
+                size: entry.file.size,
+                url: entry.url,
+              },
           {
             onRemove: () => {
               if (entry.url) URL.revokeObjectURL(entry.url);

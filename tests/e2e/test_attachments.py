@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import io
 import re
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,28 @@ class PromptReader(FakeOpenAI):
         return Script(reasoning=thoughts, tokens=re.findall(r"\S+\s*", answer), delay=0.15)
 
 
+class NotesPage(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<html><body><h1>Field notes</h1><p>The launch code is HERON-3.</p></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def notes_url() -> Iterator[str]:
+    """A web page on this machine (reached through the admin's allow-list)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), NotesPage)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/field-notes"
+    httpd.shutdown()
+    httpd.server_close()
+
+
 @pytest.fixture(scope="module")
 def reader() -> Iterator[PromptReader]:
     with PromptReader() as fake:
@@ -101,7 +125,9 @@ def server(
         },
     ]
     files = tmp_path_factory.mktemp("attachments")
-    with LiveServer(models, extra_env={"ATTACHMENTS_DIR": str(files)}) as live:
+    # The admin lets URL fetching reach this machine, where the test's page is served.
+    env = {"ATTACHMENTS_DIR": str(files), "URL_FETCH_ALLOWED_NETWORKS": "127.0.0.1"}
+    with LiveServer(models, extra_env=env) as live:
         yield live
 
 
@@ -228,7 +254,9 @@ def test_assistant_page_start_and_shortcuts(page: Page, server: LiveServer, fake
     ask(page, "Hello")
 
 
-def test_a_pdf_answers_a_question_through_a_reasoning_model(page: Page, tmp_path: Path) -> None:
+def test_a_pdf_and_a_page_by_url_answer_through_a_reasoning_model(
+    page: Page, tmp_path: Path, notes_url: str
+) -> None:
     brief = tmp_path / "brief.pdf"
     brief.write_bytes(pdf_bytes(["Operation notes", "The launch code is PELICAN-7."]))
     open_home(page)
@@ -258,3 +286,12 @@ def test_a_pdf_answers_a_question_through_a_reasoning_model(page: Page, tmp_path
     expect(block.locator("summary")).to_have_text(re.compile(r"^Reasoned for \d+\.\d s$"))
     assert block.get_attribute("open") is None
     expect(last_answer(page).locator(".msg-answer")).to_have_text("The code is PELICAN-7.")
+
+    page.locator("#attach-url-btn").click()  # a page by URL, fetched by the server on send
+    page.locator("#url-input").fill(notes_url)
+    page.locator("#url-add").click()
+    expect(page.locator("#pending-files .file-chip")).to_have_text(notes_url)
+    send(page, "And the code in these notes?")
+    wait_idle(page)
+    expect(last_answer(page).locator(".msg-answer")).to_have_text("The code is HERON-3.")
+    expect(page.locator(".msg-user .file-chip").last).to_contain_text("field-notes.html")
