@@ -301,16 +301,21 @@ async def _add_text(generation: Answer, text: str) -> None:
 async def _summarize(
     generation: Answer, prompt: AnswerPrompt, result: StreamResult
 ) -> StreamResult:
-    """A ``summarize`` model's answer: the task model's summary of its reasoning."""
+    """A ``summarize`` model's answer: the task model's summary of its reasoning (none when
+    the task model fails: the reasoning is still there to read)."""
     reasoning, _ = split_reasoning(result.text)
     hub = get_hub()
-    summary = await generate_text(
-        get_chat_config().task_model,
-        summary_messages(prompt.question, reasoning or ""),
-        SUMMARY_MAX_TOKENS,
-        client=hub.client(),
-        state=hub.endpoints,
-    )
+    try:
+        summary = await generate_text(
+            get_chat_config().task_model,
+            summary_messages(prompt.question, reasoning or ""),
+            SUMMARY_MAX_TOKENS,
+            client=hub.client(),
+            state=hub.endpoints,
+        )
+    except EndpointError as exc:
+        logger.warning("Summarizing the reasoning of %s failed: %s", generation.message_id, exc)
+        return result
     await _add_text(generation, summary)
     return dataclasses.replace(result, text=result.text + summary)
 
