@@ -39,6 +39,7 @@ MAX_REDIRECTS = 5
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
 )
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: IPv4 in the last 32 bits
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -65,8 +66,12 @@ def is_public_address(address: Address, allowed: Iterable[Network] = ()) -> bool
     """Whether a connection to `address` reaches only the public internet (or the allow-list).
 
     Metadata addresses are refused even when an allowed network contains them."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):  # an IPv4 address inside an IPv6 one
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public_address(embedded, allowed)
     if address in METADATA_ADDRESSES:
         return False
     if any(address in network for network in allowed):

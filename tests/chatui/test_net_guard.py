@@ -133,11 +133,19 @@ def test_a_name_that_resolves_to_loopback_is_refused(server: str) -> None:
         "fe80::1",
         "::ffff:127.0.0.1",
         "100.64.0.1",
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
     ],
 )
 def test_non_public_addresses(address: str) -> None:
     with pytest.raises(BlockedURL):
         check_public_host(address)
+
+
+def test_the_metadata_address_is_refused_before_any_connection() -> None:
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/"):
+        with pytest.raises(BlockedURL, match="is a private or local address"):
+            fetch_public_url(url, max_bytes=10_000, timeout=5)
 
 
 def test_public_addresses_pass_and_bad_urls_are_refused() -> None:
