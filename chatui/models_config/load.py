@@ -7,7 +7,8 @@ chat-ui's forms:
   whose ``GET /models`` lists the models, and ``MODELS`` entries override them by id or name;
 
 and the variables around MODELS. Must not import Django, `chatui.models` or `chatui.endpoints`
-(whose `openai.list_model_ids` the caller passes in): it makes no HTTP call of its own.
+(whose `openai.list_models` and `openai.fetch_text` the caller passes in): it makes no HTTP
+call of its own.
 """
 
 from __future__ import annotations
