@@ -82,7 +82,6 @@ class ReasoningStream:
         end = spec.end_token if spec is not None and kind == "tokens" else CLOSE
         self.begins = tuple(dict.fromkeys((begin, OPEN))) if begin else (OPEN,)
         self.ends = tuple(dict.fromkeys((end, CLOSE)))
-        self.raw = ""  # everything fed, for `regex`
         self.buffer = ""
         self.started_at: float | None = None
         self.seconds: float | None = None
@@ -108,7 +107,6 @@ class ReasoningStream:
         return CLOSE
 
     def feed(self, piece: str) -> str:
-        self.raw += piece
         self.buffer += piece
         out = ""
         if self.state == "inside":  # the answer opens inside the reasoning
