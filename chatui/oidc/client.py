@@ -57,7 +57,15 @@ def verified_login(request: HttpRequest, openid: OpenIDSettings) -> tuple[dict[s
     """The callback's claims (ID token, completed by the userinfo endpoint) and the raw ID
     token; raises one of LOGIN_ERRORS when anything does not check out."""
     client = provider_client(openid)
-    token = client.authorize_access_token(request, leeway=openid.tolerance_s)
+    # NOTE: Authlib checks `aud` only through these options (without them, a token issued to
+    # another audience passes when its `azp` names this client); `iss` likewise.
+    expected = {
+        "iss": {"essential": True, "value": client.load_server_metadata()["issuer"]},
+        "aud": {"essential": True, "value": openid.client_id},
+    }
+    token = client.authorize_access_token(
+        request, claims_options=expected, leeway=openid.tolerance_s
+    )
     id_claims = token.get("userinfo")
     if not id_claims or not token.get("id_token"):
         raise UnverifiedIdentity("the provider returned no ID token")

@@ -39,7 +39,8 @@ const provider = new Provider(config.issuer, {
 async function resign(idToken, quirk) {
   const claims = decodeJwt(idToken);
   const now = Math.floor(Date.now() / 1000);
-  if (quirk === 'wrong-audience') claims.aud = 'another-client';
+  // azp still names the client, so only the audience check can refuse this one
+  if (quirk === 'wrong-audience') Object.assign(claims, { aud: 'another-client', azp: claims.aud });
   if (quirk === 'expired') Object.assign(claims, { iat: now - 7200, exp: now - 3600 });
   const key = await importJWK(signingKey, 'RS256');
   return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: signingKey.kid }).sign(key);
