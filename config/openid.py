@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import json5
 
@@ -64,6 +65,12 @@ class OpenIDSettings:
     @property
     def is_enabled(self) -> bool:
         return bool(self.client_id and self.client_secret)
+
+    @property
+    def provider_origin(self) -> str:
+        """`scheme://host[:port]` of the provider (for Content-Security-Policy)."""
+        parts = urlsplit(self.provider_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def discovery_url(self) -> str:

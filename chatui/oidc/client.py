@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.django_client import DjangoOAuth2App, OAuth
 from django.http import HttpRequest
@@ -82,13 +83,17 @@ def end_session_url(request: HttpRequest, openid: OpenIDSettings, id_token: str)
     """The provider's logout URL (RP-initiated logout) that returns here, or None when the
     provider offers none or cannot be reached."""
     try:
-        client = provider_client(openid)
-        if not client.load_server_metadata().get("end_session_endpoint"):
-            return None
-        return client.create_logout_url(
-            post_logout_redirect_uri=request.build_absolute_uri("/"),
-            id_token_hint=id_token,
-            client_id=openid.client_id,
-        )["url"]
+        endpoint = provider_client(openid).load_server_metadata().get("end_session_endpoint")
     except LOGIN_ERRORS:
         return None
+    if not endpoint:
+        return None
+    # No `state`: the session it would be checked against has just ended.
+    return add_params_to_uri(
+        endpoint,
+        {
+            "id_token_hint": id_token,
+            "post_logout_redirect_uri": request.build_absolute_uri("/"),
+            "client_id": openid.client_id,
+        },
+    )

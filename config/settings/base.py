@@ -203,6 +203,8 @@ CONTENT_SECURITY_POLICY = {
         **({"upgrade-insecure-requests": True} if HTTPS else {}),
     }
 }
+if OPENID.is_enabled:  # the logout form ends on the provider's end-session page
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(OPENID.provider_origin)
 CSRF_FAILURE_VIEW = "chatui.api.csrf_failure"  # JSON for /api/ paths
 
 LANGUAGE_CODE = "en-us"

@@ -55,6 +55,7 @@ def test_variables_configure_the_provider_and_the_policy() -> None:
     assert openid.admin_users == ("boss@example.com", "0b7c-sub")
     assert (openid.admin_claim, openid.admin_values) == ("groups", ("chat-admins",))
     assert openid.discovery_url == f"{PROVIDER}/.well-known/openid-configuration"
+    assert openid.provider_origin == "https://sso.example.com"
 
 
 def test_openid_config_keys_win_when_set_and_empty_ones_fall_back() -> None:

@@ -40,6 +40,7 @@ def default_accounts() -> dict[str, dict[str, Any]]:
     return {
         "alice": account("alice", groups=[ADMIN_GROUP]),
         "bob": account("bob"),
+        "carol": account("carol", groups=[ADMIN_GROUP]),  # loses the group mid-test
         "mallory": account("mallory", domain="elsewhere.example"),
         "unverified": account("unverified", email_verified=False),
         "aud": account("aud", quirk="wrong-audience"),
