@@ -29,6 +29,11 @@ LOGIN_LOCKED_OUT = (
 )
 
 
+def display_name(user: Any) -> str:
+    """The name the provider gave (OPENID_NAME_CLAIM), else the account's user name."""
+    return user.get_full_name() or user.get_username()
+
+
 def base_context(request: HttpRequest) -> dict[str, Any]:
     config = get_chat_config()
     user = request.user
@@ -37,7 +42,7 @@ def base_context(request: HttpRequest) -> dict[str, Any]:
         "app_description": config.app_description,
         "disclaimer": config.disclaimer,
         "user_is_authenticated": user.is_authenticated,
-        "username": user.get_username() if user.is_authenticated else "",
+        "username": display_name(user) if user.is_authenticated else "",
         "can_sign_up": settings.ALLOW_SIGNUP,
     }
 

@@ -30,7 +30,7 @@ def log_in_with_sso(page: Page, login: str) -> None:
     page.locator("#openid-login").click()
     sign_in_at_provider(page, login)
     expect(page.locator("#app")).to_have_attribute("data-ready", "true")
-    expect(page.locator(".user-name")).to_have_text(login)
+    expect(page.locator(".user-name")).to_have_text(login.title())  # OPENID_NAME_CLAIM
 
 
 def test_sso_login_chat_logout_and_a_second_user(

@@ -47,11 +47,11 @@ def test_login_changes_the_session_and_admins_follow_the_provider(oidc_stack: Oi
     assert (admin.status_code, urlsplit(str(admin.url)).path) == (200, "/admin/")
     assert "Site administration" in admin.text
     assert alice.client.cookies[SESSION_COOKIE] != anonymous_session
-    assert signed_in_as(alice) == "alice"
+    assert signed_in_as(alice) == "Alice"
 
     bob = HttpVisitor(oidc_stack)
     bob.log_in("bob")
-    assert signed_in_as(bob) == "bob"
+    assert signed_in_as(bob) == "Bob"
     assert bob.client.get("/admin/").status_code == 302
 
     # The provider drops carol from the admins and rotates its signing key.
@@ -64,7 +64,7 @@ def test_login_changes_the_session_and_admins_follow_the_provider(oidc_stack: Oi
     assert key_ids(oidc_stack).isdisjoint(old_keys)
     again = HttpVisitor(oidc_stack)
     assert again.log_in("carol").status_code == 200
-    assert signed_in_as(again) == "carol"
+    assert signed_in_as(again) == "Carol"
     assert again.client.get("/admin/").status_code == 302
     assert carol.client.get("/admin/").status_code == 302  # the same user, no longer staff
     for person in (alice, bob, carol, again):

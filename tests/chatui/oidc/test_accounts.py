@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from chatui.models import OpenIDAccount
 from chatui.oidc.accounts import openid_user_login
@@ -63,9 +64,13 @@ def test_an_unverified_email_is_not_stored_and_odd_names_are_cleaned() -> None:
     assert nameless.username == "user"
 
 
-def test_admin_flags_follow_the_claims_at_each_login() -> None:
+def test_admin_flags_follow_the_claims_at_each_login(client: Client) -> None:
     user = openid_user_login(issuer=ISSUER, claims=ann(groups=["chat-admins"]), openid=OPENID)
     assert user.is_staff and user.is_superuser
+    client.force_login(user)
+    listing = client.get("/admin/chatui/openidaccount/")
+    assert listing.status_code == 200 and "0a1b" in listing.content.decode()
+    assert client.get("/admin/chatui/openidaccount/add/").status_code == 403
     user = openid_user_login(issuer=ISSUER, claims=ann(groups=[]), openid=OPENID)
     user.refresh_from_db()
     assert not user.is_staff and not user.is_superuser
