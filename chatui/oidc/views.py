@@ -38,6 +38,7 @@ LOGIN_FAILED = (
     "The login could not be completed: the identity provider's answer did not check out, or "
     "the login was started in another tab or too long ago. Try again."
 )
+ACCOUNT_DISABLED = "This account is disabled on this app. Ask its administrator."
 PROVIDER_UNREACHABLE = "The identity provider cannot be reached right now. Try again later."
 NOT_ALLOWED_TITLE = "Access not allowed"
 FAILED_TITLE = "Login failed"
@@ -83,6 +84,8 @@ def login_callback(request: HttpRequest) -> HttpResponse:
         logger.info("OpenID login not allowed for sub=%s", claims.get("sub"))
         return refused(request, NOT_ALLOWED_TITLE, reason, status=403)
     user = openid_user_login(issuer=str(claims["iss"]), claims=claims, openid=openid)
+    if not user.is_active:  # an admin switched the account off here
+        return refused(request, NOT_ALLOWED_TITLE, ACCOUNT_DISABLED, status=403)
     login(request, user, backend=OPENID_BACKEND)
     request.session[ID_TOKEN_SESSION_KEY] = id_token
     return redirect(next_path)

@@ -9,6 +9,7 @@ secret in the older `OPENID_CONFIG` form, an allow-list of domains and admins by
 from __future__ import annotations
 
 import re
+import sqlite3
 from html import unescape
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
@@ -41,6 +42,7 @@ def default_accounts() -> dict[str, dict[str, Any]]:
         "alice": account("alice", groups=[ADMIN_GROUP]),
         "bob": account("bob"),
         "carol": account("carol", groups=[ADMIN_GROUP]),  # loses the group mid-test
+        "dave": account("dave"),  # switched off in the app mid-test
         "mallory": account("mallory", domain="elsewhere.example"),
         "unverified": account("unverified", email_verified=False),
         "aud": account("aud", quirk="wrong-audience"),
@@ -69,6 +71,11 @@ class OidcStack:
             "OPENID_ADMIN_CLAIM": "groups",
             "OPENID_ADMIN_VALUES": f'["{ADMIN_GROUP}"]',
         } | (extra_env or {})
+
+    def deactivate(self, username: str) -> None:
+        """What an admin does in /admin/: the app's user `username` is no longer active."""
+        with sqlite3.connect(self.app.tmp / "db.sqlite3") as db:
+            db.execute("UPDATE auth_user SET is_active = 0 WHERE username = ?", (username,))
 
     def log(self) -> str:
         return f"--- provider\n{self.provider.log()}\n--- app\n{self.app.log()}"

@@ -2,8 +2,8 @@
 the session key changes at login, admins follow the provider's groups at each login (granted
 and revoked), a rotated signing key still verifies, and every hostile answer is refused: a
 tampered `state`, an error from the provider, an ID token for another audience, an expired
-one, an account outside the allow-list or without a verified e-mail, and `next=` pointing
-off the site."""
+one, an account outside the allow-list or without a verified e-mail, an account switched off in
+the app, and `next=` pointing off the site."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from chatui.oidc.policy import NO_EMAIL, NOT_ALLOWED
-from chatui.oidc.views import LOGIN_FAILED
+from chatui.oidc.views import ACCOUNT_DISABLED, LOGIN_FAILED
 from tests.e2e.oidc_stack import CLIENT_ID, HttpVisitor, OidcStack
 
 SESSION_COOKIE = "sessionid"
@@ -105,6 +105,16 @@ def test_tokens_and_accounts_that_do_not_qualify_are_refused(
     refused(visitor, visitor.log_in(login), status, message)
     refusal_lines = [line for line in oidc_stack.app.log().splitlines() if "OpenID login" in line]
     assert any(logged in line for line in refusal_lines), refusal_lines
+
+
+def test_a_disabled_account_is_refused(oidc_stack: OidcStack) -> None:
+    first, second = HttpVisitor(oidc_stack), HttpVisitor(oidc_stack)
+    assert first.log_in("dave").status_code == 200
+    oidc_stack.deactivate("dave")
+    refused(second, second.log_in("dave"), 403, ACCOUNT_DISABLED)
+    assert signed_in_as(first) is None  # the session of before is no longer honoured
+    first.close()
+    second.close()
 
 
 @pytest.mark.parametrize(
