@@ -5,6 +5,9 @@ value."""
 from __future__ import annotations
 
 import re
+import runpy
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +107,45 @@ def test_a_bad_value_is_an_error_that_names_it(env: dict[str, str], message: str
 def test_a_full_discovery_url_is_kept() -> None:
     url = f"{PROVIDER}/.well-known/openid-configuration"
     assert OpenIDSettings(provider_url=url).discovery_url == url
+
+
+SETTINGS_FILE = Path(__file__).resolve().parents[2] / "config" / "settings" / "base.py"
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+OPENID_BACKEND = "chatui.oidc.backend.OpenIDBackend"
+PROVIDER_ENV = {
+    "OPENID_PROVIDER_URL": PROVIDER,
+    "OPENID_CLIENT_ID": "chat",
+    "OPENID_CLIENT_SECRET": "s3cret",
+}
+
+
+def settings_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
+    """The settings module run afresh with `env` (every login variable else blank)."""
+    names = [*PROVIDER_ENV, "OPENID_CONFIG", "ALLOW_LOCAL_LOGIN", "ALLOW_SIGNUP"]
+    for name, value in (dict.fromkeys(names, "") | {"SECRET_KEY": "x"} | env).items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(SETTINGS_FILE))
+
+
+def test_local_accounts_stay_on_without_a_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_with(monkeypatch)
+    assert settings["ALLOW_LOCAL_LOGIN"] and settings["ALLOW_SIGNUP"]
+    assert MODEL_BACKEND in settings["AUTHENTICATION_BACKENDS"]
+    assert OPENID_BACKEND not in settings["AUTHENTICATION_BACKENDS"]
+
+
+def test_with_a_provider_passwords_and_signup_are_off_unless_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = settings_with(monkeypatch, **PROVIDER_ENV)
+    assert not settings["ALLOW_LOCAL_LOGIN"] and not settings["ALLOW_SIGNUP"]
+    assert settings["AUTHENTICATION_BACKENDS"][-1] == OPENID_BACKEND
+    assert MODEL_BACKEND not in settings["AUTHENTICATION_BACKENDS"]
+    form_action = settings["CONTENT_SECURITY_POLICY"]["DIRECTIVES"]["form-action"]
+    assert "https://sso.example.com" in form_action
+
+    local = settings_with(monkeypatch, **PROVIDER_ENV, ALLOW_LOCAL_LOGIN="true")
+    assert local["ALLOW_LOCAL_LOGIN"] and not local["ALLOW_SIGNUP"]
+    assert MODEL_BACKEND in local["AUTHENTICATION_BACKENDS"]
+    with pytest.raises(ValueError, match="ALLOW_SIGNUP=true needs ALLOW_LOCAL_LOGIN=true"):
+        settings_with(monkeypatch, **PROVIDER_ENV, ALLOW_SIGNUP="true")
