@@ -283,6 +283,7 @@ class OpenIDAccount(models.Model):
     last_login_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "OpenID account"
         constraints = [
             models.UniqueConstraint(fields=["issuer", "subject"], name="openid_account_unique")
         ]
