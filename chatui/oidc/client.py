@@ -42,7 +42,7 @@ def provider_client(openid: OpenIDSettings) -> DjangoOAuth2App:
         client_kwargs={
             "scope": openid.scopes,
             "code_challenge_method": "S256",
-            "timeout": PROVIDER_TIMEOUT_S,
+            "default_timeout": PROVIDER_TIMEOUT_S,
         },
     )
 
