@@ -47,9 +47,14 @@ def provider_client(openid: OpenIDSettings) -> DjangoOAuth2App:
     )
 
 
-def authorization_redirect(request: HttpRequest, openid: OpenIDSettings) -> Any:
-    """The redirect to the provider's login; state, nonce and PKCE verifier go in the session."""
+def authorization_redirect(
+    request: HttpRequest, openid: OpenIDSettings, *, prompt: str = ""
+) -> Any:
+    """The redirect to the provider's login; state, nonce and PKCE verifier go in the session.
+    `prompt`: OpenID's `prompt` parameter (e.g. "login"), when not empty."""
     extra = {"resource": openid.resource} if openid.resource else {}
+    if prompt:
+        extra["prompt"] = prompt
     redirect_uri = request.build_absolute_uri(CALLBACK_PATH)
     return provider_client(openid).authorize_redirect(request, redirect_uri, **extra)
 

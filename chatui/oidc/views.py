@@ -3,7 +3,8 @@ logout (`/logout`, which also ends the provider's session), and `/admin/login/` 
 passwords are off. Thin: `client` talks to the provider, `policy` and `accounts` decide.
 
 A refusal is the readable page `registration/login_refused.html` (context: the base names
-plus `title` and `message`), never a stack trace.
+plus `title`, `message` and `switch_account_url`, "" or a login as someone else), never a
+stack trace.
 """
 
 from __future__ import annotations
@@ -41,11 +42,19 @@ LOGIN_FAILED = (
 ACCOUNT_DISABLED = "This account is disabled on this app. Ask its administrator."
 PROVIDER_UNREACHABLE = "The identity provider cannot be reached right now. Try again later."
 NOT_ALLOWED_TITLE = "Access not allowed"
+SWITCH_ACCOUNT_PATH = "/login/oidc?prompt=login"
 FAILED_TITLE = "Login failed"
 
 
-def refused(request: HttpRequest, title: str, message: str, status: int) -> HttpResponse:
-    context = base_context(request) | {"title": title, "message": message}
+def refused(
+    request: HttpRequest, title: str, message: str, status: int, *, switch_account: bool = False
+) -> HttpResponse:
+    """The refusal page; `switch_account` offers a login as someone else at the provider."""
+    context = base_context(request) | {
+        "title": title,
+        "message": message,
+        "switch_account_url": SWITCH_ACCOUNT_PATH if switch_account else "",
+    }
     return render(request, "registration/login_refused.html", context, status=status)
 
 
@@ -59,8 +68,11 @@ def login_start(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect(next_path)
     request.session[NEXT_SESSION_KEY] = next_path
+    # `prompt=login`: the provider asks who is logging in even if it has a session (after a
+    # refusal, to log in with another account).
+    prompt = "login" if request.GET.get("prompt") == "login" else ""
     try:
-        return authorization_redirect(request, openid)
+        return authorization_redirect(request, openid, prompt=prompt)
     except LOGIN_ERRORS as exc:
         logger.warning("OpenID provider unreachable: %s", exc)
         return refused(request, FAILED_TITLE, PROVIDER_UNREACHABLE, status=502)
@@ -82,7 +94,7 @@ def login_callback(request: HttpRequest) -> HttpResponse:
     reason = login_refusal(claims, openid)
     if reason is not None:
         logger.info("OpenID login not allowed for sub=%s", claims.get("sub"))
-        return refused(request, NOT_ALLOWED_TITLE, reason, status=403)
+        return refused(request, NOT_ALLOWED_TITLE, reason, status=403, switch_account=True)
     user = openid_user_login(issuer=str(claims["iss"]), claims=claims, openid=openid)
     if not user.is_active:  # an admin switched the account off here
         return refused(request, NOT_ALLOWED_TITLE, ACCOUNT_DISABLED, status=403)

@@ -72,4 +72,8 @@ def test_sso_login_chat_logout_and_a_second_user(
         NOT_ALLOWED.format(email="mallory@elsewhere.example")
     )
     expect(outsider.get_by_role("heading", name="Access not allowed")).to_be_visible()
+    # The provider still has mallory's session: switching asks it who is logging in anew.
+    outsider.locator("#switch-account").click()
+    sign_in_at_provider(outsider, "bob")
+    expect(outsider.locator(".user-name")).to_have_text("Bob")
     outsider.context.close()
