@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 MODEL_DIR := var/models/smollm2-135m-instruct
 
-.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers
+.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers peers
 
 setup: $(STAMP) $(MODEL_DIR)/config.json
 	@$(PY) -m inference.kernels
@@ -27,6 +27,15 @@ browsers:
 		 (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null))) || \
 		echo "warning: /usr/bin/chromium is missing; browser tests will fail"
 
+# The OpenID provider that the login tests start (oidc-provider under node), from its lock
+# file; npm's cache serves it offline once fetched.
+OIDC_PEER := tests/peers/oidc
+$(OIDC_PEER)/node_modules/.installed: $(OIDC_PEER)/package-lock.json
+	npm ci --prefix $(OIDC_PEER) --no-audit --no-fund --prefer-offline
+	touch $@
+
+peers: $(OIDC_PEER)/node_modules/.installed
+
 # Both processes share one key, made once into var/inference.key (0600): the inference
 # server requires it (API_KEY, see the Procfile) and the web app sends it (INFERENCE_API_KEY).
 run: setup
@@ -35,7 +44,7 @@ run: setup
 	INFERENCE_API_KEY="$${INFERENCE_API_KEY:-$$(cat var/inference.key)}" \
 		$(VENV)/bin/honcho -f Procfile start
 
-test: setup browsers
+test: setup browsers peers
 	node --test tests/js/
 	$(VENV)/bin/pytest
 

@@ -1,5 +1,6 @@
 """Django admin: conversations (with their message tree inline), messages, shares, settings,
-and a "Models" page: configured models, each endpoint's live health, and usage per day."""
+the users' single sign-on identities, and a "Models" page: configured models, each
+endpoint's live health, and usage per day."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from chatui.models import (
     Conversation,
     Feedback,
     Message,
+    OpenIDAccount,
     SharedConversation,
     UserSettings,
 )
@@ -123,6 +125,18 @@ class SharedConversationAdmin(admin.ModelAdmin):
     search_fields = ("id", "title")
     raw_id_fields = ("conversation", "user")
     readonly_fields = ("id", "created_at")
+
+
+@admin.register(OpenIDAccount)
+class OpenIDAccountAdmin(admin.ModelAdmin):
+    """Read-only: the provider owns these identities; deleting the user removes the link."""
+
+    list_display = ("user", "email", "subject", "issuer", "last_login_at")
+    search_fields = ("user__username", "email", "subject")
+    readonly_fields = ("user", "issuer", "subject", "email", "created_at", "last_login_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Assistant)

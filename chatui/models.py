@@ -1,4 +1,5 @@
-"""Stored data: conversations (a message tree), user settings and shared snapshots.
+"""Stored data: conversations (a message tree), user settings, shared snapshots, and the
+links of OpenID identities to users.
 
 Ownership: a row belongs either to a user (`user`) or, for an anonymous visitor, to the
 random key kept in their session (`anon_key`, see `chatui.identity`). Models hold data and
@@ -266,3 +267,26 @@ def _delete_avatar(sender: type, instance: Assistant, **kwargs: object) -> None:
     """The avatar's file goes with its assistant (the row is gone; nothing else points at it)."""
     if instance.avatar:
         instance.avatar.storage.delete(instance.avatar.name)
+
+
+class OpenIDAccount(models.Model):
+    """The link from an identity at an OpenID provider (issuer + `sub`, never the e-mail,
+    which a provider may reassign) to the local user it logs in as."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="openid_account"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    email = models.EmailField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "OpenID account"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="openid_account_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.views import LogoutView
 from django.urls import path
 
 from chatui import api, assistant_views, views
+from chatui.oidc import views as oidc_views
 
 urlpatterns = [
     path("", views.chat_page, name="chat"),
@@ -38,7 +38,9 @@ urlpatterns = [
     ),
     path("login", views.LoginPage.as_view(), name="login"),
     path("signup", views.signup, name="signup"),
-    path("logout", LogoutView.as_view(), name="logout"),
+    path("login/oidc", oidc_views.login_start, name="login-oidc"),
+    path("login/callback", oidc_views.login_callback, name="login-callback"),
+    path("logout", oidc_views.logout_view, name="logout"),
     path("api/models", api.models, name="api-models"),
     path("api/conversations", api.conversations, name="api-conversations"),
     path("api/conversations/<uuid:conversation_id>", api.conversation, name="api-conversation"),

@@ -5,6 +5,7 @@ template. The templates (owned by the pages) rely only on the context names docu
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import login
@@ -20,10 +21,17 @@ from chatui.errors import ChatError
 from chatui.identity import identity_from_request
 from chatui.selectors import active_model_id, conversation_get, shared_get
 
+SIGNUP_CLOSED = "Sign-up is closed on this app: ask its administrator for an account."
+LOCAL_LOGIN_OFF = "Passwords are switched off on this app: log in with single sign-on."
 LOGIN_LOCKED_OUT = (
     "Too many failed login attempts for this account or from this address. "
     "Wait {minutes} minutes before trying again."
 )
+
+
+def display_name(user: Any) -> str:
+    """The name the provider gave (OPENID_NAME_CLAIM), else the account's user name."""
+    return user.get_full_name() or user.get_username()
 
 
 def base_context(request: HttpRequest) -> dict[str, Any]:
@@ -34,7 +42,8 @@ def base_context(request: HttpRequest) -> dict[str, Any]:
         "app_description": config.app_description,
         "disclaimer": config.disclaimer,
         "user_is_authenticated": user.is_authenticated,
-        "username": user.get_username() if user.is_authenticated else "",
+        "username": display_name(user) if user.is_authenticated else "",
+        "can_sign_up": settings.ALLOW_SIGNUP,
     }
 
 
@@ -106,7 +115,11 @@ def shared_continue(request: HttpRequest, share_id: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
-    """`registration/signup.html`. Context: the base names plus `form` (UserCreationForm)."""
+    """`registration/signup.html`. Context: the base names plus `form` (UserCreationForm).
+    With sign-up closed (ALLOW_SIGNUP=false), 403 and `registration/login_refused.html`."""
+    if not settings.ALLOW_SIGNUP:
+        context = base_context(request) | {"title": "Sign-up closed", "message": SIGNUP_CLOSED}
+        return render(request, "registration/login_refused.html", context, status=403)
     if request.method == "POST":
         form = UserCreationForm(request.POST)
         if form.is_valid():
@@ -119,21 +132,41 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 class LoginPage(LoginView):
-    """`registration/login.html`. Context: the base names plus Django's `form` and `next`.
-    Logging in moves the anonymous visitor's conversations to the account (chatui.identity)."""
+    """`registration/login.html`. Context: the base names plus Django's `form` and `next`,
+    `local_login` (ALLOW_LOCAL_LOGIN) and `openid_login_url` (the provider's login, offered
+    first; "" without one). Logging in moves the anonymous visitor's conversations to the
+    account (chatui.identity)."""
 
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.ALLOW_LOCAL_LOGIN:
+            context = base_context(request) | {"title": "Log in", "message": LOCAL_LOGIN_OFF}
+            return render(request, "registration/login_refused.html", context, status=403)
+        return super().post(request, *args, **kwargs)
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return super().get_context_data(**kwargs) | base_context(self.request)
+        context = super().get_context_data(**kwargs) | base_context(self.request)
+        openid_url = ""
+        if settings.OPENID.is_enabled:
+            openid_url = f"/login/oidc?{urlencode({'next': context.get('next') or '/'})}"
+        return context | {
+            "local_login": settings.ALLOW_LOCAL_LOGIN,
+            "openid_login_url": openid_url,
+        }
 
 
 def login_locked_out(
     request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
 ) -> HttpResponse:
     """django-axes' lockout page (AXES_LOCKOUT_CALLABLE), for /login and /admin/login/ alike:
-    429 and `registration/locked_out.html`. Context: the base names plus `message`."""
+    429 and `registration/login_refused.html` (context: the base names plus `title`,
+    `message` and `refusal_id`, the message's element id)."""
     minutes = max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
-    context = base_context(request) | {"message": LOGIN_LOCKED_OUT.format(minutes=minutes)}
-    return render(request, "registration/locked_out.html", context, status=429)
+    context = base_context(request) | {
+        "title": "Too many attempts",
+        "message": LOGIN_LOCKED_OUT.format(minutes=minutes),
+        "refusal_id": "locked-out",
+    }
+    return render(request, "registration/login_refused.html", context, status=429)

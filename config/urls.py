@@ -9,6 +9,7 @@ from django.urls import include, path
 
 from chatui import ops
 from chatui.admin import feedback_export, models_status
+from chatui.oidc.views import admin_login
 from chatui.runtime import runtime_view
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("admin/models/", admin.site.admin_view(models_status), name="admin-models"),
     path("admin/feedback.jsonl", admin.site.admin_view(feedback_export), name="admin-feedback"),
     path("admin/runtime.json", runtime_view, name="admin-runtime"),
+    path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("", include("chatui.urls")),
 ]

@@ -18,6 +18,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 
 from config.env import env_bool, env_int, env_list, load_env
+from config.openid import openid_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -63,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "chatui.oidc.middleware.AutomaticLoginMiddleware",  # AUTOMATIC_LOGIN=true only
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the page that says so
@@ -153,6 +155,19 @@ AXES_DISABLE_ACCESS_LOG = True  # failures only: no row per successful login
 AXES_LOCKOUT_CALLABLE = "chatui.views.login_locked_out"
 AXES_VERBOSE = False
 
+# Single sign-on (chatui.oidc, docs/security.md): OpenID Connect configured as chat-ui does.
+# With a provider configured, local passwords and sign-up are off unless asked for: the
+# provider decides who may log in, and a local account would go round its allow-lists.
+OPENID = openid_settings(ENV)
+ALLOW_LOCAL_LOGIN = env_bool(ENV, "ALLOW_LOCAL_LOGIN", not OPENID.is_enabled)
+ALLOW_SIGNUP = env_bool(ENV, "ALLOW_SIGNUP", not OPENID.is_enabled)
+if ALLOW_SIGNUP and not ALLOW_LOCAL_LOGIN:
+    raise ValueError("ALLOW_SIGNUP=true needs ALLOW_LOCAL_LOGIN=true (a new account logs in)")
+if not ALLOW_LOCAL_LOGIN:  # no password is checked anywhere, /admin/login/ included
+    AUTHENTICATION_BACKENDS.remove("django.contrib.auth.backends.ModelBackend")
+if OPENID.is_enabled:
+    AUTHENTICATION_BACKENDS.append("chatui.oidc.backend.OpenIDBackend")
+
 # Sessions: an anonymous visitor gets one on their first write (chatui.identity), not on a GET.
 SESSION_COOKIE_AGE = env_int(ENV, "SESSION_COOKIE_AGE", 60 * 60 * 24 * 30)
 SESSION_ENGINE = "chatui.sessions"  # database sessions; a malformed key is no session
@@ -189,6 +204,8 @@ CONTENT_SECURITY_POLICY = {
         **({"upgrade-insecure-requests": True} if HTTPS else {}),
     }
 }
+if OPENID.is_enabled:  # the logout form ends on the provider's end-session page
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(OPENID.provider_origin)
 CSRF_FAILURE_VIEW = "chatui.api.csrf_failure"  # JSON for /api/ paths
 
 LANGUAGE_CODE = "en-us"

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.chatui.fake_endpoints import FakeTGI, Script
+from tests.e2e.oidc_stack import OidcStack
 from tests.e2e.server import LiveServer, models_config
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,6 +64,13 @@ def app_server(fakes_session: Fakes) -> Iterator[LiveServer]:
     server = LiveServer(models_config(fakes_session.a.url, fakes_session.b.url))
     with server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def oidc_stack(fakes_session: Fakes) -> Iterator[OidcStack]:
+    """The app logging in through a real OpenID provider (tests/e2e/oidc_stack.py)."""
+    with OidcStack(fakes_session.a.url) as stack:
+        yield stack
 
 
 # NOTE: Playwright's sync API keeps an event loop marked as running in this thread while it is
