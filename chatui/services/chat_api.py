@@ -1,0 +1,83 @@
+"""The conversation behind one request of the chat API for scripts (chatui.api_v1): an
+OpenAI-style message list becomes a conversation of the user (shown in their sidebar) whose
+last user message is sent as the page sends one, through `message_send`, so the same usage
+limits apply and the same answer task streams it.
+
+Must not import the websocket layer (consumers, routing, `chatui.streaming`, `chatui.layers`),
+views or endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from chatui import limits
+from chatui.chat_config import get_chat_config
+from chatui.errors import ChatError
+from chatui.identity import Identity
+from chatui.models import Message
+from chatui.services.conversations import conversation_create
+from chatui.services.messages import GenerationRequest, message_send
+
+MESSAGES_EMPTY = "`messages` must hold at least one user message."
+LAST_NOT_USER = "The last message must be the user's."
+ROLES_OUT_OF_ORDER = (
+    "After the system messages, user and assistant messages must alternate, starting with "
+    "the user's."
+)
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """One message of the request: role "system", "user" or "assistant", and its text."""
+
+    role: str
+    content: str
+
+
+def _split(turns: Sequence[ChatTurn]) -> tuple[str | None, list[ChatTurn], str]:
+    """(the system prompt or None, the earlier turns, the question), or a ChatError."""
+    system = [t.content for t in turns if t.role == "system"]
+    dialogue = [t for t in turns if t.role != "system"]
+    if not dialogue:
+        raise ChatError(MESSAGES_EMPTY)
+    if dialogue[-1].role != "user":
+        raise ChatError(LAST_NOT_USER)
+    expected = ("user", "assistant")
+    if any(t.role != expected[i % 2] for i, t in enumerate(dialogue)):
+        raise ChatError(ROLES_OUT_OF_ORDER)
+    return ("\n\n".join(system) if system else None), dialogue[:-1], dialogue[-1].content
+
+
+def api_chat_start(
+    *, identity: Identity, model: str, turns: Sequence[ChatTurn]
+) -> GenerationRequest:
+    """A new conversation on `model` holding `turns`, and its answer to stream. Nothing is
+    stored when a check refuses (one transaction)."""
+    system_prompt, history, question = _split(turns)
+    config = get_chat_config()
+    for turn in history:
+        if turn.role == "user":
+            limits.check_message_length(identity=identity, content=turn.content, config=config)
+    with transaction.atomic():
+        conversation = conversation_create(
+            identity=identity, model=model, system_prompt=system_prompt
+        )
+        parent: Message | None = None
+        for turn in history:
+            parent = Message.objects.create(
+                conversation=conversation,
+                parent=parent,
+                role=turn.role,
+                content=turn.content,
+                model=model if turn.role == "assistant" else "",
+            )
+        return message_send(
+            identity=identity,
+            conversation_id=conversation.pk,
+            content=question,
+            parent_id=parent.pk if parent is not None else None,
+        )
