@@ -63,7 +63,7 @@ def parse_request(data: dict[str, object]) -> ChatCompletionRequest:
     except ValidationError as exc:
         error = exc.errors()[0]
         location = error["loc"]
-        if "content" in location and error["type"] in {"literal_error", "missing"}:
+        if "content" in location:
             raise ChatError(ONLY_TEXT) from None
         where = ".".join(str(part) for part in location) or "body"
         problem = error["msg"]
