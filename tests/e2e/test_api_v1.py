@@ -15,7 +15,8 @@ import pytest
 
 from chatui.api_v1.errors import INVALID_TOKEN, MISSING_TOKEN
 from chatui.api_v1.schemas import ONLY_TEXT
-from chatui.services import LAST_NOT_USER, TOKENS_NEED_LOGIN, UNKNOWN_MODEL
+from chatui.services import LAST_NOT_USER, TOKENS_NEED_LOGIN
+from chatui.validation import BODY_TOO_LARGE
 from tests.chatui.fake_endpoints import Script
 from tests.e2e.api_people import Person, client, make_superuser, sign_up
 from tests.e2e.conftest import Fakes
@@ -247,10 +248,11 @@ def test_routes_and_failures_answer_in_openai_shape(
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
         wrong_method = http.get("/api/v1/chat/completions")
         assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "POST"
+        too_big = http.post("/api/v1/chat/completions", content=b"x" * (3 * 1024 * 1024))
+        assert too_big.status_code == 413 and too_big.json()["error"]["message"] == BODY_TOO_LARGE
         fakes.a.script = Script(fail="status", status=500)
         fakes.b.script = Script(fail="status", status=500)
         body = {"model": MODEL_A_ID, "messages": [{"role": "user", "content": "fail"}]}
         failed = http.post("/api/v1/chat/completions", json=body)
         assert failed.status_code == 502, failed.text
         assert failed.json()["error"]["type"] == "api_error"
-    assert UNKNOWN_MODEL  # imported for the parametrized case above
