@@ -36,15 +36,13 @@ def throttle_wait_s(*, address: str) -> int:
 
 
 def throttle_failure(*, address: str) -> None:
-    """One more failed token from `address` (a new window when the last one is over)."""
+    """One more failed token from `address`. Windows that are over are deleted first (the
+    table holds only addresses that failed lately), so an address past its window starts a
+    new one."""
     with transaction.atomic():
+        ApiAuthFailure.objects.filter(window_started_at__lte=_window_start()).delete()
         row, created = ApiAuthFailure.objects.select_for_update().get_or_create(
             address=address, defaults={"failures": 1, "window_started_at": timezone.now()}
         )
-        if created:
-            return
-        if row.window_started_at <= _window_start():
-            row.failures, row.window_started_at = 1, timezone.now()
-            row.save(update_fields=["failures", "window_started_at"])
-        else:
+        if not created:
             ApiAuthFailure.objects.filter(pk=row.pk).update(failures=F("failures") + 1)

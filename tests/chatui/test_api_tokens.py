@@ -77,7 +77,10 @@ def test_failures_throttle_one_address_for_the_window_then_count_again() -> None
         window_started_at=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(seconds=1)
     )
     assert services.throttle_wait_s(address="10.0.0.1") == 0
-    services.throttle_failure(address="10.0.0.1")  # a new window
+    services.throttle_failure(address="10.0.0.3")  # a new window; the old one is gone
+    assert ApiAuthFailure.objects.get(address="10.0.0.3").failures == 1
+    assert not ApiAuthFailure.objects.filter(address="10.0.0.1").exists()
+    services.throttle_failure(address="10.0.0.1")
     assert ApiAuthFailure.objects.get(address="10.0.0.1").failures == 1
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -19,7 +20,7 @@ from chatui.services import LAST_NOT_USER, TOKENS_NEED_LOGIN
 from chatui.validation import BODY_TOO_LARGE
 from tests.chatui.fake_endpoints import Script
 from tests.e2e.api_people import Person, client, make_superuser, sign_up
-from tests.e2e.conftest import Fakes
+from tests.e2e.conftest import DEFAULT_TOKENS, Fakes
 from tests.e2e.server import MODEL_A_ID, MODEL_B_ID, LiveServer
 
 ANSWER = "Hello! How can I help?"
@@ -64,16 +65,22 @@ def test_openai_client_chats_streamed_and_not_into_the_users_sidebar(
     prompt = fakes.a.requests[-1].body["inputs"]
     assert "Answer briefly." in prompt and "Hi there" in prompt and "What is 2+2?" in prompt
 
+    fakes.b.script = Script(tokens=DEFAULT_TOKENS, delay=0.1)
     stream = api.chat.completions.create(
         model=MODEL_B_ID,
         messages=[{"role": "user", "content": "Stream it"}],
         stream=True,
         stream_options={"include_usage": True},
     )
-    chunks = list(stream)
+    chunks, arrivals = [], []
+    for item in stream:
+        chunks.append(item)
+        if item.choices and item.choices[0].delta.content:
+            arrivals.append(time.monotonic())
     deltas = [c.choices[0].delta.content for c in chunks if c.choices]
     assert "".join(d for d in deltas if d) == ANSWER
-    assert len([d for d in deltas if d]) == 7  # token by token
+    assert len(arrivals) == len(DEFAULT_TOKENS)  # token by token...
+    assert arrivals[-1] - arrivals[0] > 0.3  # ...as the model writes them, not all at the end
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
 
