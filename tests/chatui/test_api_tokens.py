@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.test import Client
 from django.utils import timezone
 
 from chatui import selectors, services
@@ -61,6 +63,22 @@ def test_anonymous_visitors_get_no_tokens() -> None:
     with pytest.raises(ChatError) as refused:
         services.api_token_create(user=AnonymousUser(), name="x")
     assert refused.value.status == 403 and refused.value.message == services.TOKENS_NEED_LOGIN
+
+
+def test_the_admin_lists_and_revokes_tokens_but_never_shows_them() -> None:
+    owner = make_owner("tok-admin-owner")
+    token, raw = services.api_token_create(user=owner.user, name="leaked")
+    admin = get_user_model().objects.create_superuser("tok-root", "root@example.com", "pw-1234")
+    client = Client()
+    client.force_login(admin)
+    page = client.get("/admin/chatui/apitoken/")
+    assert page.status_code == 200 and "leaked" in page.content.decode()
+    detail = client.get(f"/admin/chatui/apitoken/{token.pk}/change/").content.decode()
+    assert token.digest not in detail and raw not in detail
+    assert client.get("/admin/chatui/apitoken/add/").status_code == 403
+    action = {"action": "revoke", "_selected_action": [token.pk]}
+    assert client.post("/admin/chatui/apitoken/", action).status_code == 302
+    assert services.api_token_authenticate(raw=raw) is None
 
 
 def test_failures_throttle_one_address_for_the_window_then_count_again() -> None:
