@@ -1,7 +1,8 @@
 """The conversation behind one request of the chat API for scripts (chatui.api_v1): an
 OpenAI-style message list becomes a conversation of the user (shown in their sidebar) whose
-last user message is sent as the page sends one, through `message_send`, so the same usage
-limits apply and the same answer task streams it.
+last user message is sent as the page sends one, through `message_send` (the earlier ones
+stored before it, as its history), so the same usage limits apply and the same answer task
+streams it.
 
 Must not import the websocket layer (consumers, routing, `chatui.streaming`, `chatui.layers`),
 views or endpoints.
@@ -14,11 +15,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from chatui import limits
-from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
-from chatui.models import Message
 from chatui.services.conversations import conversation_create
 from chatui.services.messages import GenerationRequest, message_send
 
@@ -58,26 +56,13 @@ def api_chat_start(
     """A new conversation on `model` holding `turns`, and its answer to stream. Nothing is
     stored when a check refuses (one transaction)."""
     system_prompt, history, question = _split(turns)
-    config = get_chat_config()
-    for turn in history:
-        if turn.role == "user":
-            limits.check_message_length(identity=identity, content=turn.content, config=config)
     with transaction.atomic():
         conversation = conversation_create(
             identity=identity, model=model, system_prompt=system_prompt
         )
-        parent: Message | None = None
-        for turn in history:
-            parent = Message.objects.create(
-                conversation=conversation,
-                parent=parent,
-                role=turn.role,
-                content=turn.content,
-                model=model if turn.role == "assistant" else "",
-            )
         return message_send(
             identity=identity,
             conversation_id=conversation.pk,
             content=question,
-            parent_id=parent.pk if parent is not None else None,
+            history=[(turn.role, turn.content) for turn in history],
         )

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from chatui import selectors, services
 from chatui.errors import ChatError
-from chatui.limits import MESSAGE_TOO_LONG, TOO_MANY_CONVERSATIONS
+from chatui.limits import MESSAGE_TOO_LONG, RATE_LIMITED, TOO_MANY_CONVERSATIONS
 from chatui.models import ApiAuthFailure, ApiToken, Conversation, Message
 from chatui.services import ChatTurn
 from tests.chatui.helpers import MODEL_A, make_owner
@@ -119,6 +119,18 @@ def test_a_chat_request_keeps_the_page_limits_and_stores_nothing_when_refused(
         services.api_chat_start(identity=owner.identity, model=MODEL_A, turns=turns[:2])
     assert refused.value.status == 429
     assert refused.value.message == TOO_MANY_CONVERSATIONS.format(limit=1)
+    # The history's answers are no requests of this minute; the request itself is one.
+    chat_models(USAGE_LIMITS='{"messagesPerMinute": 1}')
+    other = make_owner("tok-rate")
+    history = [ChatTurn("user", "a"), ChatTurn("assistant", "b")] * 3
+    services.api_chat_start(
+        identity=other.identity, model=MODEL_A, turns=[*history, ChatTurn("user", "c")]
+    )
+    with pytest.raises(ChatError) as refused:
+        services.api_chat_start(identity=other.identity, model=MODEL_A, turns=turns[1:2])
+    assert refused.value.message == RATE_LIMITED.format(limit=1)
+    Conversation.objects.filter(user=other.user).delete()
+
     # Refused after the conversation was made (the question's length): rolled back.
     chat_models(USAGE_LIMITS='{"messageLength": 5}')
     with pytest.raises(ChatError) as refused:
