@@ -251,6 +251,8 @@ def test_routes_and_failures_answer_in_openai_shape(
     app_server: LiveServer, fakes: Fakes, people: dict[str, Person]
 ) -> None:
     with client(app_server, Authorization=f"Bearer {people['api-alice'].token}") as http:
+        listed = http.get("/api/v1/models")
+        assert listed.status_code == 200 and "set-cookie" not in listed.headers  # no session
         unknown = http.post("/api/v1/embeddings", json={})
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
         wrong_method = http.get("/api/v1/chat/completions")
