@@ -29,7 +29,8 @@ THROTTLE_LIMIT = 5  # LOGIN_FAILURE_LIMIT's default
 
 @pytest.fixture(scope="module")
 def people(app_server: LiveServer) -> Iterator[dict[str, Person]]:
-    people = {name: sign_up(app_server, name) for name in ("api-alice", "api-bob")}
+    people = {name: sign_up(app_server, name) for name in ("api-alice", "api-bob", "api-root")}
+    make_superuser(app_server, people["api-root"])
     yield people
     for person in people.values():
         person.session.close()
@@ -164,8 +165,7 @@ def test_a_token_sees_only_its_owners_data_and_never_the_admin(
         assert http.delete(conversation).status_code == 204
         assert http.get(conversation).status_code == 404
 
-    root = sign_up(app_server, "api-root")
-    make_superuser(app_server, root)
+    root = people["api-root"]
     assert root.session.get("/admin/").status_code == 200  # the session opens the admin...
     with client(app_server, address="127.0.0.2", Authorization=f"Bearer {root.token}") as http:
         assert http.get("/api/v1/models").status_code == 200  # ...the token works here...
@@ -174,7 +174,6 @@ def test_a_token_sees_only_its_owners_data_and_never_the_admin(
             assert response.status_code == 302, path
             assert response.headers["location"].startswith("/admin/login/"), path
         assert "api-root" not in http.get("/").text  # nor logs anyone into the pages
-    root.session.close()
 
 
 def test_bad_and_revoked_tokens_are_refused_and_failures_throttle_the_address(
@@ -265,3 +264,26 @@ def test_routes_and_failures_answer_in_openai_shape(
         failed = http.post("/api/v1/chat/completions", json=body)
         assert failed.status_code == 502, failed.text
         assert failed.json()["error"]["type"] == "api_error"
+
+
+def test_a_client_that_leaves_mid_stream_leaves_the_answer_stored_and_nothing_held(
+    app_server: LiveServer, fakes: Fakes, people: dict[str, Person]
+) -> None:
+    fakes.a.script = Script(tokens=DEFAULT_TOKENS, delay=0.15)
+    body = {"model": MODEL_A_ID, "stream": True, "messages": [{"role": "user", "content": "Bye"}]}
+    with client(app_server, Authorization=f"Bearer {people['api-alice'].token}") as http:
+        with http.stream("POST", "/api/v1/chat/completions", json=body) as response:
+            conversation = f"/api/v1/conversations/{response.headers['X-Conversation-Id']}"
+            lines = response.iter_lines()
+            while '"content"' not in next(lines):  # the first token, then the client leaves
+                pass
+        deadline = time.monotonic() + 15
+        while (answer := http.get(conversation).json()["messages"][-1])["is_generating"]:
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.1)
+    assert answer["content"] == ANSWER and not answer["interrupted"]
+    root = people["api-root"]
+    deadline = time.monotonic() + 5
+    while (held := root.session.get("/admin/runtime.json").json())["sockets"]:
+        assert time.monotonic() < deadline, held  # no listener of the API left behind
+        time.sleep(0.1)
