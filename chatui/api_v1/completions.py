@@ -8,6 +8,7 @@ streamed, as `conversation_id` in the body).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -42,8 +43,10 @@ def _sse(data: Any) -> str:
 
 
 async def _stream(
-    events: AnswerEvents, task: Any, body: ChatCompletionRequest
+    events: AnswerEvents, task: asyncio.Task[None] | None, body: ChatCompletionRequest
 ) -> AsyncIterator[str]:
+    """The answer as server-sent events: the role, each piece of text, the finish reason (or
+    the error), the usage when asked for, `[DONE]`."""
     message_id, model = events.message_id, body.model
     yield _sse(chunk(message_id=message_id, model=model, delta={"role": "assistant"}))
     async for text in events.tokens(task):
@@ -61,6 +64,26 @@ async def _stream(
             usage = chunk(message_id=message_id, model=model, delta={}) | {"choices": []}
             yield _sse(usage | {"usage": end.usage()})
     yield "data: [DONE]\n\n"
+
+
+async def _whole(
+    events: AnswerEvents, task: asyncio.Task[None] | None, body: ChatCompletionRequest
+) -> HttpResponse:
+    """The answer once it is over, as one `chat.completion` (or the error)."""
+    async for _ in events.tokens(task):
+        pass
+    end = events.end
+    if end.error:
+        return openai_error(end.error, 502, "generation_failed")
+    counts = await sync_to_async(selectors.message_token_counts)(message_id=events.message_id)
+    end.prompt_tokens, end.completion_tokens = counts
+    data = completion(
+        message_id=events.message_id,
+        model=body.model,
+        conversation_id=events.conversation_id,
+        end=end,
+    )
+    return JsonResponse(data)
 
 
 @token_view("POST")
@@ -86,22 +109,6 @@ async def chat_completions(request: HttpRequest, identity: Identity) -> HttpResp
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
     else:
-        async for _ in events.tokens(running.task):
-            pass
-        end = events.end
-        if end.error:
-            response = openai_error(end.error, 502, "generation_failed")
-        else:
-            counts = await sync_to_async(selectors.message_token_counts)(
-                message_id=events.message_id
-            )
-            end.prompt_tokens, end.completion_tokens = counts
-            data = completion(
-                message_id=events.message_id,
-                model=body.model,
-                conversation_id=conversation_id,
-                end=end,
-            )
-            response = JsonResponse(data)
+        response = await _whole(events, running.task, body)
     response[CONVERSATION_HEADER] = conversation_id
     return response
