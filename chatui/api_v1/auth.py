@@ -2,7 +2,7 @@
 token; the view gets the token's owner as an `Identity`. The session cookie is ignored (and
 CSRF does not apply): a token grants this API only, never the pages or the admin.
 
-A failed token counts against the client address (`REMOTE_ADDR`: behind a proxy, let the
+A wrong token counts against the client address (`REMOTE_ADDR`: behind a proxy, let the
 server set it from the proxy's header); past the limit the address gets 429 with Retry-After.
 """
 
@@ -46,7 +46,8 @@ def _authenticate(request: HttpRequest) -> Identity | HttpResponse:
     raw = _bearer(request)
     token = services.api_token_authenticate(raw=raw) if raw else None
     if token is None:
-        services.throttle_failure(address=address)
+        if raw:  # a wrong guess; a request without a token guesses nothing
+            services.throttle_failure(address=address)
         message, code = (INVALID_TOKEN, "invalid_api_key") if raw else (MISSING_TOKEN, None)
         response = openai_error(message, 401, code)
         response["WWW-Authenticate"] = 'Bearer realm="api"'
