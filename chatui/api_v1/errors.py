@@ -15,6 +15,7 @@ THROTTLED = "Too many failed API tokens from this address. Try again in {seconds
 NOT_FOUND = "Unknown API route: {path}."
 METHOD_NOT_ALLOWED = "{method} is not allowed here (allowed: {allowed})."
 ANSWER_FAILED = "The answer could not be generated."
+MODEL_NOT_FOUND = "No listed model is named {model}."
 
 # OpenAI's `type` for each status this API answers with.
 ERROR_TYPES = {

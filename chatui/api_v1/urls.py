@@ -8,6 +8,7 @@ from chatui.api_v1 import completions, errors, views
 
 urlpatterns = [
     path("models", views.models, name="api-v1-models"),
+    path("models/<path:model_id>", views.model, name="api-v1-model"),
     path("chat/completions", completions.chat_completions, name="api-v1-chat-completions"),
     path("conversations", views.conversations, name="api-v1-conversations"),
     path(

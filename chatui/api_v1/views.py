@@ -11,24 +11,30 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from chatui import selectors, services
 from chatui.api_v1.auth import token_view
+from chatui.api_v1.errors import MODEL_NOT_FOUND, openai_error
 from chatui.chat_config import get_chat_config
 from chatui.identity import Identity
+from chatui.validation import describe
 
 OWNER = "chatui"
 
 
+def _model(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": OWNER}
+
+
 @token_view("GET")
 async def models(request: HttpRequest, identity: Identity) -> HttpResponse:
-    config = get_chat_config()
-    return JsonResponse(
-        {
-            "object": "list",
-            "data": [
-                {"id": m.id, "object": "model", "created": 0, "owned_by": OWNER}
-                for m in config.listed_models
-            ],
-        }
-    )
+    listed = get_chat_config().listed_models
+    return JsonResponse({"object": "list", "data": [_model(m.id) for m in listed]})
+
+
+@token_view("GET")
+async def model(request: HttpRequest, identity: Identity, model_id: str) -> HttpResponse:
+    """One listed model (`client.models.retrieve`); its id may hold slashes."""
+    if model_id not in {m.id for m in get_chat_config().listed_models}:
+        return openai_error(MODEL_NOT_FOUND.format(model=describe(model_id)), 404, "not_found")
+    return JsonResponse(_model(model_id))
 
 
 @token_view("GET")

@@ -50,6 +50,9 @@ def test_openai_client_chats_streamed_and_not_into_the_users_sidebar(
     alice = people["api-alice"]
     api = _openai(app_server, alice.token)
     assert [m.id for m in api.models.list()] == [MODEL_A_ID, MODEL_B_ID]
+    assert api.models.retrieve(MODEL_A_ID).id == MODEL_A_ID
+    with pytest.raises(openai.NotFoundError):
+        api.models.retrieve("org/not-listed")
 
     whole = api.chat.completions.create(
         model=MODEL_A_ID,
