@@ -109,6 +109,12 @@ def message_get(*, conversation: Conversation, message_id: Any) -> Message:
         raise ChatError(MESSAGE_NOT_FOUND, status=404) from None
 
 
+def answer_latest(*, conversation: Conversation) -> Message | None:
+    """The conversation's newest answer (where a script's next question goes), or None."""
+    answers = conversation.messages.filter(role=Message.Role.ASSISTANT)
+    return answers.order_by("-created_at", "-id").first()
+
+
 def message_path(*, message: Message) -> list[Message]:
     """Root -> `message` (inclusive), following parents; one query."""
     by_id = {m.id: m for m in message.conversation.messages.all()}

@@ -89,9 +89,17 @@ async def _whole(
 @token_view("POST")
 async def chat_completions(request: HttpRequest, identity: Identity) -> HttpResponse:
     body = _body(request)
-    generation = await sync_to_async(services.api_chat_start)(
-        identity=identity, model=body.model, turns=body.turns()
-    )
+    if body.conversation_id is None:
+        generation = await sync_to_async(services.api_chat_start)(
+            identity=identity, model=body.model, turns=body.turns()
+        )
+    else:
+        generation = await sync_to_async(services.api_chat_continue)(
+            identity=identity,
+            conversation_id=body.conversation_id,
+            model=body.model,
+            turns=body.turns(),
+        )
     conversation_id = str(generation.conversation_id)
     events = AnswerEvents(conversation_id, str(generation.assistant_message.id))
     events.start()  # before the answer's first event

@@ -5,6 +5,7 @@ ignored: the model's `parameters` in MODELS decide, as for the page."""
 from __future__ import annotations
 
 from typing import Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,6 +46,8 @@ class ChatCompletionRequest(_Body):
     messages: list[MessageIn] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # This API's own: continue one of the user's conversations (`extra_body` in `openai`).
+    conversation_id: UUID | None = None
 
     def turns(self) -> list[ChatTurn]:
         return [

@@ -38,6 +38,7 @@ from chatui.services.chat_api import (
     MESSAGES_EMPTY,
     ROLES_OUT_OF_ORDER,
     ChatTurn,
+    api_chat_continue,
     api_chat_start,
 )
 from chatui.services.common import SYSTEM_PROMPT_INVALID, UNKNOWN_MODEL, listed_model_id
@@ -105,6 +106,7 @@ __all__ = [
     "ChatError",
     "ChatTurn",
     "GenerationRequest",
+    "api_chat_continue",
     "api_chat_start",
     "api_token_authenticate",
     "api_token_create",

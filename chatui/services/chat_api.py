@@ -2,7 +2,7 @@
 OpenAI-style message list becomes a conversation of the user (shown in their sidebar) whose
 last user message is sent as the page sends one, through `message_send` (the earlier ones
 stored before it, as its history), so the same usage limits apply and the same answer task
-streams it.
+streams it. A request may instead continue one of the user's conversations.
 
 Must not import the websocket layer (consumers, routing, `chatui.streaming`, `chatui.layers`),
 views or endpoints.
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
 from chatui.errors import ChatError
 from chatui.identity import Identity
+from chatui.selectors import answer_latest, conversation_get
 from chatui.services.conversations import conversation_create
 from chatui.services.messages import GenerationRequest, message_send
 
@@ -66,3 +68,21 @@ def api_chat_start(
             content=question,
             history=[(turn.role, turn.content) for turn in history],
         )
+
+
+def api_chat_continue(
+    *, identity: Identity, conversation_id: Any, model: str, turns: Sequence[ChatTurn]
+) -> GenerationRequest:
+    """The next question in one of the user's conversations: the last message of `turns`
+    (the user's), sent under the conversation's latest answer on `model`; the stored
+    messages are the history, so the earlier `turns` are not stored again."""
+    _, _, question = _split(turns)
+    conversation = conversation_get(identity=identity, conversation_id=conversation_id)
+    latest = answer_latest(conversation=conversation)
+    return message_send(
+        identity=identity,
+        conversation_id=conversation.pk,
+        content=question,
+        parent_id=latest.pk if latest is not None else None,
+        model=model,
+    )

@@ -68,6 +68,15 @@ def test_openai_client_chats_streamed_and_not_into_the_users_sidebar(
     assert whole.usage is not None and whole.usage.completion_tokens > 0
     prompt = fakes.a.requests[-1].body["inputs"]
     assert "Answer briefly." in prompt and "Hi there" in prompt and "What is 2+2?" in prompt
+    whole_id = whole.model_extra["conversation_id"]
+    follow = api.chat.completions.create(
+        model=MODEL_A_ID,
+        messages=[{"role": "user", "content": "And 3+3?"}],
+        extra_body={"conversation_id": whole_id},  # this API's own: the next question
+    )
+    assert follow.model_extra["conversation_id"] == whole_id
+    prompt = fakes.a.requests[-1].body["inputs"]
+    assert "What is 2+2?" in prompt and ANSWER in prompt and "And 3+3?" in prompt
 
     fakes.b.script = Script(tokens=DEFAULT_TOKENS, delay=0.1)
     stream = api.chat.completions.create(
@@ -91,7 +100,6 @@ def test_openai_client_chats_streamed_and_not_into_the_users_sidebar(
     # The page's own view of the account (the sidebar) shows both, stored whole.
     sidebar = alice.session.get("/api/conversations").json()["conversations"]
     by_id = {c["id"]: c for c in sidebar}
-    whole_id = whole.model_extra["conversation_id"]
     assert by_id[whole_id]["model"] == MODEL_A_ID
     assert {c["model"] for c in sidebar} >= {MODEL_A_ID, MODEL_B_ID}
     stored = alice.session.get(f"/api/conversations/{whole_id}").json()
@@ -100,6 +108,8 @@ def test_openai_client_chats_streamed_and_not_into_the_users_sidebar(
         ("user", "Hi there"),
         ("assistant", "Hello."),
         ("user", "What is 2+2?"),
+        ("assistant", ANSWER),
+        ("user", "And 3+3?"),
         ("assistant", ANSWER),
     ]
     # ... and so does the API.
@@ -149,6 +159,12 @@ def test_a_token_sees_only_its_owners_data_and_never_the_admin(
             refused = http.request(method, conversation)
             assert refused.status_code == 404
             assert refused.json()["error"]["type"] == "not_found_error"
+        body = {
+            "model": MODEL_A_ID,
+            "messages": [{"role": "user", "content": "Bob was here"}],
+            "conversation_id": made.model_extra["conversation_id"],
+        }
+        assert http.post("/api/v1/chat/completions", json=body).status_code == 404
         listed = http.get("/api/v1/conversations").json()["data"]
         assert made.model_extra["conversation_id"] not in {c["id"] for c in listed}
     # The session cookie alone opens nothing here; anonymous visitors get no tokens.
@@ -164,7 +180,8 @@ def test_a_token_sees_only_its_owners_data_and_never_the_admin(
         assert refused.status_code == 403 and refused.json()["error"] == TOKENS_NEED_LOGIN
     # Alice's conversation is still hers; she deletes it with her token.
     with client(app_server, Authorization=f"Bearer {alice.token}") as http:
-        assert http.get(conversation).json()["messages"][0]["content"] == "Private"
+        messages = http.get(conversation).json()["messages"]
+        assert [m["content"] for m in messages] == ["Private", ANSWER]
         assert http.delete(conversation).status_code == 204
         assert http.get(conversation).status_code == 404
 
@@ -235,6 +252,15 @@ def test_bad_and_revoked_tokens_are_refused_and_failures_throttle_the_address(
         ),
         ({"model": MODEL_A_ID, "messages": [{"role": "user", "content": "a\u0000"}]}, 400, "NUL"),
         ("not json", 400, "JSON object"),
+        (
+            {
+                "model": MODEL_A_ID,
+                "messages": [{"role": "user", "content": "x"}],
+                "conversation_id": 1,
+            },
+            400,
+            "conversation_id",
+        ),
     ],
 )
 def test_malformed_requests_get_openai_errors_and_store_nothing(
