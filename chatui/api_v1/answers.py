@@ -46,6 +46,7 @@ class AnswerEvents:
 
     conversation_id: str
     message_id: str = ""
+    is_socket = False  # not a websocket: the hub counts it apart (`Hub.stats`)
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     end: AnswerEnd = field(default_factory=AnswerEnd)
 

@@ -308,6 +308,8 @@ def test_a_client_that_leaves_mid_stream_leaves_the_answer_stored_and_nothing_he
             lines = response.iter_lines()
             while '"content"' not in next(lines):  # the first token, then the client leaves
                 pass
+            runtime = people["api-root"].session.get("/admin/runtime.json").json()
+            assert runtime["api_listeners"] == 1  # counted apart from the sockets
         deadline = time.monotonic() + 15
         while (answer := http.get(conversation).json()["messages"][-1])["is_generating"]:
             assert time.monotonic() < deadline, answer
@@ -315,6 +317,6 @@ def test_a_client_that_leaves_mid_stream_leaves_the_answer_stored_and_nothing_he
     assert answer["content"] == ANSWER and not answer["interrupted"]
     root = people["api-root"]
     deadline = time.monotonic() + 5
-    while (held := root.session.get("/admin/runtime.json").json())["sockets"]:
+    while (held := root.session.get("/admin/runtime.json").json())["api_listeners"]:
         assert time.monotonic() < deadline, held  # no listener of the API left behind
         time.sleep(0.1)
