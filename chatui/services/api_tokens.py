@@ -13,6 +13,7 @@ views or endpoints.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,8 @@ TOKEN_PREFIX = "ct_"
 KEY_ID_CHARS = 12
 SECRET_BYTES = 32
 HMAC_SALT = "chatui.api_tokens"
+# token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
+TOKEN_PATTERN = re.compile(rf"{TOKEN_PREFIX}[0-9a-f]{{{KEY_ID_CHARS}}}[A-Za-z0-9_-]{{43}}")
 # `last_used_at` is written at most this often per token (not one UPDATE per request).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -79,7 +82,7 @@ def api_token_revoke(*, user: Any, token_id: Any) -> ApiToken:
 def api_token_authenticate(*, raw: str) -> ApiToken | None:
     """The live token `raw` is, with its user loaded (and `last_used_at` recorded); None for
     anything else: malformed, unknown, wrong secret, revoked, or an inactive user."""
-    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+    if TOKEN_PATTERN.fullmatch(raw) is None:  # never a query for what cannot be a token
         return None
     key_id = raw[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + KEY_ID_CHARS]
     token = ApiToken.objects.select_related("user").filter(key_id=key_id).first()

@@ -33,7 +33,9 @@ def test_a_token_is_stored_hashed_and_authenticates_its_user_until_revoked() -> 
     found = services.api_token_authenticate(raw=raw)
     assert found is not None and found.user_id == alice.user.pk
     assert ApiToken.objects.get(pk=token.pk).last_used_at is not None
-    for wrong in ("", raw[:-1], raw + "x", raw.replace("ct_", "xx_"), "ct_" + "0" * 60):
+    wrongs = ["", raw[:-1], raw + "x", raw.replace("ct_", "xx_"), "ct_" + "0" * 55]
+    wrongs += [raw[:-1] + ("A" if raw[-1] != "A" else "B"), raw[:20] + "\x00" + raw[21:]]
+    for wrong in wrongs:
         assert services.api_token_authenticate(raw=wrong) is None
 
     with pytest.raises(ChatError) as refused:
