@@ -295,6 +295,11 @@ def test_routes_and_failures_answer_in_openai_shape(
         failed = http.post("/api/v1/chat/completions", json=body)
         assert failed.status_code == 502, failed.text
         assert failed.json()["error"]["type"] == "api_error"
+    stream = _openai(app_server, people["api-alice"].token).chat.completions.create(
+        model=MODEL_A_ID, messages=[{"role": "user", "content": "fail"}], stream=True
+    )
+    with pytest.raises(openai.APIError):  # the error event, after the headers went out
+        list(stream)
 
 
 def test_a_client_that_leaves_mid_stream_leaves_the_answer_stored_and_nothing_held(
