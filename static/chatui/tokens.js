@@ -27,11 +27,17 @@ export class TokensPanel {
       this.create();
     });
     document.getElementById("open-settings").addEventListener("click", () => this.load());
+    // The secret leaves the page with the dialog: it is shown once.
+    document.getElementById("settings-dialog").addEventListener("close", () => this.forget());
+  }
+
+  forget() {
+    this.created.hidden = true;
+    this.secret.value = "";
   }
 
   async load() {
-    this.created.hidden = true;
-    this.secret.value = "";
+    this.forget();
     try {
       const data = await getJSON("/api/tokens");
       this.render(data.tokens || []);

@@ -59,6 +59,9 @@ def test_settings_create_list_use_and_revoke_tokens(
     expect(items.first.locator(".token-item-meta")).to_contain_text(laptop[:15] + "…")
     expect(items.first.locator(".token-item-meta")).to_contain_text(NEVER_USED)
     assert laptop[15:] not in items.first.inner_text()  # the list shows the prefix only
+    page.keyboard.press("Escape")
+    expect(page.locator("#settings-dialog")).to_be_hidden()
+    expect(page.locator("#token-secret")).to_have_value("")  # gone with the dialog
 
     # A script chats with it: the conversation is in this user's sidebar.
     with client(app_server, address="127.0.0.5", Authorization=f"Bearer {laptop}") as http:
