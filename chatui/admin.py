@@ -1,6 +1,6 @@
 """Django admin: conversations (with their message tree inline), messages, shares, settings,
-the users' single sign-on identities, and a "Models" page: configured models, each
-endpoint's live health, and usage per day."""
+the users' single sign-on identities, personal API tokens (listed and revoked, never shown),
+and a "Models" page: configured models, each endpoint's live health, and usage per day."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from chatui.chat_config import get_chat_config
 from chatui.models import (
+    ApiToken,
     Assistant,
     Conversation,
     Feedback,
@@ -171,6 +173,26 @@ class AssistantAdmin(admin.ModelAdmin):
 class UserSettingsAdmin(admin.ModelAdmin):
     list_display = ("__str__", "active_model", "theme", "updated_at")
     raw_id_fields = ("user",)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Who holds which token and when it was last used; a leaked one is revoked here. The
+    secret is never stored, and its digest is not shown."""
+
+    list_display = ("name", "user", "key_id", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "key_id", "user__username")
+    fields = ("name", "user", "key_id", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    actions = ("revoke",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a token is made by its user, who alone sees it once
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def _endpoint_health(endpoint: Any) -> dict[str, Any]:

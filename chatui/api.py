@@ -23,7 +23,7 @@ from chatui.chat_config import get_chat_config
 from chatui.documents import DOCUMENT_MIMES
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_request
-from chatui.serializers import file_to_dict
+from chatui.serializers import api_token_to_dict, file_to_dict
 from chatui.validation import (
     BODY_TOO_LARGE,
     INVALID_JSON,
@@ -226,6 +226,29 @@ def export(request: HttpRequest, identity: Identity) -> HttpResponse:
     response = JsonResponse(selectors.conversation_export(identity=identity))
     response["Content-Disposition"] = 'attachment; filename="conversations.json"'
     return response
+
+
+@api_view("GET", "POST")
+def api_tokens(request: HttpRequest, identity: Identity) -> HttpResponse:
+    """The user's personal API tokens (settings); POST `{"name"}` creates one and answers
+    its secret in `token`, this once."""
+    if request.method == "POST":
+        token, raw = services.api_token_create(
+            user=request.user, name=_json_body(request).get("name")
+        )
+        response = JsonResponse(api_token_to_dict(token) | {"token": raw}, status=201)
+        response["Cache-Control"] = "no-store"
+        return response
+    if not request.user.is_authenticated:
+        raise ChatError(services.TOKENS_NEED_LOGIN, status=403)
+    return JsonResponse({"tokens": selectors.api_token_list(user=request.user)})
+
+
+@api_view("DELETE")
+def api_token(request: HttpRequest, identity: Identity, token_id: int) -> HttpResponse:
+    """Revokes one of the user's tokens: it stops working at once."""
+    token = services.api_token_revoke(user=request.user, token_id=token_id)
+    return JsonResponse(api_token_to_dict(token))
 
 
 # --- error pages of /api/ paths (config/urls.py, CSRF_FAILURE_VIEW) ---------------------------

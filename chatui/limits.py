@@ -66,8 +66,12 @@ def check_message_length(*, identity: Identity, content: str, config: object) ->
         raise ChatError(MESSAGE_TOO_LONG.format(length=len(content), limit=limit))
 
 
-def check_new_message(*, identity: Identity, conversation: Conversation, config: object) -> None:
-    """Before a new user message or answer is generated in `conversation`."""
+def check_new_message(
+    *, identity: Identity, conversation: Conversation, config: object, num_earlier: int = 0
+) -> None:
+    """Before a new user message or answer is generated in `conversation`; `num_earlier`:
+    messages of an earlier exchange about to be stored with it (the chat API's history),
+    which count toward the conversation's size but are no request of this minute."""
     limits = effective_limits(identity=identity, config=config)
     before_login = int(getattr(config, "messages_before_login", 0) or 0)
     own_messages = Message.objects.filter(identity.owner_q("conversation__"))
@@ -76,7 +80,7 @@ def check_new_message(*, identity: Identity, conversation: Conversation, config:
         if sent >= before_login:
             raise ChatError(LOGIN_REQUIRED.format(limit=before_login), status=403)
     limit = _limit(limits, "messages")
-    if limit and conversation.messages.count() >= limit:
+    if limit and conversation.messages.count() + num_earlier >= limit:
         raise ChatError(TOO_MANY_MESSAGES.format(limit=limit), status=429)
     limit = _limit(limits, "messages_per_minute")
     if limit:

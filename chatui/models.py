@@ -1,5 +1,5 @@
-"""Stored data: conversations (a message tree), user settings, shared snapshots, and the
-links of OpenID identities to users.
+"""Stored data: conversations (a message tree), user settings, shared snapshots, the
+links of OpenID identities to users, and personal API tokens.
 
 Ownership: a row belongs either to a user (`user`) or, for an anonymous visitor, to the
 random key kept in their session (`anon_key`, see `chatui.identity`). Models hold data and
@@ -25,6 +25,7 @@ TITLE_MAX_LENGTH = 100
 ASSISTANT_NAME_MAX_LENGTH = 60
 ASSISTANT_DESCRIPTION_MAX_LENGTH = 300
 MAX_STARTERS = 4
+TOKEN_NAME_MAX_LENGTH = 60
 
 
 def attachments_storage() -> object:
@@ -290,3 +291,36 @@ class OpenIDAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} at {self.issuer}"
+
+
+class ApiToken(models.Model):
+    """A personal API token (`Authorization: Bearer`, chatui.api_v1): shown once at creation,
+    stored as a keyed SHA-256 of its secret; found by `key_id`, its public first part."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=TOKEN_NAME_MAX_LENGTH)
+    key_id = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)  # hex HMAC-SHA256 of the whole token
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_id})"
+
+
+class ApiAuthFailure(models.Model):
+    """Failed bearer authentications from one client address in the current window (the
+    throttle of chatui.services.api_throttle); shared by every web process."""
+
+    address = models.CharField(max_length=64, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.failures}"

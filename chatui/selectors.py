@@ -15,8 +15,16 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
-from chatui.models import Assistant, Conversation, Message, SharedConversation, UserSettings
+from chatui.models import (
+    ApiToken,
+    Assistant,
+    Conversation,
+    Message,
+    SharedConversation,
+    UserSettings,
+)
 from chatui.serializers import (
+    api_token_to_dict,
     conversation_summary,
     conversation_to_dict,
     file_export,
@@ -99,6 +107,12 @@ def message_get(*, conversation: Conversation, message_id: Any) -> Message:
         return conversation.messages.get(pk=message_id)
     except (Message.DoesNotExist, ValueError, TypeError, ValidationError):
         raise ChatError(MESSAGE_NOT_FOUND, status=404) from None
+
+
+def answer_latest(*, conversation: Conversation) -> Message | None:
+    """The conversation's newest answer (where a script's next question goes), or None."""
+    answers = conversation.messages.filter(role=Message.Role.ASSISTANT)
+    return answers.order_by("-created_at", "-id").first()
 
 
 def message_path(*, message: Message) -> list[Message]:
@@ -193,3 +207,17 @@ def settings_detail(*, identity: Identity) -> dict[str, Any]:
     return settings_to_dict(
         settings, active_model=active_model_id(identity=identity, settings=settings)
     )
+
+
+def api_token_list(*, user: Any) -> list[dict[str, Any]]:
+    """The settings' token list: the user's tokens, revoked ones included, newest first
+    (never a secret: only its public key id)."""
+    return [api_token_to_dict(t) for t in ApiToken.objects.filter(user=user)]
+
+
+def message_token_counts(*, message_id: Any) -> tuple[int, int]:
+    """(prompt tokens, generated tokens) of a stored answer, 0 where unknown."""
+    row = Message.objects.filter(pk=message_id).values("prompt_tokens", "generated_tokens").first()
+    if row is None:
+        return 0, 0
+    return row["prompt_tokens"] or 0, row["generated_tokens"] or 0

@@ -10,7 +10,7 @@ import base64
 from collections.abc import Iterable
 from typing import Any
 
-from chatui.models import Assistant, Attachment, Conversation, Message, UserSettings
+from chatui.models import ApiToken, Assistant, Attachment, Conversation, Message, UserSettings
 
 
 def file_to_dict(attachment: Attachment, *, url: str | None = None) -> dict[str, Any]:
@@ -101,4 +101,20 @@ def settings_to_dict(settings: UserSettings, *, active_model: str) -> dict[str, 
         "active_model": active_model,
         "custom_prompts": dict(settings.custom_prompts or {}),
         "theme": settings.theme,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def api_token_to_dict(token: ApiToken) -> dict[str, Any]:
+    """A personal API token as its owner sees it in settings (the secret is never here)."""
+    return {
+        "id": token.pk,
+        "name": token.name,
+        "prefix": f"ct_{token.key_id}",
+        "created_at": token.created_at.isoformat(),
+        "last_used_at": _iso(token.last_used_at),
+        "revoked_at": _iso(token.revoked_at),
     }

@@ -67,4 +67,6 @@ urlpatterns = [
     path("api/attachments/<uuid:attachment_id>", api.attachment_file, name="api-attachment"),
     path("api/settings", api.user_settings, name="api-settings"),
     path("api/export", api.export, name="api-export"),
+    path("api/tokens", api.api_tokens, name="api-tokens"),
+    path("api/tokens/<int:token_id>", api.api_token, name="api-token"),
 ]

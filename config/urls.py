@@ -1,5 +1,6 @@
 """The URL map: the operations routes (health, readiness, metrics), Django admin (plus the
-Models status page and the process's runtime counts) and the chat app.
+Models status page and the process's runtime counts), the chat API for scripts (`/api/v1/`)
+and the chat app.
 Error pages of `/api/` paths are JSON (chatui.api); others are Django's."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ urlpatterns = [
     path("admin/runtime.json", runtime_view, name="admin-runtime"),
     path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("chatui.api_v1.urls")),
     path("", include("chatui.urls")),
 ]
 

@@ -1,6 +1,8 @@
 """Writes, by entity (HackSoft style): `conversations`, `messages` (the writes that start an
 answer, and votes), `generations` (the bookkeeping of a running answer), `assistants`,
-`user_settings` and `owners` (login transfer). `common` holds what they share.
+`user_settings`, `owners` (login transfer), `api_tokens` and `api_throttle` (personal API
+tokens and the throttle of failed ones) and `chat_api` (a conversation from a request of the
+chat API for scripts). `common` holds what they share.
 
 Named `<entity>_<action>(*, ...)`. Each function validates (raising `ChatError` with one of
 the messages its module defines), checks usage limits, and writes in one transaction.
@@ -14,6 +16,15 @@ Part of the domain: must not import the websocket layer (consumers, routing,
 from __future__ import annotations
 
 from chatui.errors import ChatError
+from chatui.services.api_throttle import throttle_failure, throttle_wait_s
+from chatui.services.api_tokens import (
+    TOKEN_NAME_INVALID,
+    TOKEN_NOT_FOUND,
+    TOKENS_NEED_LOGIN,
+    api_token_authenticate,
+    api_token_create,
+    api_token_revoke,
+)
 from chatui.services.assistants import (
     ASSISTANT_DESCRIPTION_INVALID,
     ASSISTANT_NAME_INVALID,
@@ -21,6 +32,14 @@ from chatui.services.assistants import (
     STARTERS_INVALID,
     assistant_delete,
     assistant_save,
+)
+from chatui.services.chat_api import (
+    LAST_NOT_USER,
+    MESSAGES_EMPTY,
+    ROLES_OUT_OF_ORDER,
+    ChatTurn,
+    api_chat_continue,
+    api_chat_start,
 )
 from chatui.services.common import SYSTEM_PROMPT_INVALID, UNKNOWN_MODEL, listed_model_id
 from chatui.services.conversations import (
@@ -68,18 +87,30 @@ __all__ = [
     "CUSTOM_PROMPTS_INVALID",
     "EMPTY_SHARE",
     "INVALID_PARENT",
+    "LAST_NOT_USER",
+    "MESSAGES_EMPTY",
     "NOT_AN_ANSWER",
     "NOT_A_USER_MESSAGE",
     "NOT_REGENERABLE",
     "NOT_SCORABLE",
+    "ROLES_OUT_OF_ORDER",
     "SCORE_INVALID",
     "STARTERS_INVALID",
     "SYSTEM_PROMPT_INVALID",
     "THEME_INVALID",
     "TITLE_INVALID",
+    "TOKENS_NEED_LOGIN",
+    "TOKEN_NAME_INVALID",
+    "TOKEN_NOT_FOUND",
     "UNKNOWN_MODEL",
     "ChatError",
+    "ChatTurn",
     "GenerationRequest",
+    "api_chat_continue",
+    "api_chat_start",
+    "api_token_authenticate",
+    "api_token_create",
+    "api_token_revoke",
     "assistant_delete",
     "assistant_save",
     "conversation_create",
@@ -101,4 +132,6 @@ __all__ = [
     "owner_transfer",
     "settings_update",
     "shared_continue",
+    "throttle_failure",
+    "throttle_wait_s",
 ]

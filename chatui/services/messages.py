@@ -10,6 +10,7 @@ views or endpoints.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,13 +125,18 @@ def message_send(
     parent_id: Any = None,
     model: Any = None,
     attachments: Any = None,
+    history: Sequence[tuple[str, str]] = (),
 ) -> GenerationRequest:
     """A user message under `parent_id` (None: a new root) and the empty answer to stream;
-    `attachments`: ids of files uploaded to the conversation, now linked to the message."""
+    `attachments`: ids of files uploaded to the conversation, now linked to the message;
+    `history`: (role, text) of an earlier exchange to store first, between the parent and
+    the message (the chat API's messages), its user messages checked like this one."""
 
     config = get_chat_config()
     content = content if isinstance(content, str) else ""
-    limits.check_message_length(identity=identity, content=content, config=config)
+    for role, text in [*history, (Message.Role.USER, content)]:
+        if role == Message.Role.USER:
+            limits.check_message_length(identity=identity, content=text, config=config)
     with transaction.atomic():
         conversation = _locked_conversation(identity=identity, conversation_id=conversation_id)
         parent = None
@@ -138,10 +144,20 @@ def message_send(
             parent = message_get(conversation=conversation, message_id=parent_id)
             if parent.role == Message.Role.USER:
                 raise ChatError(INVALID_PARENT)
-        limits.check_new_message(identity=identity, conversation=conversation, config=config)
+        limits.check_new_message(
+            identity=identity, conversation=conversation, config=config, num_earlier=len(history)
+        )
         if model is not None and model != conversation.model:
             conversation.model = listed_model_id(model)
             conversation.save(update_fields=["model"])
+        for role, text in history:
+            parent = Message.objects.create(
+                conversation=conversation,
+                parent=parent,
+                role=role,
+                content=text,
+                model=conversation.model if role == Message.Role.ASSISTANT else "",
+            )
         user_message = Message.objects.create(
             conversation=conversation, parent=parent, role=Message.Role.USER, content=content
         )

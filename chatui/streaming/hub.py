@@ -84,9 +84,13 @@ class Hub:
         return client
 
     def stats(self) -> dict[str, Any]:
-        """What `/admin/runtime.json` shows of it."""
+        """What `/admin/runtime.json` shows of it. Watchers are sockets, except the requests
+        of the chat API for scripts listening to an answer (`is_socket = False`)."""
+        watchers = [w for ws in self.watchers.values() for w in ws]
+        sockets = sum(1 for w in watchers if getattr(w, "is_socket", True))
         return {
-            "sockets": sum(len(watchers) for watchers in self.watchers.values()),
+            "sockets": sockets,
+            "api_listeners": len(watchers) - sockets,
             "generations": len(self.answers),
             "unsaved_answers": len(self.unsaved),
         }

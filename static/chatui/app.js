@@ -9,6 +9,7 @@ import { SettingsDialog, SettingsStore, shareConversation } from "./settings.js"
 import { COPIED_LAST_ANSWER, NOTHING_TO_COPY, installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { applyTheme } from "./theme.js";
+import { TokensPanel } from "./tokens.js";
 
 const NOTICE_MS = 6000;
 const CONVERSATION_PATH = /^\/conversation\/([^/]+)\/?$/;
@@ -122,6 +123,7 @@ function buildViews({ root, models, activeModel, store, notify, closeDrawer }) {
     },
     notify,
   });
+  if (document.getElementById("token-form")) new TokensPanel({ notify });
   return { chat, sidebar };
 }
 
