@@ -44,9 +44,12 @@ run: setup
 	INFERENCE_API_KEY="$${INFERENCE_API_KEY:-$$(cat var/inference.key)}" \
 		$(VENV)/bin/honcho -f Procfile start
 
+# Two workers: much of the suite waits on servers, browsers and sockets, not on the CPU.
+# Each test file stays on one worker, so its module fixtures start once.
+TEST_WORKERS ?= 2
 test: setup browsers peers
 	node --test tests/js/
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Style, then the package boundaries (import-linter contracts in pyproject.toml).
 lint: $(STAMP)

@@ -1,8 +1,10 @@
 """Loading the kernels never hangs on a build lock: one left by a crashed build is cleared,
 and a live build elsewhere is waited on for a bounded time, then the portable path is used.
 
-Each case loads the kernels in a fresh process (as a starting server does), against the build
-directory the code itself uses, under a timeout that a hang would exceed.
+Each case loads the kernels in a fresh process (as a starting server does), under a timeout
+that a hang would exceed, against a private copy of the built extension (TORCH_EXTENSIONS_DIR):
+the locks these tests hold and leave must never stall a test that loads the kernels in another
+pytest worker.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +34,22 @@ print(json.dumps({"available": ok, "seconds": time.monotonic() - start}))
 HANG_S = 120  # far beyond a load from the cache (seconds); torch's own wait has no end
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="no C++ toolchain here")
+
+
+@pytest.fixture(autouse=True)
+def private_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This tier's built extension, copied (times kept, so nothing rebuilds) where only this
+    test looks: `build_directory` and the subprocess both read TORCH_EXTENSIONS_DIR."""
+    shared = kernels.build_directory(cpu_info())
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    private = kernels.build_directory(cpu_info())
+    shutil.copytree(
+        shared,
+        private,
+        ignore=shutil.ignore_patterns(kernels.BUILD_LOCK, kernels.TORCH_BATON),
+        dirs_exist_ok=True,
+    )
+    return private
 
 
 def load_in_subprocess(**env: str) -> tuple[dict, str]:
