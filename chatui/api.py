@@ -129,8 +129,10 @@ def conversation(request: HttpRequest, identity: Identity, conversation_id: Any)
 def conversation_share(
     request: HttpRequest, identity: Identity, conversation_id: Any
 ) -> HttpResponse:
+    """Shares the conversation; `{"leaf_id": id}` names the branch on the sharer's screen."""
     found = selectors.conversation_get(identity=identity, conversation_id=conversation_id)
-    share = services.conversation_share(identity=identity, conversation=found)
+    leaf_id = _json_body(request).get("leaf_id")
+    share = services.conversation_share(identity=identity, conversation=found, leaf_id=leaf_id)
     return JsonResponse({"share_id": share.id, "url": f"/r/{share.id}"}, status=201)
 
 

@@ -26,6 +26,7 @@ from chatui.services.common import SYSTEM_PROMPT_INVALID, UNKNOWN_MODEL, listed_
 from chatui.services.conversations import (
     ASSISTANT_MODEL_GONE,
     EMPTY_SHARE,
+    SHARE_LEAF_UNKNOWN,
     TITLE_INVALID,
     conversation_create,
     conversation_delete,
@@ -73,6 +74,7 @@ __all__ = [
     "NOT_REGENERABLE",
     "NOT_SCORABLE",
     "SCORE_INVALID",
+    "SHARE_LEAF_UNKNOWN",
     "STARTERS_INVALID",
     "SYSTEM_PROMPT_INVALID",
     "THEME_INVALID",

@@ -37,6 +37,7 @@ TITLE_INVALID = f"The title must be 1 to {TITLE_MAX_LENGTH} characters."
 
 
 EMPTY_SHARE = "There is nothing to share yet."
+SHARE_LEAF_UNKNOWN = "The message to share up to is not in this conversation."
 
 
 ASSISTANT_MODEL_GONE = "This assistant's model is no longer available."
@@ -121,13 +122,20 @@ def conversation_set_title(*, conversation_id: Any, title: str) -> str:
     return title if updated else ""
 
 
-def conversation_share(*, identity: Identity, conversation: Conversation) -> SharedConversation:
+def conversation_share(
+    *, identity: Identity, conversation: Conversation, leaf_id: Any = None
+) -> SharedConversation:
     """A frozen copy (its files too): later messages or deletion do not change what the link
-    shows."""
+    shows. `leaf_id`, the last message on the sharer's screen, is kept as `leaf_id` so the
+    shared page opens on the branch that was shared, not on the newest one."""
 
     snapshot = conversation_detail(conversation=conversation)
     if not snapshot["messages"]:
         raise ChatError(EMPTY_SHARE)
+    if leaf_id is not None:
+        if not any(str(leaf_id) == m["id"] for m in snapshot["messages"]):
+            raise ChatError(SHARE_LEAF_UNKNOWN)
+        snapshot["leaf_id"] = str(leaf_id)
     for message in snapshot["messages"]:
         message["is_generating"] = False
     with transaction.atomic():

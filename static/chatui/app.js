@@ -115,6 +115,7 @@ function buildViews({ root, models, activeModel, store, notify, closeDrawer }) {
     models,
     store,
     currentConversation: () => chat.conversationId,
+    currentLeaf: () => chat.shownLeafId(),
     onActiveModel: (modelId) => chat.setActiveModel(modelId),
     onDeletedAll: () => {
       chat.newChat();
@@ -161,7 +162,7 @@ function installButtons(chat, notify, closeDrawer) {
   document.getElementById("share-btn").addEventListener("click", async () => {
     if (!chat.conversationId) return;
     try {
-      const { url, copied } = await shareConversation(chat.conversationId);
+      const { url, copied } = await shareConversation(chat.conversationId, chat.shownLeafId());
       notify(copied ? `Share link copied: ${url}` : `Share link: ${url}`, "ok");
     } catch (error) {
       notify(error.message, "error");

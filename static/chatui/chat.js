@@ -255,6 +255,11 @@ export class Chat {
     }
   }
 
+  /** The id of the last message on screen (null in an empty chat): what a share shows. */
+  shownLeafId() {
+    return conv.visiblePath(this.state).at(-1)?.id ?? null;
+  }
+
   /** The text of the last answer on the displayed branch ("" when there is none). */
   lastAnswerText() {
     return conv.lastAnswerText(this.state);

@@ -171,7 +171,8 @@ export function renderLooseError(text, busy) {
   return article;
 }
 
-function branchSwitcher(message, tree) {
+/** `< 1/2 >` for a message with siblings of its role (none: []); shared.js uses it too. */
+export function branchSwitcher(message, tree) {
   const siblings = tree.siblings(message).filter((m) => m.role === message.role);
   if (siblings.length < 2) return [];
   const index = siblings.findIndex((m) => m.id === message.id);
