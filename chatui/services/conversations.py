@@ -20,7 +20,6 @@ from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
 from chatui.models import (
-    DEFAULT_TITLE,
     TITLE_MAX_LENGTH,
     Assistant,
     Conversation,
@@ -92,6 +91,7 @@ def conversation_update(
         if not isinstance(title, str) or not 1 <= len(title.strip()) <= TITLE_MAX_LENGTH:
             raise ChatError(TITLE_INVALID)
         conversation.title = title.strip()
+        conversation.is_title_custom = True
     if model is not None:
         conversation.model = listed_model_id(model)
     if system_prompt is not None:
@@ -116,7 +116,7 @@ def conversation_set_title(*, conversation_id: Any, title: str) -> str:
     title = " ".join(title.split())[:TITLE_MAX_LENGTH]
     if not title:
         return ""
-    updated = Conversation.objects.filter(pk=conversation_id, title=DEFAULT_TITLE).update(
+    updated = Conversation.objects.filter(pk=conversation_id, is_title_custom=False).update(
         title=title
     )
     return title if updated else ""

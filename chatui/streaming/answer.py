@@ -173,9 +173,14 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
     result: StreamResult | None = None
     error = ""
     prompt: AnswerPrompt | None = None
+    titling: asyncio.Task[None] | None = None
     try:
         prompt = answer_prompt(request)
         generation.num_previous_tokens = prompt.previous_tokens
+        if prompt.needs_title:  # alongside the answer, as chat-ui does: it shows while it streams
+            titling = asyncio.create_task(
+                save_title(generation.conversation_id, prompt.title_source)
+            )
         if not generation.is_stop_requested:  # a stop may come before the stream starts
             await generation.emit(
                 {"type": "status", "message_id": generation.message_id, "status": "generating"}
@@ -203,16 +208,15 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
         saver.cancel()
         get_hub().answers.pop(generation.conversation_id, None)
     try:
-        message = await finish(generation, result, error)
+        await finish(generation, result, error)
     finally:
         get_hub().unsaved.discard(generation.message_id)
         await generation.remote.close()
         # The answer ends once its listener has left the group (bounded: a layer may be slow
         # to notice a cancelled read).
         await asyncio.wait({listener}, timeout=LISTENER_END_WAIT_S)
-    needs_title = prompt is not None and prompt.needs_title and not error
-    if message is not None and needs_title and message.content.strip():
-        await save_title(generation.conversation_id, prompt.question, message.content)
+        if titling is not None:
+            await titling
 
 
 async def _call_tools(generation: Answer, prompt: AnswerPrompt) -> AnswerPrompt:
