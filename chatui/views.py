@@ -18,7 +18,8 @@ from chatui import attachments, services
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import identity_from_request
-from chatui.selectors import active_model_id, conversation_get, shared_get
+from chatui.selectors import active_model_id, assistant_get, conversation_get, shared_get
+from chatui.serializers import assistant_to_dict
 
 LOGIN_LOCKED_OUT = (
     "Too many failed login attempts for this account or from this address. "
@@ -34,6 +35,7 @@ def base_context(request: HttpRequest) -> dict[str, Any]:
         "app_description": config.app_description,
         "disclaimer": config.disclaimer,
         "user_is_authenticated": user.is_authenticated,
+        "user_is_staff": user.is_authenticated and user.is_staff,
         "username": user.get_username() if user.is_authenticated else "",
     }
 
@@ -41,8 +43,10 @@ def base_context(request: HttpRequest) -> dict[str, Any]:
 @require_http_methods(["GET"])
 def chat_page(request: HttpRequest, conversation_id: Any = None) -> HttpResponse:
     """`chatui/chat.html`. Context: app_name, app_description, disclaimer, user_is_authenticated,
-    username, `models_json` (list of public Model dicts, for `json_script`), `active_model` (id),
-    `conversation_id` (str, or None on `/`). Creates no session: the visitor's first write does."""
+    user_is_staff (a link to the admin), username, `models_json` (list of public Model dicts,
+    for `json_script`), `active_model` (id), `conversation_id` (str, or None on `/`),
+    `assistant_json` (on `/?assistant=<id>`: the assistant a new chat starts with; else None).
+    Creates no session: the visitor's first write does."""
     identity = identity_from_request(request, create=False)
     if conversation_id is not None:
         try:
@@ -54,8 +58,21 @@ def chat_page(request: HttpRequest, conversation_id: Any = None) -> HttpResponse
         "models_json": [m.to_public_dict() for m in config.listed_models],
         "active_model": active_model_id(identity=identity),
         "conversation_id": str(conversation_id) if conversation_id is not None else None,
+        "assistant_json": _new_chat_assistant(request) if conversation_id is None else None,
     }
     return render(request, "chatui/chat.html", context)
+
+
+def _new_chat_assistant(request: HttpRequest) -> dict[str, Any] | None:
+    """The assistant of `?assistant=<id>` (None when absent or unknown: a plain new chat).
+    Nothing is created: the conversation comes with the first message."""
+    assistant_id = request.GET.get("assistant")
+    if not assistant_id:
+        return None
+    try:
+        return assistant_to_dict(assistant_get(assistant_id=assistant_id))
+    except ChatError:
+        return None
 
 
 @require_http_methods(["GET"])
@@ -104,17 +121,25 @@ def shared_continue(request: HttpRequest, share_id: str) -> HttpResponse:
     return redirect(f"/conversation/{conversation.pk}")
 
 
+class SignupForm(UserCreationForm):
+    """Django's sign-up form with the password's rule errors under the password itself (Django
+    puts them under the confirmation); a mismatch still shows under the confirmation."""
+
+    def validate_password_for_user(self, user: Any, password_field_name: str = "password1") -> None:
+        super().validate_password_for_user(user, password_field_name=password_field_name)
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
-    """`registration/signup.html`. Context: the base names plus `form` (UserCreationForm)."""
+    """`registration/signup.html`. Context: the base names plus `form` (SignupForm)."""
     if request.method == "POST":
-        form = UserCreationForm(request.POST)
+        form = SignupForm(request.POST)
         if form.is_valid():
             user = form.save()
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("/")
     else:
-        form = UserCreationForm()
+        form = SignupForm()
     return render(request, "registration/signup.html", base_context(request) | {"form": form})
 
 

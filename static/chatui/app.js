@@ -27,6 +27,17 @@ function embeddedModels() {
   }
 }
 
+/** The assistant a new chat starts with (`/?assistant=<id>`), or null. */
+function embeddedAssistant() {
+  const node = document.getElementById("assistant-data");
+  try {
+    const data = node ? JSON.parse(node.textContent) : null;
+    return data && typeof data === "object" && data.id ? data : null;
+  } catch {
+    return null;
+  }
+}
+
 function makeNotifier() {
   const notice = document.getElementById("notice");
   let timer = null;
@@ -104,6 +115,7 @@ function buildViews({ root, models, activeModel, store, notify, closeDrawer }) {
   chat = new Chat({
     models,
     activeModel,
+    assistant: embeddedAssistant(),
     appName: root.dataset.appName || document.title,
     sidebar,
     notify,
@@ -178,12 +190,21 @@ function installRouting(root, chat) {
   const route = (push) => {
     const match = location.pathname.match(CONVERSATION_PATH);
     if (match) chat.open(decodeURIComponent(match[1]), { push });
-    else chat.newChat({ push });
+    else chat.newChat({ push, keepAssistant: true });
   };
   window.addEventListener("popstate", () => route(false));
   const initial = root.dataset.conversationId;
   if (initial) chat.open(initial, { push: false });
   else route(false);
+  // An assistant's starter picked on its page (`&starter=<n>`) is sent once, then dropped
+  // from the address so a reload does not send it again.
+  const params = new URLSearchParams(location.search);
+  const starter = chat.assistantStarter(params.get("starter"));
+  if (starter !== null) {
+    params.delete("starter");
+    history.replaceState(history.state, "", `/?${params}`);
+    chat.sendText(starter);
+  }
 }
 
 /** The stored settings, once loaded: the theme and the model for new chats. */
