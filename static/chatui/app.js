@@ -41,7 +41,8 @@ function embeddedAssistant() {
 function makeNotifier() {
   const notice = document.getElementById("notice");
   let timer = null;
-  return (message, kind = "info") => {
+  // `sticky`: the notice stays until its sender clears it (it holds while it applies).
+  return (message, kind = "info", { sticky = false } = {}) => {
     clearTimeout(timer);
     if (!message) {
       notice.hidden = true;
@@ -51,7 +52,7 @@ function makeNotifier() {
     notice.textContent = message;
     notice.dataset.kind = kind;
     notice.hidden = false;
-    if (kind !== "warn") timer = setTimeout(() => (notice.hidden = true), NOTICE_MS);
+    if (kind !== "warn" && !sticky) timer = setTimeout(() => (notice.hidden = true), NOTICE_MS);
   };
 }
 

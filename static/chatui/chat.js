@@ -8,6 +8,7 @@ import { patchJSON, postJSON, uploadFile } from "./api.js";
 import { Composer } from "./composer.js";
 import * as conv from "./conversation.js";
 import { textSpan } from "./dom.js";
+import { FILES_NOT_SEEN, unseenImages } from "./files.js";
 import { ModelPicker, assistantAvatar } from "./model-picker.js";
 import { ConversationSocket } from "./socket.js";
 import { ThreadView } from "./thread-view.js";
@@ -86,6 +87,7 @@ export class Chat {
     if (!this.conversationId && !this.newChatAssistant) {
       this.picker.selected = id;
       this.renderIntro();
+      this.composer.files.recheck();
     }
   }
 
@@ -93,6 +95,8 @@ export class Chat {
   async switchModel(id) {
     if (!this.picker.model(id) || !this.conversationId) return;
     this.picker.selected = id;
+    this.composer.files.recheck();
+    this.sayUnseenFiles();
     try {
       const updated = await patchJSON(`/api/conversations/${this.conversationId}`, { model: id });
       const { conversation } = this.state;
@@ -101,6 +105,20 @@ export class Chat {
       }
     } catch (error) {
       this.notify(error.message, "error");
+    }
+  }
+
+  /** Says which images of the displayed branch the next answer's model will not see. */
+  sayUnseenFiles() {
+    const model = this.picker.current();
+    const names = unseenImages(conv.visiblePath(this.state), model);
+    if (names.length) {
+      const text = FILES_NOT_SEEN.replace("{model}", this.picker.label(model.id));
+      this.notify(text.replace("{names}", names.join(", ")), "warn");
+      this.isUnseenNoticeShown = true;
+    } else if (this.isUnseenNoticeShown) {
+      this.notify(null);
+      this.isUnseenNoticeShown = false;
     }
   }
 
@@ -150,6 +168,7 @@ export class Chat {
     this.socket = null;
     this.state = conv.createState();
     this.thread.editing = null;
+    this.isUnseenNoticeShown = false;
     this.setBusy(false);
     this.notify(null);
   }
@@ -201,9 +220,10 @@ export class Chat {
   async sendText(raw) {
     const text = (raw || "").trim();
     if (!text || this.isBusy) return;
-    const refused = this.composer.files.refusalFor(this.picker.current());
-    if (refused) {
-      this.notify(refused, "error");
+    // A message that depends on a refused file waits until the user decides (remove the
+    // file or pick a model that takes it); recheck says why again.
+    if (this.composer.files.refusalFor(this.picker.current())) {
+      this.composer.files.recheck();
       return;
     }
     this.composer.clear();
@@ -337,6 +357,7 @@ export class Chat {
     this.renderTitle();
     this.renderIntro();
     this.renderThread();
+    this.composer.files.recheck(); // the model may have changed with the conversation
   }
 
   renderIntro() {
