@@ -23,6 +23,7 @@ from chatui import attachments, selectors, services
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_request
+from chatui.page_context import base_context
 from chatui.serializers import file_to_dict
 from chatui.validation import (
     BODY_TOO_LARGE,
@@ -237,8 +238,6 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def _error_page(request: HttpRequest, template: str, status: int) -> HttpResponse:
     """A styled error page (templates/404.html...) with the app's name and a way home."""
-    from chatui.views import base_context
-
     return render(request, template, base_context(request), status=status)
 
 

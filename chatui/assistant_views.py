@@ -25,7 +25,7 @@ from chatui.models import (
     MAX_STARTERS,
     Assistant,
 )
-from chatui.views import base_context
+from chatui.page_context import base_context
 
 
 class AssistantForm(forms.Form):

@@ -18,6 +18,7 @@ from chatui import attachments, services
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import identity_from_request
+from chatui.page_context import base_context
 from chatui.selectors import active_model_id, assistant_get, conversation_get, shared_get
 from chatui.serializers import assistant_to_dict
 
@@ -25,19 +26,6 @@ LOGIN_LOCKED_OUT = (
     "Too many failed login attempts for this account or from this address. "
     "Wait {minutes} minutes before trying again."
 )
-
-
-def base_context(request: HttpRequest) -> dict[str, Any]:
-    config = get_chat_config()
-    user = request.user
-    return {
-        "app_name": config.app_name,
-        "app_description": config.app_description,
-        "disclaimer": config.disclaimer,
-        "user_is_authenticated": user.is_authenticated,
-        "user_is_staff": user.is_authenticated and user.is_staff,
-        "username": user.get_username() if user.is_authenticated else "",
-    }
 
 
 @require_http_methods(["GET"])

@@ -1,0 +1,23 @@
+"""What every page's template reads (the app's name, description, disclaimer and who is signed
+in): the chat pages, the account pages and the error pages share it. Imports no view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from chatui.chat_config import get_chat_config
+
+
+def base_context(request: HttpRequest) -> dict[str, Any]:
+    config = get_chat_config()
+    user = request.user
+    return {
+        "app_name": config.app_name,
+        "app_description": config.app_description,
+        "disclaimer": config.disclaimer,
+        "user_is_authenticated": user.is_authenticated,
+        "user_is_staff": user.is_authenticated and user.is_staff,
+        "username": user.get_username() if user.is_authenticated else "",
+    }
