@@ -16,7 +16,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.chatui.fake_endpoints import FakeOpenAI, FakeTGI, Script
-from tests.e2e.conftest import new_context
+from tests.e2e.conftest import new_context, visitor_page
 from tests.e2e.pages import ask, conversation_id, js_constant, last_answer, open_home, wait_idle
 from tests.e2e.server import LiveServer
 from tests.e2e.test_screenshots import shoot
@@ -68,17 +68,8 @@ def server(fakes: tuple[FakeOpenAI, FakeTGI], tmp_path_factory) -> Iterator[Live
 
 @pytest.fixture
 def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
-    context = new_context(browser, server)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    yield page
-    context.close()
-    assert not errors, errors
+    with visitor_page(browser, server) as page:
+        yield page
 
 
 def test_attach_a_text_file_and_an_image_reload_export_share(

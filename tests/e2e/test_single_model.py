@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import PROJECT_ROOT, VENV_BIN
 from tests.chatui.fake_endpoints import FakeTGI
-from tests.e2e.conftest import new_context
+from tests.e2e.conftest import visitor_page
 from tests.e2e.pages import ask, open_home
 from tests.e2e.server import LiveServer
 
@@ -51,13 +51,8 @@ def server() -> Iterator[LiveServer]:
 
 @pytest.fixture
 def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
-    context = new_context(browser, server)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, errors
+    with visitor_page(browser, server) as page:
+        yield page
 
 
 def field_errors(page: Page, field_id: str):
