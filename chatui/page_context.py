@@ -11,6 +11,7 @@ from chatui.chat_config import get_chat_config
 
 
 def base_context(request: HttpRequest) -> dict[str, Any]:
+    """The names base.html and every page read: the app's branding and the signed-in user."""
     config = get_chat_config()
     user = request.user
     return {

@@ -249,6 +249,8 @@ export class Chat {
       model: this.picker.selected,
       attachments,
     });
+    if (this.isUnseenNoticeShown) this.notify(null); // said once; the user went on
+    this.isUnseenNoticeShown = false;
     this.thread.scrollToBottom();
   }
 
