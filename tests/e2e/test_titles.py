@@ -21,7 +21,7 @@ LONG_TITLE = "Tell me everything you know about the long" + ELLIPSIS
 def test_titles_come_early_from_the_first_message_and_follow_its_edit(
     page: Page, fakes: Fakes
 ) -> None:
-    fakes.a.queue(Script(tokens=[f"w{i} " for i in range(20)], delay=0.25))
+    fakes.a.queue(Script(tokens=[f"w{i} " for i in range(12)], delay=0.2))
     open_home(page)
     send(page, "What is 1234*5678? Use the long method.")
     title = page.locator("#conv-title")
