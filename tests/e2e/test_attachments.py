@@ -195,6 +195,7 @@ def test_assistant_page_start_and_shortcuts(page: Page, server: LiveServer, fake
     expect(page.locator("#model-picker")).to_be_hidden()
     expect(page.locator("#assistant-chip")).to_contain_text("Shopping Helper")
     expect(page.locator(".example-card")).to_have_count(2)
+    shoot(page, Path(__file__).resolve().parents[2] / "docs" / "screenshots", "assistant-chat")
     # Leaving without a message leaves nothing behind.
     page.goto("/assistants")
     expect(page.locator(".assistant-card")).not_to_contain_text("1 chat")
