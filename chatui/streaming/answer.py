@@ -193,6 +193,8 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
             result = await generation.stream_task
     except asyncio.CancelledError:
         if not generation.is_stop_requested:
+            if titling is not None:
+                titling.cancel()
             raise  # the process is going away: the reaper will mark the answer
     except EndpointError as exc:
         error = getattr(exc, "message", None) or str(exc) or GENERATION_FAILED
