@@ -206,6 +206,23 @@ def _endpoint_health(endpoint: Any) -> dict[str, Any]:
         return {"ok": False, "error": str(exc)}
 
 
+def info_rows(info: Any) -> list[tuple[str, str]]:
+    """An endpoint's `/info` (or model list) as readable rows, not a Python dict: one row per
+    key, lists joined with commas, nested objects as compact JSON."""
+    if not isinstance(info, dict):
+        return [] if info is None else [("", str(info))]
+    rows = []
+    for key, value in info.items():
+        if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
+            text = ", ".join(str(v) for v in value)
+        elif isinstance(value, dict | list):
+            text = json.dumps(value, separators=(", ", ": "))
+        else:
+            text = "" if value is None else str(value)
+        rows.append((str(key), text))
+    return rows
+
+
 def usage_per_day() -> list[dict[str, Any]]:
     """Conversations answered and tokens generated, per model per day (newest first)."""
     return list(
@@ -232,9 +249,11 @@ def models_status(request: HttpRequest) -> HttpResponse:
             "endpoints": [
                 {
                     "endpoint": getattr(endpoint, "key", endpoint),
-                    "status": _endpoint_health(endpoint),
+                    "status": status,
+                    "info_rows": info_rows(status.get("info")),
                 }
                 for endpoint in model.endpoints
+                for status in (_endpoint_health(endpoint),)
             ],
         }
         for model in config.models

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
@@ -23,6 +24,7 @@ from chatui.chat_config import get_chat_config
 from chatui.documents import DOCUMENT_MIMES
 from chatui.errors import ChatError
 from chatui.identity import Identity, identity_from_request
+from chatui.page_context import base_context
 from chatui.serializers import api_token_to_dict, file_to_dict
 from chatui.validation import (
     BODY_TOO_LARGE,
@@ -35,6 +37,7 @@ __all__ = ["INVALID_JSON"]  # re-exported: the API's own message
 
 METHOD_NOT_ALLOWED = "{method} is not allowed here (allowed: {allowed})."
 NOT_FOUND = "Not found."
+FORBIDDEN = "Not allowed."
 CSRF_FAILED = "The request was refused (CSRF check failed: {reason}). Reload the page and retry."
 BAD_REQUEST = "The request could not be read."
 SERVER_ERROR = "Something went wrong on the server. Try again."
@@ -92,8 +95,14 @@ def models(request: HttpRequest, identity: Identity) -> HttpResponse:
 def conversations(request: HttpRequest, identity: Identity) -> HttpResponse:
     if request.method == "POST":
         body = _json_body(request)
+        # An assistant's chat is created with its first message, like any other.
+        assistant_id = body.get("assistant")
+        assistant = selectors.assistant_get(assistant_id=assistant_id) if assistant_id else None
         conversation = services.conversation_create(
-            identity=identity, model=body.get("model"), system_prompt=body.get("system_prompt")
+            identity=identity,
+            model=body.get("model"),
+            system_prompt=body.get("system_prompt"),
+            assistant=assistant,
         )
         return JsonResponse(selectors.conversation_detail(conversation=conversation), status=201)
     if request.method == "DELETE":
@@ -130,8 +139,12 @@ def conversation(request: HttpRequest, identity: Identity, conversation_id: Any)
 def conversation_share(
     request: HttpRequest, identity: Identity, conversation_id: Any
 ) -> HttpResponse:
+    """Shares the conversation; `{"leaf_id": id}` names the branch on the sharer's screen."""
     found = selectors.conversation_get(identity=identity, conversation_id=conversation_id)
-    share = services.conversation_share(identity=identity, conversation=found)
+    # The body is optional (older pages post none): only a JSON one is read.
+    body = _json_body(request) if request.content_type == "application/json" else {}
+    leaf_id = body.get("leaf_id")
+    share = services.conversation_share(identity=identity, conversation=found, leaf_id=leaf_id)
     return JsonResponse({"share_id": share.id, "url": f"/r/{share.id}"}, status=201)
 
 
@@ -267,13 +280,26 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     return error_response(BAD_REQUEST, 400)
 
 
+def _error_page(request: HttpRequest, template: str, status: int) -> HttpResponse:
+    """A styled error page (templates/404.html...) with the app's name and a way home."""
+    return render(request, template, base_context(request), status=status)
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not _is_api(request):
-        return defaults.page_not_found(request, exception)
+        return _error_page(request, "404.html", 404)
     return error_response(NOT_FOUND, 404)
 
 
+def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not _is_api(request):
+        return _error_page(request, "403.html", 403)
+    return error_response(FORBIDDEN, 403)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's own handler renders templates/500.html without the request (nothing that
+    failed is asked again)."""
     if not _is_api(request):
         return defaults.server_error(request)
     return error_response(SERVER_ERROR, 500)

@@ -2,7 +2,8 @@
 create / edit / delete for the owner, starting a chat with one, and the avatar.
 
 Thin: a form for the fields, a selector or service call, a template. Anyone may list, open and
-start an assistant (an anonymous visitor gets a session on start); creating needs an account.
+start an assistant (its chat at `/?assistant=<id>`, stored with its first message); creating
+needs an account.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from chatui import selectors, services
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
-from chatui.identity import identity_from_request
 from chatui.models import (
     ASSISTANT_DESCRIPTION_MAX_LENGTH,
     ASSISTANT_NAME_MAX_LENGTH,
     MAX_STARTERS,
     Assistant,
 )
-from chatui.views import base_context
+from chatui.page_context import base_context
 
 
 class AssistantForm(forms.Form):
@@ -159,15 +159,10 @@ def assistant_delete(request: HttpRequest, assistant_id: Any) -> HttpResponse:
 
 @require_POST
 def assistant_start(request: HttpRequest, assistant_id: Any) -> HttpResponse:
-    """A new conversation of the visitor's with the assistant's model and instructions."""
+    """The assistant's new chat (for pages that still post here). Creates nothing: as for any
+    chat, the conversation comes with the first message, so leaving leaves no empty chat."""
     assistant = _assistant_or_404(assistant_id)
-    try:
-        conversation = services.conversation_create(
-            identity=identity_from_request(request), assistant=assistant
-        )
-    except ChatError as exc:
-        return HttpResponse(exc.message, status=exc.status, content_type="text/plain")
-    return redirect(f"/conversation/{conversation.pk}")
+    return redirect(f"/?assistant={assistant.pk}")
 
 
 @require_http_methods(["GET"])

@@ -75,6 +75,8 @@ class Conversation(models.Model):
     anon_key = models.CharField(max_length=64, blank=True, default="")
     model = models.CharField(max_length=255)
     title = models.CharField(max_length=TITLE_MAX_LENGTH, default=DEFAULT_TITLE)
+    # Set once the user renames: generated titles (first message, or its edit) stop then.
+    is_title_custom = models.BooleanField(default=False)
     system_prompt = models.TextField(blank=True, default="")
     assistant = models.ForeignKey(
         Assistant,

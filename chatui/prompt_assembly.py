@@ -1,6 +1,6 @@
 """What an answer is generated from: the conversation's path root -> answer as chat messages
 (with the attached files read in the request), its system prompt, its model, and what the
-answer's end needs (the question for the title, the tokens of a continued answer).
+answer's end needs (the tokens of a continued answer) and whether it retitles the conversation.
 
 `chatui.prompting` turns these messages into a model's prompt; this module only picks them, so
 it reads the models that `chatui.prompting` must not see. Built without a query: the request
@@ -39,6 +39,7 @@ class AnswerPrompt:
     question: str  # the last user message on the path
     previous_tokens: int  # tokens of the answer's text so far (continue)
     needs_title: bool
+    title_source: str  # the first user message on the path: what the title summarises
 
 
 def answer_prompt(request: GenerationRequest) -> AnswerPrompt:
@@ -52,13 +53,15 @@ def answer_prompt(request: GenerationRequest) -> AnswerPrompt:
         if m.role == Message.Role.USER or (m.role == Message.Role.ASSISTANT and m.content)
     ]
     question = next((m.content for m in reversed(path) if m.role == Message.Role.USER), "")
+    first = next((m for m in path if m.role == Message.Role.USER), None)
     return AnswerPrompt(
         model=get_chat_config().model(conversation.model),
         preprompt=conversation.system_prompt,
         messages=messages,
         question=question,
         previous_tokens=answer.generated_tokens if continue_message else 0,
-        needs_title=conversation.title == DEFAULT_TITLE,
+        needs_title=_needs_title(request, first),
+        title_source=first.content if first is not None else "",
     )
 
 
@@ -80,3 +83,13 @@ def fit_to_context(prompt: AnswerPrompt) -> tuple[AnswerPrompt, str]:
         return prompt, ""
     notice = CONTEXT_CUT.format(count=dropped, model=prompt.model.display_name or prompt.model.id)
     return dataclasses.replace(prompt, messages=kept), notice
+
+
+def _needs_title(request: GenerationRequest, first: Message | None) -> bool:
+    """A generated title for a new conversation, and again when its first message is edited
+    (the old title describes the other branch); never once the user renamed it."""
+    conversation = request.assistant_message.conversation
+    if conversation.is_title_custom or first is None:
+        return False
+    is_new_first = any(m.pk == first.pk for m in request.new_messages)
+    return conversation.title == DEFAULT_TITLE or is_new_first

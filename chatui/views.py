@@ -19,7 +19,9 @@ from chatui import attachments, services
 from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import identity_from_request
-from chatui.selectors import active_model_id, conversation_get, shared_get
+from chatui.page_context import base_context
+from chatui.selectors import active_model_id, assistant_get, conversation_get, shared_get
+from chatui.serializers import assistant_to_dict
 
 SIGNUP_CLOSED = "Sign-up is closed on this app: ask its administrator for an account."
 LOCAL_LOGIN_OFF = "Passwords are switched off on this app: log in with single sign-on."
@@ -29,29 +31,13 @@ LOGIN_LOCKED_OUT = (
 )
 
 
-def display_name(user: Any) -> str:
-    """The name the provider gave (OPENID_NAME_CLAIM), else the account's user name."""
-    return user.get_full_name() or user.get_username()
-
-
-def base_context(request: HttpRequest) -> dict[str, Any]:
-    config = get_chat_config()
-    user = request.user
-    return {
-        "app_name": config.app_name,
-        "app_description": config.app_description,
-        "disclaimer": config.disclaimer,
-        "user_is_authenticated": user.is_authenticated,
-        "username": display_name(user) if user.is_authenticated else "",
-        "can_sign_up": settings.ALLOW_SIGNUP,
-    }
-
-
 @require_http_methods(["GET"])
 def chat_page(request: HttpRequest, conversation_id: Any = None) -> HttpResponse:
     """`chatui/chat.html`. Context: app_name, app_description, disclaimer, user_is_authenticated,
-    username, `models_json` (list of public Model dicts, for `json_script`), `active_model` (id),
-    `conversation_id` (str, or None on `/`). Creates no session: the visitor's first write does."""
+    user_is_staff (a link to the admin), username, `models_json` (list of public Model dicts,
+    for `json_script`), `active_model` (id), `conversation_id` (str, or None on `/`),
+    `assistant_json` (on `/?assistant=<id>`: the assistant a new chat starts with; else None).
+    Creates no session: the visitor's first write does."""
     identity = identity_from_request(request, create=False)
     if conversation_id is not None:
         try:
@@ -63,8 +49,21 @@ def chat_page(request: HttpRequest, conversation_id: Any = None) -> HttpResponse
         "models_json": [m.to_public_dict() for m in config.listed_models],
         "active_model": active_model_id(identity=identity),
         "conversation_id": str(conversation_id) if conversation_id is not None else None,
+        "assistant_json": _new_chat_assistant(request) if conversation_id is None else None,
     }
     return render(request, "chatui/chat.html", context)
+
+
+def _new_chat_assistant(request: HttpRequest) -> dict[str, Any] | None:
+    """The assistant of `?assistant=<id>` (None when absent or unknown: a plain new chat).
+    Nothing is created: the conversation comes with the first message."""
+    assistant_id = request.GET.get("assistant")
+    if not assistant_id:
+        return None
+    try:
+        return assistant_to_dict(assistant_get(assistant_id=assistant_id))
+    except ChatError:
+        return None
 
 
 @require_http_methods(["GET"])
@@ -113,21 +112,29 @@ def shared_continue(request: HttpRequest, share_id: str) -> HttpResponse:
     return redirect(f"/conversation/{conversation.pk}")
 
 
+class SignupForm(UserCreationForm):
+    """Django's sign-up form with the password's rule errors under the password itself (Django
+    puts them under the confirmation); a mismatch still shows under the confirmation."""
+
+    def validate_password_for_user(self, user: Any, password_field_name: str = "password1") -> None:
+        super().validate_password_for_user(user, password_field_name=password_field_name)
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
-    """`registration/signup.html`. Context: the base names plus `form` (UserCreationForm).
+    """`registration/signup.html`. Context: the base names plus `form` (SignupForm).
     With sign-up closed (ALLOW_SIGNUP=false), 403 and `registration/login_refused.html`."""
     if not settings.ALLOW_SIGNUP:
         context = base_context(request) | {"title": "Sign-up closed", "message": SIGNUP_CLOSED}
         return render(request, "registration/login_refused.html", context, status=403)
     if request.method == "POST":
-        form = UserCreationForm(request.POST)
+        form = SignupForm(request.POST)
         if form.is_valid():
             user = form.save()
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("/")
     else:
-        form = UserCreationForm()
+        form = SignupForm()
     return render(request, "registration/signup.html", base_context(request) | {"form": form})
 
 

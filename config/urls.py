@@ -1,7 +1,8 @@
 """The URL map: the operations routes (health, readiness, metrics), Django admin (plus the
 Models status page and the process's runtime counts), the chat API for scripts (`/api/v1/`)
 and the chat app.
-Error pages of `/api/` paths are JSON (chatui.api); others are Django's."""
+Error pages of `/api/` paths are JSON (chatui.api); others are the styled templates/404.html
+etc."""
 
 from __future__ import annotations
 
@@ -27,5 +28,6 @@ urlpatterns = [
 ]
 
 handler400 = "chatui.api.bad_request"
+handler403 = "chatui.api.forbidden"
 handler404 = "chatui.api.not_found"
 handler500 = "chatui.api.server_error"

@@ -45,6 +45,7 @@ from chatui.services.common import SYSTEM_PROMPT_INVALID, UNKNOWN_MODEL, listed_
 from chatui.services.conversations import (
     ASSISTANT_MODEL_GONE,
     EMPTY_SHARE,
+    SHARE_LEAF_UNKNOWN,
     TITLE_INVALID,
     conversation_create,
     conversation_delete,
@@ -95,6 +96,7 @@ __all__ = [
     "NOT_SCORABLE",
     "ROLES_OUT_OF_ORDER",
     "SCORE_INVALID",
+    "SHARE_LEAF_UNKNOWN",
     "STARTERS_INVALID",
     "SYSTEM_PROMPT_INVALID",
     "THEME_INVALID",

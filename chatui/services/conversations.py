@@ -20,7 +20,6 @@ from chatui.chat_config import get_chat_config
 from chatui.errors import ChatError
 from chatui.identity import Identity
 from chatui.models import (
-    DEFAULT_TITLE,
     TITLE_MAX_LENGTH,
     Assistant,
     Conversation,
@@ -37,6 +36,7 @@ TITLE_INVALID = f"The title must be 1 to {TITLE_MAX_LENGTH} characters."
 
 
 EMPTY_SHARE = "There is nothing to share yet."
+SHARE_LEAF_UNKNOWN = "The message to share up to is not in this conversation."
 
 
 ASSISTANT_MODEL_GONE = "This assistant's model is no longer available."
@@ -91,6 +91,7 @@ def conversation_update(
         if not isinstance(title, str) or not 1 <= len(title.strip()) <= TITLE_MAX_LENGTH:
             raise ChatError(TITLE_INVALID)
         conversation.title = title.strip()
+        conversation.is_title_custom = True
     if model is not None:
         conversation.model = listed_model_id(model)
     if system_prompt is not None:
@@ -115,19 +116,26 @@ def conversation_set_title(*, conversation_id: Any, title: str) -> str:
     title = " ".join(title.split())[:TITLE_MAX_LENGTH]
     if not title:
         return ""
-    updated = Conversation.objects.filter(pk=conversation_id, title=DEFAULT_TITLE).update(
+    updated = Conversation.objects.filter(pk=conversation_id, is_title_custom=False).update(
         title=title
     )
     return title if updated else ""
 
 
-def conversation_share(*, identity: Identity, conversation: Conversation) -> SharedConversation:
+def conversation_share(
+    *, identity: Identity, conversation: Conversation, leaf_id: Any = None
+) -> SharedConversation:
     """A frozen copy (its files too): later messages or deletion do not change what the link
-    shows."""
+    shows. `leaf_id`, the last message on the sharer's screen, is kept as `leaf_id` so the
+    shared page opens on the branch that was shared, not on the newest one."""
 
     snapshot = conversation_detail(conversation=conversation)
     if not snapshot["messages"]:
         raise ChatError(EMPTY_SHARE)
+    if leaf_id is not None:
+        if not any(str(leaf_id) == m["id"] for m in snapshot["messages"]):
+            raise ChatError(SHARE_LEAF_UNKNOWN)
+        snapshot["leaf_id"] = str(leaf_id)
     for message in snapshot["messages"]:
         message["is_generating"] = False
     with transaction.atomic():

@@ -47,7 +47,6 @@ from chatui.reasoning import (
     SUMMARY_MAX_TOKENS,
     ReasoningStream,
     split_reasoning,
-    strip_reasoning,
     summary_messages,
 )
 from chatui.selectors import conversation_detail
@@ -181,9 +180,14 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
     result: StreamResult | None = None
     error = ""
     prompt: AnswerPrompt | None = None
+    titling: asyncio.Task[None] | None = None
     try:
         prompt = answer_prompt(request)
         generation.num_previous_tokens = prompt.previous_tokens
+        if prompt.needs_title:  # alongside the answer, as chat-ui does: it shows while it streams
+            titling = asyncio.create_task(
+                save_title(generation.conversation_id, prompt.title_source)
+            )
         if not generation.is_stop_requested:  # a stop may come before the stream starts
             await generation.emit(
                 {"type": "status", "message_id": generation.message_id, "status": "generating"}
@@ -201,6 +205,8 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
             result = await generation.stream_task
     except asyncio.CancelledError:
         if not generation.is_stop_requested:
+            if titling is not None:
+                titling.cancel()
             raise  # the process is going away: the reaper will mark the answer
     except EndpointError as exc:
         error = getattr(exc, "message", None) or str(exc) or GENERATION_FAILED
@@ -216,17 +222,15 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
         saver.cancel()
         get_hub().answers.pop(generation.conversation_id, None)
     try:
-        message = await finish(generation, result, error)
+        await finish(generation, result, error)
     finally:
         get_hub().unsaved.discard(generation.message_id)
         await generation.remote.close()
         # The answer ends once its listener has left the group (bounded: a layer may be slow
         # to notice a cancelled read).
         await asyncio.wait({listener}, timeout=LISTENER_END_WAIT_S)
-    needs_title = prompt is not None and prompt.needs_title and not error
-    if message is not None and needs_title and strip_reasoning(message.content).strip():
-        answer_text = strip_reasoning(message.content)
-        await save_title(generation.conversation_id, prompt.question, answer_text)
+        if titling is not None:
+            await titling
 
 
 async def _call_tools(generation: Answer, prompt: AnswerPrompt) -> AnswerPrompt:

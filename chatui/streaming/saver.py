@@ -149,14 +149,13 @@ async def store_final(**fields: Any) -> Message | None:
         wait = min(wait * 2, longest)
 
 
-async def save_title(conversation_id: str, question: str, answer: str) -> None:
+async def save_title(conversation_id: str, first_message: str) -> None:
     """The generated title, stored and announced unless the user renamed the conversation."""
     try:
         hub = get_hub()
         title = await generate_title(
             get_chat_config(),
-            user_message=question,
-            answer=answer,
+            user_message=first_message,
             client=hub.client(),
             state=hub.endpoints,
         )

@@ -28,10 +28,22 @@ function embeddedModels() {
   }
 }
 
+/** The assistant a new chat starts with (`/?assistant=<id>`), or null. */
+function embeddedAssistant() {
+  const node = document.getElementById("assistant-data");
+  try {
+    const data = node ? JSON.parse(node.textContent) : null;
+    return data && typeof data === "object" && data.id ? data : null;
+  } catch {
+    return null;
+  }
+}
+
 function makeNotifier() {
   const notice = document.getElementById("notice");
   let timer = null;
-  return (message, kind = "info") => {
+  // `sticky`: the notice stays until its sender clears it (it holds while it applies).
+  return (message, kind = "info", { sticky = false } = {}) => {
     clearTimeout(timer);
     if (!message) {
       notice.hidden = true;
@@ -41,7 +53,7 @@ function makeNotifier() {
     notice.textContent = message;
     notice.dataset.kind = kind;
     notice.hidden = false;
-    if (kind !== "warn") timer = setTimeout(() => (notice.hidden = true), NOTICE_MS);
+    if (kind !== "warn" && !sticky) timer = setTimeout(() => (notice.hidden = true), NOTICE_MS);
   };
 }
 
@@ -105,6 +117,7 @@ function buildViews({ root, models, activeModel, store, notify, closeDrawer }) {
   chat = new Chat({
     models,
     activeModel,
+    assistant: embeddedAssistant(),
     appName: root.dataset.appName || document.title,
     sidebar,
     notify,
@@ -116,6 +129,7 @@ function buildViews({ root, models, activeModel, store, notify, closeDrawer }) {
     models,
     store,
     currentConversation: () => chat.conversationId,
+    currentLeaf: () => chat.shownLeafId(),
     onActiveModel: (modelId) => chat.setActiveModel(modelId),
     onDeletedAll: () => {
       chat.newChat();
@@ -163,7 +177,7 @@ function installButtons(chat, notify, closeDrawer) {
   document.getElementById("share-btn").addEventListener("click", async () => {
     if (!chat.conversationId) return;
     try {
-      const { url, copied } = await shareConversation(chat.conversationId);
+      const { url, copied } = await shareConversation(chat.conversationId, chat.shownLeafId());
       notify(copied ? `Share link copied: ${url}` : `Share link: ${url}`, "ok");
     } catch (error) {
       notify(error.message, "error");
@@ -179,12 +193,21 @@ function installRouting(root, chat) {
   const route = (push) => {
     const match = location.pathname.match(CONVERSATION_PATH);
     if (match) chat.open(decodeURIComponent(match[1]), { push });
-    else chat.newChat({ push });
+    else chat.newChat({ push, keepAssistant: true });
   };
   window.addEventListener("popstate", () => route(false));
   const initial = root.dataset.conversationId;
   if (initial) chat.open(initial, { push: false });
   else route(false);
+  // An assistant's starter picked on its page (`&starter=<n>`) is sent once, then dropped
+  // from the address so a reload does not send it again.
+  const params = new URLSearchParams(location.search);
+  const starter = chat.assistantStarter(params.get("starter"));
+  if (starter !== null) {
+    params.delete("starter");
+    history.replaceState(history.state, "", `/?${params}`);
+    chat.sendText(starter);
+  }
 }
 
 /** The stored settings, once loaded: the theme and the model for new chats. */

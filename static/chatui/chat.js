@@ -8,7 +8,8 @@ import { patchJSON, postJSON, uploadFile } from "./api.js";
 import { Composer } from "./composer.js";
 import * as conv from "./conversation.js";
 import { textSpan } from "./dom.js";
-import { ModelPicker } from "./model-picker.js";
+import { FILES_NOT_SEEN, unseenImages } from "./files.js";
+import { ModelPicker, assistantAvatar } from "./model-picker.js";
 import { ConversationSocket } from "./socket.js";
 import { ThreadView } from "./thread-view.js";
 
@@ -20,8 +21,11 @@ export const DENIED_NOTICE = "This conversation is not available.";
  * setActiveModel(id), onEvent(event), stop(), lastAnswerText(), conversationId, isBusy.
  */
 export class Chat {
-  constructor({ models, activeModel, appName, sidebar, notify, onActiveModelPicked }) {
+  constructor({ models, activeModel, assistant, appName, sidebar, notify, onActiveModelPicked }) {
     this.appName = appName;
+    // The assistant of a new chat opened from its page; its conversation comes with the first
+    // message, as for any chat.
+    this.newChatAssistant = assistant || null;
     this.sidebar = sidebar;
     this.notify = notify;
     this.state = conv.createState();
@@ -80,9 +84,10 @@ export class Chat {
   setActiveModel(id) {
     if (!this.picker.model(id)) return;
     this.picker.active = id;
-    if (!this.conversationId) {
+    if (!this.conversationId && !this.newChatAssistant) {
       this.picker.selected = id;
       this.renderIntro();
+      this.composer.files.recheck();
     }
   }
 
@@ -90,6 +95,8 @@ export class Chat {
   async switchModel(id) {
     if (!this.picker.model(id) || !this.conversationId) return;
     this.picker.selected = id;
+    this.composer.files.recheck();
+    this.sayUnseenFiles();
     try {
       const updated = await patchJSON(`/api/conversations/${this.conversationId}`, { model: id });
       const { conversation } = this.state;
@@ -98,6 +105,20 @@ export class Chat {
       }
     } catch (error) {
       this.notify(error.message, "error");
+    }
+  }
+
+  /** Says which images of the displayed branch the next answer's model will not see. */
+  sayUnseenFiles() {
+    const model = this.picker.current();
+    const names = unseenImages(conv.visiblePath(this.state), model);
+    if (names.length) {
+      const text = FILES_NOT_SEEN.replace("{model}", this.picker.label(model.id));
+      this.notify(text.replace("{names}", names.join(", ")), "warn");
+      this.isUnseenNoticeShown = true;
+    } else if (this.isUnseenNoticeShown) {
+      this.notify(null);
+      this.isUnseenNoticeShown = false;
     }
   }
 
@@ -116,15 +137,30 @@ export class Chat {
     this.render();
   }
 
-  /** An empty chat with the examples and the model picker. */
-  newChat({ push = true } = {}) {
+  /** An empty chat with the examples and the model picker (or an assistant's intro). */
+  newChat({ push = true, keepAssistant = false } = {}) {
     this.reset();
-    if (push && location.pathname !== "/") history.pushState({}, "", "/");
+    if (!keepAssistant) this.newChatAssistant = null;
+    const path = this.newChatAssistant ? `/?assistant=${this.newChatAssistant.id}` : "/";
+    if (push && location.pathname + location.search !== path) history.pushState({}, "", path);
     this.sidebar.setCurrent(null);
     this.el.share.hidden = true;
-    this.picker.selected = this.picker.active;
+    this.picker.selected = this.newChatAssistant?.model || this.picker.active;
     this.render();
     this.composer.focus();
+  }
+
+  /** The assistant shown: the conversation's, or the new chat's. */
+  get assistant() {
+    if (this.conversationId) return this.state.conversation?.assistant || null;
+    return this.newChatAssistant;
+  }
+
+  /** The new chat assistant's starter number `index` (a string from the URL), or null. */
+  assistantStarter(index) {
+    const starters = this.conversationId ? [] : this.newChatAssistant?.starters || [];
+    const number = Number.parseInt(index ?? "", 10);
+    return Number.isInteger(number) && starters[number] ? starters[number] : null;
   }
 
   reset() {
@@ -132,6 +168,7 @@ export class Chat {
     this.socket = null;
     this.state = conv.createState();
     this.thread.editing = null;
+    this.isUnseenNoticeShown = false;
     this.setBusy(false);
     this.notify(null);
   }
@@ -184,9 +221,10 @@ export class Chat {
   async sendText(raw) {
     const text = (raw || "").trim();
     if (!text || this.isBusy) return;
-    const refused = this.composer.files.refusalFor(this.picker.current());
-    if (refused) {
-      this.notify(refused, "error");
+    // A message that depends on a refused file waits until the user decides (remove the
+    // file or pick a model that takes it); recheck says why again.
+    if (this.composer.files.refusalFor(this.picker.current())) {
+      this.composer.files.recheck();
       return;
     }
     this.composer.clear();
@@ -216,6 +254,8 @@ export class Chat {
       model: this.picker.selected,
       attachments,
     });
+    if (this.isUnseenNoticeShown) this.notify(null); // said once; the user went on
+    this.isUnseenNoticeShown = false;
     this.thread.scrollToBottom();
   }
 
@@ -223,13 +263,15 @@ export class Chat {
   async createConversation(text) {
     // The server applies the user's custom system prompt for this model (or its preprompt).
     const model = this.picker.selected || this.picker.active;
+    const body = this.newChatAssistant ? { assistant: this.newChatAssistant.id } : { model };
     let created;
     try {
-      created = await postJSON("/api/conversations", { model });
+      created = await postJSON("/api/conversations", body);
     } catch (error) {
       this.sendFailed(error, text);
       return false;
     }
+    this.newChatAssistant = null;
     this.open(created.id);
     this.state.conversation = created;
     const { id, title, updated_at } = created;
@@ -258,6 +300,11 @@ export class Chat {
     } catch (error) {
       this.notify(error.message, "error");
     }
+  }
+
+  /** The id of the last message on screen (null in an empty chat): what a share shows. */
+  shownLeafId() {
+    return conv.visiblePath(this.state).at(-1)?.id ?? null;
   }
 
   /** The text of the last answer on the displayed branch ("" when there is none). */
@@ -317,10 +364,11 @@ export class Chat {
     this.renderTitle();
     this.renderIntro();
     this.renderThread();
+    this.composer.files.recheck(); // the model may have changed with the conversation
   }
 
   renderIntro() {
-    const assistant = this.state.conversation?.assistant;
+    const { assistant } = this;
     this.picker.renderIntro({ inConversation: Boolean(this.conversationId), assistant });
   }
 
@@ -338,22 +386,12 @@ export class Chat {
 
   /** The assistant a conversation runs, next to its title (a link to its page). */
   renderAssistantChip() {
-    const assistant = this.state.conversation?.assistant;
+    const { assistant } = this;
     const chip = this.el.assistant;
     chip.hidden = !assistant;
     if (!assistant) return;
     chip.href = assistant.url;
     chip.title = `Assistant: ${assistant.name}`;
-    let avatar;
-    if (assistant.avatar_url) {
-      avatar = document.createElement("img");
-      avatar.src = assistant.avatar_url;
-      avatar.alt = "";
-    } else {
-      avatar = textSpan(assistant.name.slice(0, 1).toUpperCase());
-      avatar.classList.add("assistant-avatar-letter");
-    }
-    avatar.classList.add("assistant-avatar");
-    chip.replaceChildren(avatar, textSpan(assistant.name));
+    chip.replaceChildren(assistantAvatar(assistant), textSpan(assistant.name));
   }
 }

@@ -1,14 +1,28 @@
 // Files attached to messages: the composer's pending files (paperclip, drag and drop, paste,
-// or a URL the server fetches on send), the first check of what the chosen model can take,
-// and the chips and thumbnails that show a message's files. The server checks everything
-// again, by content; this only spares a round trip. Imports icons.js only.
+// or a URL the server fetches on send), the first check of what the chosen model can take (the
+// paperclip offers only that, as chat-ui does with `multimodalAcceptedMimetypes`), and the chips
+// and thumbnails that show a message's files. A refused file stays as a red chip and holds the
+// message back until the user removes it or picks a model that takes it. The server checks
+// everything again, by content; this only spares a round trip. Imports icons.js only.
 
 import { ICONS } from "./icons.js";
 
 export const IMAGES_NOT_SUPPORTED = "{model} does not accept images. Pick a model that does, or remove {name}.";
 export const IMAGE_TYPE_REFUSED = "{model} does not accept {mime} images ({name}).";
 export const TOO_MANY_FILES = "At most {limit} files can be attached to one message.";
+export const FILES_NOT_SEEN = "{model} will not see the images of this conversation: {names}.";
 const MAX_FILES = 5;
+// What the paperclip offers besides images: text, whatever its extension (read by content).
+const TEXT_TYPES = [
+  "text/*",
+  "application/json",
+  ...".md .markdown .txt .py .js .mjs .ts .tsx .jsx .json .csv .tsv .yaml .yml .toml .ini .cfg"
+    .split(" "),
+  ...".xml .html .css .sql .sh .rs .go .java .kt .c .h .cpp .hpp .cs .rb .php .swift .r .tex .log"
+    .split(" "),
+  // documents the server reads as text (chatui/documents.py)
+  ...".pdf .docx .pptx .xlsx .htm".split(" "),
+];
 
 const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, key) => values[key] ?? "");
 
@@ -31,6 +45,24 @@ export function refusal(file, model) {
   return "";
 }
 
+/** The paperclip's `accept`: text always, images only in the types `model` takes. */
+export function acceptFor(model) {
+  const images = model?.multimodal ? model.multimodalAcceptedMimetypes || ["image/*"] : [];
+  return [...images, ...TEXT_TYPES].join(",");
+}
+
+/** The images of `messages` that `model` refuses ("" names when it sees them all). */
+export function unseenImages(messages, model) {
+  const names = [];
+  for (const message of messages) {
+    for (const file of message.files || []) {
+      const asFile = { type: file.mime || "", name: file.name };
+      if (file.kind === "image" && refusal(asFile, model)) names.push(file.name);
+    }
+  }
+  return names;
+}
+
 function humanSize(bytes) {
   if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
   if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
@@ -38,10 +70,11 @@ function humanSize(bytes) {
 }
 
 /** One file as a chip: a thumbnail for an image, an icon and the name for a text file. */
-export function fileChip({ name, kind, size, url }, { onRemove = null } = {}) {
+export function fileChip({ name, kind, size, url, refused = "" }, { onRemove = null } = {}) {
   const chip = document.createElement(url && !onRemove ? "a" : "div");
   chip.className = `file-chip file-kind-${kind}`;
-  chip.title = name;
+  chip.classList.toggle("is-refused", Boolean(refused));
+  chip.title = refused || name;
   if (url && !onRemove) {
     chip.href = url;
     chip.target = "_blank";
@@ -106,7 +139,9 @@ function installLinkDialog({ button, dialog }, onLink) {
 /** The composer's pending files (and links). `onChange` runs after each change. */
 export class PendingFiles {
   constructor({ container, input, dropZone, prompt, attach, linkDialog, notify, currentModel, onChange }) {
-    this.files = [];
+    this.files = []; // {file, url, refused: "" or why the model refuses it} or {link, refused: ""}
+    this.input = input;
+    this.isNoticeShown = false; // a refusal is on screen: it goes once nothing is refused
     this.container = container;
     this.notify = notify;
     this.currentModel = currentModel;
@@ -139,17 +174,32 @@ export class PendingFiles {
 
   add(files) {
     for (const file of files) {
-      const reason = refusal(file, this.currentModel());
-      if (reason) {
-        this.notify(reason, "error");
-        continue;
-      }
       if (this.files.length >= MAX_FILES) {
         this.notify(fill(TOO_MANY_FILES, { limit: MAX_FILES }), "error");
         break;
       }
       const url = file.type.startsWith("image/") ? URL.createObjectURL(file) : null;
-      this.files.push({ file, url });
+      this.files.push({ file, url, refused: "" });
+    }
+    this.recheck();
+  }
+
+  /**
+   * Checks every pending file against the model the message goes to (after a file is added
+   * or removed, or the model changes): the paperclip offers what it takes, a refused file is
+   * marked and said, and the notice goes once nothing is refused any more.
+   */
+  recheck() {
+    const model = this.currentModel();
+    this.input.accept = acceptFor(model);
+    for (const entry of this.files) entry.refused = entry.file ? refusal(entry.file, model) : "";
+    const reason = this.refusalFor(model);
+    if (reason) {
+      this.notify(reason, "error", { sticky: true });
+      this.isNoticeShown = true;
+    } else if (this.isNoticeShown) {
+      this.notify(null);
+      this.isNoticeShown = false;
     }
     this.render();
   }
@@ -160,8 +210,8 @@ export class PendingFiles {
       this.notify(fill(TOO_MANY_FILES, { limit: MAX_FILES }), "error");
       return;
     }
-    this.files.push({ link });
-    this.render();
+    this.files.push({ link, refused: "" });
+    this.recheck();
   }
 
   /** Checks again against the model the message goes to; "" when every file may go. */
@@ -177,7 +227,7 @@ export class PendingFiles {
   clear() {
     for (const { url } of this.files) if (url) URL.revokeObjectURL(url);
     this.files = [];
-    this.render();
+    this.recheck();
   }
 
   render() {
@@ -192,12 +242,13 @@ export class PendingFiles {
                 kind: entry.url ? "image" : "text",
                 size: entry.file.size,
                 url: entry.url,
+                refused: entry.refused,
               },
           {
             onRemove: () => {
               if (entry.url) URL.revokeObjectURL(entry.url);
               this.files.splice(index, 1);
-              this.render();
+              this.recheck();
             },
           },
         ),

@@ -9,6 +9,8 @@ import { messageFiles } from "./files.js";
 import { ICONS, iconButton } from "./icons.js";
 import { forgetRendered } from "./markdown.js";
 
+export const STOPPED_LABEL = "Stopped";
+
 /**
  * `view` = {tree, busy, editing: {id, draft} | null, modelLabel(id), onCancelEdit(),
  * onSubmitEdit(id, text)}: what a message needs to know about the page around it.
@@ -98,6 +100,11 @@ function renderAssistant(message, view) {
   label.dataset.model = message.model || "";
   label.textContent = view.modelLabel(message.model);
   meta.append(label);
+  if (message.interrupted && !message.error && !message.is_generating) {
+    const stopped = textSpan(STOPPED_LABEL);
+    stopped.className = "msg-stopped";
+    meta.append(stopped);
+  }
   const body = div("msg-body markdown");
   fillBody(body, message);
   main.append(meta, ...toolBlocks(message.tool_calls), body);
@@ -112,9 +119,14 @@ function renderAssistant(message, view) {
   actions.append(...branchSwitcher(message, view.tree));
   if (!message.is_generating) {
     const idle = { needsIdle: true, busy: view.busy };
+    // An answer that failed is not rated: there is nothing to judge but the error.
+    if (!message.error) {
+      actions.append(
+        scoreButton("msg-vote-up", "Good answer", ICONS.thumbUp, message.score === 1),
+        scoreButton("msg-vote-down", "Bad answer", ICONS.thumbDown, message.score === -1),
+      );
+    }
     actions.append(
-      scoreButton("msg-vote-up", "Good answer", ICONS.thumbUp, message.score === 1),
-      scoreButton("msg-vote-down", "Bad answer", ICONS.thumbDown, message.score === -1),
       actionButton("msg-copy", "Copy answer", ICONS.copy),
       actionButton("msg-regenerate", "Regenerate answer", ICONS.regenerate, idle),
     );
@@ -171,7 +183,8 @@ export function renderLooseError(text, busy) {
   return article;
 }
 
-function branchSwitcher(message, tree) {
+/** `< 1/2 >` for a message with siblings of its role (none: []); shared.js uses it too. */
+export function branchSwitcher(message, tree) {
   const siblings = tree.siblings(message).filter((m) => m.role === message.role);
   if (siblings.length < 2) return [];
   const index = siblings.findIndex((m) => m.id === message.id);

@@ -22,6 +22,25 @@ function exampleCard(example) {
   return card;
 }
 
+export const MODEL_LABEL = "Current model";
+export const ASSISTANT_LABEL = "Assistant";
+
+/** An assistant's avatar: its image, or its initial on a coloured disc. */
+export function assistantAvatar(assistant) {
+  let avatar;
+  if (assistant.avatar_url) {
+    avatar = document.createElement("img");
+    avatar.src = assistant.avatar_url;
+    avatar.alt = "";
+  } else {
+    avatar = document.createElement("span");
+    avatar.textContent = (assistant.name || "?").slice(0, 1).toUpperCase();
+    avatar.classList.add("assistant-avatar-letter");
+  }
+  avatar.classList.add("assistant-avatar");
+  return avatar;
+}
+
 export class ModelPicker {
   /**
    * `onPickActive(id)`: the new chat's picker changed; `onSwitch(id)`: the conversation's
@@ -39,6 +58,10 @@ export class ModelPicker {
       desc: document.getElementById("model-desc"),
       link: document.getElementById("model-link"),
       examples: document.getElementById("examples"),
+      label: document.getElementById("model-card-label"),
+      avatar: document.getElementById("intro-avatar"),
+      assistantModel: document.getElementById("assistant-model"),
+      assistantModelName: document.getElementById("assistant-model-name"),
     };
     this.fill(this.el.select);
     this.fill(this.el.picker);
@@ -75,9 +98,14 @@ export class ModelPicker {
     );
   }
 
+  /** A single model leaves nothing to pick: its name and link show instead of a picker. */
+  get isSingle() {
+    return this.models.length === 1;
+  }
+
   /** The switch shows inside a conversation only, set to the model of the next answer. */
   sync(inConversation) {
-    this.el.select.closest(".model-switch").hidden = !inConversation;
+    this.el.select.closest(".model-switch").hidden = !inConversation || this.isSingle;
     this.el.select.value = this.selected;
   }
 
@@ -85,13 +113,19 @@ export class ModelPicker {
   renderIntro({ inConversation, assistant }) {
     const model = this.model(this.selected) || this.models[0];
     this.el.picker.value = this.active;
-    this.el.select.value = this.selected;
-    this.el.select.closest(".model-switch").hidden = !inConversation;
+    // An assistant runs its own model: nothing to pick then, as with a single model.
+    this.el.picker.closest(".model-picker").hidden = this.isSingle || Boolean(assistant);
+    this.sync(inConversation);
     this.el.empty.classList.toggle("has-assistant", Boolean(assistant));
+    this.el.label.textContent = assistant ? ASSISTANT_LABEL : MODEL_LABEL;
+    this.el.avatar.hidden = !assistant;
+    this.el.assistantModel.hidden = !assistant;
     if (assistant) {
-      // An assistant's chat: its name and description, and its starters as the examples.
+      // An assistant's chat: its avatar, name, description and model; its starters as examples.
+      this.el.avatar.replaceChildren(assistantAvatar(assistant));
       this.el.name.textContent = assistant.name;
       this.el.desc.textContent = assistant.description || "";
+      this.el.assistantModelName.textContent = this.label(assistant.model);
       this.el.link.hidden = true;
       const starters = (assistant.starters || []).map((prompt) => ({ title: "", prompt }));
       this.el.examples.replaceChildren(...starters.map(exampleCard));

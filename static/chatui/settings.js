@@ -42,9 +42,13 @@ export class SettingsStore {
   }
 }
 
-/** Creates (or reuses) the share snapshot of a conversation and copies its absolute link. */
-export async function shareConversation(conversationId) {
-  const data = await postJSON(`/api/conversations/${conversationId}/share`);
+/**
+ * Creates the share snapshot of a conversation and copies its absolute link. `leafId`, the last
+ * message on screen, makes the shared page open on the branch being read.
+ */
+export async function shareConversation(conversationId, leafId = null) {
+  const body = leafId ? { leaf_id: leafId } : {};
+  const data = await postJSON(`/api/conversations/${conversationId}/share`, body);
   const url = new URL(data.url || `/r/${data.share_id}`, location.origin).href;
   const copied = await copyText(url);
   return { url, copied };
@@ -56,14 +60,16 @@ export class SettingsDialog {
    * @param {Array} opts.models  listed models
    * @param {SettingsStore} opts.store
    * @param {() => string|null} opts.currentConversation
+   * @param {() => string|null} opts.currentLeaf  the last message on screen (what is shared)
    * @param {(id: string) => void} opts.onActiveModel
    * @param {() => void} opts.onDeletedAll
    * @param {(message: string|null, kind?: string) => void} opts.notify
    */
-  constructor({ models, store, currentConversation, onActiveModel, onDeletedAll, notify }) {
+  constructor({ models, store, currentConversation, currentLeaf, onActiveModel, onDeletedAll, notify }) {
     this.models = models;
     this.store = store;
     this.currentConversation = currentConversation;
+    this.currentLeaf = currentLeaf;
     this.onActiveModel = onActiveModel;
     this.onDeletedAll = onDeletedAll;
     this.notify = notify;
@@ -159,7 +165,7 @@ export class SettingsDialog {
       return;
     }
     try {
-      const { url, copied } = await shareConversation(id);
+      const { url, copied } = await shareConversation(id, this.currentLeaf());
       this.shareUrl.value = url;
       this.shareUrl.hidden = false;
       this.shareUrl.select();

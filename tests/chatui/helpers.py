@@ -128,6 +128,15 @@ async def receive_until(
             return events
 
 
+async def title_event(
+    communicator: WebsocketCommunicator, seen: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The conversation's `title` event: among `seen` (it is generated alongside the answer, so
+    it may come before the answer's end), else the next one to arrive."""
+    found = [event for event in seen if event["type"] == "title"]
+    return found[0] if found else (await receive_until(communicator, "title"))[-1]
+
+
 def merge_tokens(content: str, events: list[dict[str, Any]], message_id: str) -> str:
     """What a page shows: the snapshot's text with each token applied at its offset
     (Python str offsets equal UTF-16 offsets for the ASCII/BMP text these tests use)."""

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from chatui.admin import usage_per_day
+from chatui.admin import info_rows, usage_per_day
 from chatui.models import Conversation, Message
 from tests.chatui.helpers import MODEL_A, MODEL_B
 
@@ -45,6 +45,9 @@ def test_models_page_shows_endpoint_health_and_usage(endpoints, admin_client):
     assert set(models) == {MODEL_A, MODEL_B, "hidden"}
     tgi_status = models[MODEL_A]["endpoints"][0]["status"]
     assert tgi_status["ok"] is True and tgi_status["info"]["model_id"]
+    rows = dict(models[MODEL_A]["endpoints"][0]["info_rows"])  # /info as rows, not a dict
+    assert rows["model_id"] == tgi_status["info"]["model_id"]
+    assert b"{&#x27;" not in response.content and b"{'" not in response.content
     assert models[MODEL_B]["endpoints"][0]["status"]["ok"] is True
     usage = {row["model"]: row for row in response.context["usage"]}
     assert (usage[MODEL_A]["conversations"], usage[MODEL_A]["generated_tokens"]) == (2, 15)
@@ -77,3 +80,14 @@ def test_conversation_admin_search_and_inline_messages(chat_models, admin_client
     assert admin_client.get("/admin/chatui/message/").status_code == 200
     assert admin_client.get("/admin/chatui/sharedconversation/").status_code == 200
     assert b"/admin/models/" in admin_client.get("/admin/").content
+
+
+def test_endpoint_info_reads_as_rows() -> None:
+    info = {"model_id": "m", "stops": ["</s>", "<|im_end|>"], "nested": {"a": 1}, "sha": None}
+    assert info_rows(info) == [
+        ("model_id", "m"),
+        ("stops", "</s>, <|im_end|>"),
+        ("nested", '{"a": 1}'),
+        ("sha", ""),
+    ]
+    assert info_rows(None) == [] and info_rows("plain") == [("", "plain")]

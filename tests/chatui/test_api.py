@@ -206,6 +206,15 @@ def test_share_snapshot_is_read_only_and_can_be_continued(chat_models):
     assert alice.client().get(f"/api/conversations/{new_id}").status_code == 404
     assert Message.objects.filter(conversation_id=cid).count() == 4
 
+    # The branch on the sharer's screen is kept with the snapshot; a stranger's id is refused.
+    first_answer = Message.objects.get(conversation_id=cid, content="Shared answer")
+    url = f"/api/conversations/{cid}/share"
+    shown = post(alice.client(), url, {"leaf_id": str(first_answer.pk)}).json()
+    page = Client().get(shown["url"])
+    assert page.context["shared_json"]["leaf_id"] == str(first_answer.pk)
+    refused = post(alice.client(), url, {"leaf_id": "not-a-message"})
+    assert refused.json() == {"error": services.SHARE_LEAF_UNKNOWN}
+
 
 def test_settings_validation(chat_models):
     client = Client()

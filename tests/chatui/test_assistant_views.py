@@ -20,6 +20,13 @@ from tests.chatui.helpers import MODEL_A, MODEL_B, make_owner
 pytestmark = pytest.mark.django_db
 
 
+def start_chat(client: Client, assistant: Assistant):
+    """What the assistant's chat page does with the first message: create the conversation."""
+    return client.post(
+        "/api/conversations", {"assistant": str(assistant.pk)}, content_type="application/json"
+    )
+
+
 def png_bytes(size: tuple[int, int] = (8, 8), color: str = "red") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="PNG")
@@ -60,9 +67,17 @@ def test_a_signed_in_user_creates_an_assistant_anyone_can_open_and_start(chat_mo
     assert avatar_response["Content-Type"] == "image/png"
     assert b"".join(avatar_response.streaming_content) == png_bytes()
 
-    started = visitor.post(f"/assistant/{assistant.pk}/start")
+    # "Start a chat" only opens the assistant's chat: nothing is stored before a message.
+    opened = visitor.post(f"/assistant/{assistant.pk}/start")
+    assert opened["Location"] == f"/?assistant={assistant.pk}"
+    chat_page = visitor.get(opened["Location"])
+    assert chat_page.context["assistant_json"]["name"] == "Code Reviewer"
+    assert not Conversation.objects.exists()
+    assert visitor.get("/?assistant=not-an-id").context["assistant_json"] is None
+
+    started = start_chat(visitor, assistant)
     conversation = Conversation.objects.get(assistant=assistant)
-    assert started["Location"] == f"/conversation/{conversation.pk}"
+    assert started.status_code == 201 and started.json()["id"] == str(conversation.pk)
     assert (conversation.model, conversation.system_prompt) == (
         MODEL_B,
         "You review Python code tersely.",
@@ -102,8 +117,7 @@ def test_only_the_owner_edits_or_deletes_and_the_avatar_file_goes_with_it(chat_m
     assert edited.status_code == 302
     assistant.refresh_from_db()
     assert assistant.name == "Renamed" and assistant.avatar.name == avatar_name
-    started = author.client().post(f"/assistant/{assistant.pk}/start")
-    assert started.status_code == 302
+    assert start_chat(author.client(), assistant).status_code == 201
     assert author.client().post(f"/assistant/{assistant.pk}/delete").status_code == 302
     assert not Assistant.objects.exists() and not storage.exists(avatar_name)
     # The chat stays, with the assistant's model and instructions.
@@ -114,8 +128,8 @@ def test_an_assistant_whose_model_is_gone_cannot_be_started(chat_models):
     author = make_owner("author")
     assistant = services.assistant_save(user=author.user, name="Old", model=MODEL_B)
     Assistant.objects.filter(pk=assistant.pk).update(model="retired")
-    response = Client().post(f"/assistant/{assistant.pk}/start")
-    assert response.status_code == 400 and response.content.decode() == ASSISTANT_MODEL_GONE
+    response = start_chat(Client(), assistant)
+    assert response.status_code == 400 and response.json()["error"] == ASSISTANT_MODEL_GONE
 
 
 def test_admin_features_assistants_and_counts_their_use(chat_models):

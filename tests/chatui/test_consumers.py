@@ -25,6 +25,7 @@ from tests.chatui.helpers import (
     send_and_finish,
     setup_owner,
     start_answer,
+    title_event,
     wait_idle,
 )
 
@@ -54,9 +55,10 @@ async def test_send_streams_tokens_and_stores_the_answer(endpoints):
     assert final["content"] == "Hello, world!"
     assert final["is_generating"] is False and final["interrupted"] is False
     assert final["finish_reason"] == "eos_token"
-    after = await receive_until(socket, "title")
-    assert after[0] == {"type": "status", "message_id": final["id"], "status": "done"}
-    assert after[-1] == {"type": "title", "conversation_id": cid, "title": "Say hello"}
+    after = await receive_until(socket, "status", status="done")
+    assert after[-1] == {"type": "status", "message_id": final["id"], "status": "done"}
+    title = await title_event(socket, events + after)
+    assert title == {"type": "title", "conversation_id": cid, "title": "Say hello"}
 
     stored = await db(messages_of)(cid)
     assert [(m.role, m.content) for m in stored] == [

@@ -44,3 +44,36 @@ def test_a_continued_answer_includes_its_text_and_tokens_so_far(chat_models):
     assert _turns(prompt) == [("user", "Story?"), ("assistant", "Once upon")]
     assert prompt.question == "Story?" and prompt.previous_tokens == 2
     assert prompt.needs_title is False  # renamed: no generated title
+
+
+def test_the_title_comes_from_the_first_message_and_its_edit_retitles(chat_models):
+    owner = make_owner()
+    cid = new_conversation(owner)
+    first = services.message_send(identity=owner.identity, conversation_id=cid, content="Tides?")
+    services.message_finish(message_id=first.assistant_message.pk, content="", error="failed")
+    services.conversation_set_title(conversation_id=cid, title="Tides")
+    second = services.message_send(
+        identity=owner.identity,
+        conversation_id=cid,
+        content="And now?",
+        parent_id=str(first.assistant_message.pk),
+    )
+    prompt = answer_prompt(second)
+    assert prompt.needs_title is False and prompt.title_source == "Tides?"
+    services.message_finish(message_id=second.assistant_message.pk, content="Low.")
+
+    user_id = first.new_messages[0].pk
+    edited = services.message_edit(
+        identity=owner.identity, conversation_id=cid, message_id=user_id, content="Volcanoes?"
+    )
+    prompt = answer_prompt(edited)
+    assert prompt.needs_title is True and prompt.title_source == "Volcanoes?"
+    services.message_finish(message_id=edited.assistant_message.pk, content="Hot.")
+
+    conversation = edited.assistant_message.conversation
+    services.conversation_update(conversation=conversation, title="My own title")
+    again = services.message_edit(
+        identity=owner.identity, conversation_id=cid, message_id=user_id, content="Rivers?"
+    )
+    assert answer_prompt(again).needs_title is False  # renamed: the user's title stays
+    assert services.conversation_set_title(conversation_id=cid, title="Rivers") == ""

@@ -85,7 +85,7 @@ def test_a_nul_character_in_a_search_or_a_share_id_is_not_a_server_error(visitor
     client, cid = visitor
     response = client.get("/api/conversations", {"q": NUL})
     assert (response.status_code, response.json()) == (400, {"error": NUL_CHARACTER})
-    share_id = call(client, "post", f"/api/conversations/{cid}/share").json()["share_id"]
+    share_id = call(client, "post", f"/api/conversations/{cid}/share", {}).json()["share_id"]
     for path in (f"/r/{share_id}%00", "/r/%00", "/r/" + "x" * 5000):
         assert client.get(path).status_code == 404
         assert client.post(path + "/continue").status_code == 404

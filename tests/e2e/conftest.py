@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,23 @@ def new_context(browser: Browser, server: LiveServer, **kwargs) -> BrowserContex
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     context.set_default_timeout(15_000)
     return context
+
+
+@contextmanager
+def visitor_page(browser: Browser, server: LiveServer) -> Iterator[Page]:
+    """A fresh visitor's tab on a module's own `server`; uncaught errors and anything the
+    Content-Security-Policy refused fail the test."""
+    context = new_context(browser, server)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    yield page
+    context.close()
+    assert not errors, errors
 
 
 @pytest.fixture

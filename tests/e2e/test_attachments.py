@@ -21,7 +21,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.chatui.fake_endpoints import FakeOpenAI, FakeTGI, Script
-from tests.e2e.conftest import new_context
+from tests.e2e.conftest import new_context, visitor_page
 from tests.e2e.pages import (
     ask,
     conversation_id,
@@ -43,6 +43,8 @@ READER_NAME = "Reader"
 LAUNCH_CODE = re.compile(r"launch code is ([A-Z]+-\d+)")
 NOTES = "# Shopping\n- apples\n- pears\n"
 COPIED = js_constant("shortcuts.js", "COPIED_LAST_ANSWER")
+UNSEEN = js_constant("files.js", "FILES_NOT_SEEN")  # "{model} ... {names}."
+ASSISTANT_LABEL = js_constant("model-picker.js", "ASSISTANT_LABEL")
 
 
 def png_bytes() -> bytes:
@@ -133,17 +135,8 @@ def server(
 
 @pytest.fixture
 def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
-    context = new_context(browser, server)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    yield page
-    context.close()
-    assert not errors, errors
+    with visitor_page(browser, server) as page:
+        yield page
 
 
 def test_attach_a_text_file_and_an_image_reload_export_share(
@@ -154,6 +147,7 @@ def test_attach_a_text_file_and_an_image_reload_export_share(
     notes.write_text(NOTES)
     image.write_bytes(png_bytes())
     open_home(page)
+    assert "image/*" in page.locator("#file-input").get_attribute("accept")
     page.locator("#file-input").set_input_files([str(notes), str(image)])
     expect(page.locator("#pending-files .file-chip")).to_have_count(2)
     page.locator("#prompt").fill("What is in these?")
@@ -201,13 +195,34 @@ def test_attach_a_text_file_and_an_image_reload_export_share(
     finally:
         other.close()
 
-    # A text-only model refuses images before anything is sent.
+    refuses_images_and_says_so(page, fakes, image)
+
+
+def refuses_images_and_says_so(page: Page, fakes, image: Path) -> None:
+    """On a text-only model: the switch names the images it will not see, the paperclip offers
+    no images, a refused image holds its message back until removed, and the notice then goes."""
+    vision, text = fakes
     sent = len(vision.generation_requests)
     page.locator("#model-select").select_option(label=TEXT_NAME)
+    notice = page.locator("#notice")
+    expect(notice).to_have_text(UNSEEN.format(model=TEXT_NAME, names="square.png"))
+    assert "image/" not in page.locator("#file-input").get_attribute("accept")
+
     page.locator("#file-input").set_input_files([str(image)])
-    expect(page.locator("#notice")).to_contain_text(f"{TEXT_NAME} does not accept images")
-    expect(page.locator("#pending-files .file-chip")).to_have_count(0)
+    expect(notice).to_contain_text(f"{TEXT_NAME} does not accept images")
+    expect(page.locator("#pending-files .file-chip.is-refused")).to_have_count(1)
+    page.locator("#prompt").fill("Describe it")
+    page.locator("#prompt").press("Enter")
+    expect(page.locator("#prompt")).to_have_value("Describe it")  # held back, not sent
+    expect(page.locator(".msg-user")).to_have_count(1)
+    page.locator("#pending-files .file-remove").click()
+    expect(notice).to_be_hidden()
+    page.locator("#prompt").press("Enter")
+    expect(page.locator(".msg-user")).to_have_count(2)
+    wait_idle(page)
     assert len(vision.generation_requests) == sent
+    assert "data:image" not in text.generation_requests[-1].body["inputs"]
+    expect(notice).to_be_hidden()
 
 
 def test_assistant_page_start_and_shortcuts(page: Page, server: LiveServer, fakes) -> None:
@@ -230,13 +245,37 @@ def test_assistant_page_start_and_shortcuts(page: Page, server: LiveServer, fake
     shoot(page, Path(__file__).resolve().parents[2] / "docs" / "screenshots", "assistants")
 
     page.locator(".assistant-card-link").click()
+    assistant_url = page.url
+    page.locator("#copy-assistant-link").click()
+    expect(page.locator("#copy-assistant-link")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == assistant_url
+
+    # "Start a chat" opens the assistant's empty chat: its avatar, name, description and model.
     page.locator("#start-assistant").click()
     expect(page.locator("#app")).to_have_attribute("data-ready", "true")
-    conversation_id(page)
+    expect(page.locator("#model-card-label")).to_have_text(ASSISTANT_LABEL)
+    expect(page.locator("#model-name")).to_have_text("Shopping Helper")
+    expect(page.locator("#model-desc")).to_have_text("Plans your groceries.")
+    expect(page.locator("#assistant-model-name")).to_have_text(VISION_NAME)
+    expect(page.locator("#intro-avatar .assistant-avatar")).to_be_visible()
+    expect(page.locator("#empty-title")).to_be_hidden()
+    expect(page.locator("#model-picker")).to_be_hidden()
     expect(page.locator("#assistant-chip")).to_contain_text("Shopping Helper")
     expect(page.locator(".example-card")).to_have_count(2)
-    page.locator(".example-card").first.click()
+    shoot(page, Path(__file__).resolve().parents[2] / "docs" / "screenshots", "assistant-chat")
+    # Leaving without a message leaves nothing behind.
+    page.goto("/assistants")
+    expect(page.locator(".assistant-card")).not_to_contain_text("1 chat")
+    open_home(page)
+    expect(page.locator("#conv-list .conv-item")).to_have_count(0)
+
+    # A starter on the assistant's page starts the chat with it.
+    page.goto(assistant_url)
+    page.locator(".assistant-starter").first.click()
+    expect(page.locator(".msg-user .msg-bubble")).to_have_text(["Plan a week of dinners"])
+    conversation_id(page)
     expect(last_answer(page)).to_have_text("A blue square.")
+    expect(page.locator("#assistant-chip")).to_contain_text("Shopping Helper")
     messages = vision.generation_requests[-1].body["messages"]
     assert messages[0] == {"role": "system", "content": "You plan groceries."}
 

@@ -14,6 +14,7 @@ from tests.e2e.pages import (
     open_home,
     sidebar_items,
     user_bubbles,
+    wait_idle,
 )
 from tests.e2e.server import MODEL_A_NAME, LiveServer
 
@@ -83,3 +84,35 @@ def test_another_visitor_sees_none_of_my_conversations(
         other.close()
 
     expect(last_answer(page)).to_have_text("Hello! How can I help?")
+
+
+def test_share_keeps_the_branch_on_screen_and_shows_its_versions(
+    page: Page, fakes: Fakes, browser: Browser, app_server: LiveServer
+) -> None:
+    open_home(page)
+    ask(page, "First version")
+    page.locator(".msg-user .msg-edit").click()
+    page.locator(".edit-form textarea").fill("Second version")
+    page.locator(".edit-form .edit-save").click()
+    expect(user_bubbles(page)).to_have_text(["Second version"])
+    wait_idle(page)
+    page.locator(".msg-user .branch-prev").click()
+    expect(user_bubbles(page)).to_have_text(["First version"])
+
+    page.locator("#share-btn").click()
+    expect(page.locator("#notice")).to_contain_text("/r/")
+    url = page.evaluate("navigator.clipboard.readText()")
+
+    other = new_context(browser, app_server)
+    try:
+        visitor = other.new_page()
+        visitor.goto(url)
+        expect(visitor.locator(".msg-user .msg-bubble")).to_have_text(["First version"])
+        expect(visitor.locator(".msg-user .branch-count")).to_have_text("1/2")
+        expect(visitor.locator(".msg-assistant .branch-switcher")).to_have_count(0)
+        visitor.locator(".msg-user .branch-next").click()
+        expect(visitor.locator(".msg-user .msg-bubble")).to_have_text(["Second version"])
+        expect(visitor.locator(".msg-user .branch-count")).to_have_text("2/2")
+        expect(visitor.locator(".msg-user .branch-next")).to_be_disabled()
+    finally:
+        other.close()

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from chatui.titles import DEFAULT_TITLE, first_words
+from chatui.titles import DEFAULT_TITLE, fallback_title
 from tests.chatui.fake_endpoints import Script
 from tests.e2e.conftest import Fakes
 from tests.e2e.pages import ask, js_constant, open_home, send, sidebar_items, wait_idle
@@ -31,7 +31,7 @@ def test_title_updates_live_and_generating_mark_follows_the_answer(
     expect(item.locator(".generating-dot")).to_be_visible()
     wait_idle(page)
 
-    title = first_words(QUESTION)
+    title = fallback_title(QUESTION)
     assert title != DEFAULT_TITLE
     expect(item.locator(".conv-title")).to_have_text(title)
     expect(page.locator("#conv-title")).to_have_text(title)

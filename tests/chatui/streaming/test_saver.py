@@ -24,6 +24,7 @@ from tests.chatui.helpers import (
     send_and_finish,
     setup_owner,
     start_answer,
+    title_event,
     wait_idle,
 )
 
@@ -55,7 +56,7 @@ async def test_an_answer_costs_few_database_writes(endpoints, settings, update_s
     socket = await connect(owner, cid)
     update_statements.clear()
     events = await send_and_finish(socket, "Count to 100")
-    await receive_until(socket, "title")
+    await title_event(socket, events)
     await wait_idle(cid)
     assert events[-1]["message"]["content"] == " ".join(f"t{i}" for i in range(num_tokens))
     partial_saves = num_tokens // 32
