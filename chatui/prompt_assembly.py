@@ -12,7 +12,7 @@ Part of the domain: must not import the websocket layer (`chatui.consumers`, `ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chatui.attachments import chat_message
@@ -40,7 +40,7 @@ def answer_prompt(request: GenerationRequest) -> AnswerPrompt:
     conversation = answer.conversation
     path = list(request.path if continue_message else request.path[:-1])
     messages = [
-        chat_message(m, request.files)
+        replace(chat_message(m, request.files), tool_calls=tuple(m.tool_calls or ()))
         for m in path
         if m.role == Message.Role.USER or (m.role == Message.Role.ASSISTANT and m.content)
     ]

@@ -1,5 +1,5 @@
 """An answer as a server task: one asyncio task per generating conversation, owned by the
-process (its `Hub`): the answer's state, the tool round, the token loop, and the listener for
+process (its `Hub`): the answer's state, the tool loop or the token loop, and the listener for
 requests from other processes.
 
 An answer outlives the websocket that asked for it (closing the tab does not stop it).
@@ -49,7 +49,11 @@ from chatui.streaming.hub import get_hub
 from chatui.streaming.publish import generation_group, utf16_len
 from chatui.streaming.reaper import ensure_reaper
 from chatui.streaming.saver import finish, run_saver, save_title
-from chatui.tool_round import tool_round, with_results
+from chatui.streaming.tool_answer import stream_with_tools
+from chatui.tools.catalog import OfferedTool
+from chatui.tools.history import as_text
+from chatui.tools.mcp_servers import McpConfigError, McpServer, server_from_entry
+from chatui.tools.setup import get_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -180,11 +184,7 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
             await generation.emit(
                 {"type": "status", "message_id": generation.message_id, "status": "generating"}
             )
-            if prompt.model.tools and not request.continue_message:
-                prompt = await _call_tools(generation, prompt)
-            generation.stream_task = asyncio.create_task(
-                _stream(generation, prompt, request.continue_message)
-            )
+            generation.stream_task = asyncio.create_task(_answer(generation, prompt, request))
             result = await generation.stream_task
     except asyncio.CancelledError:
         if not generation.is_stop_requested:
@@ -215,31 +215,46 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
         await save_title(generation.conversation_id, prompt.question, message.content)
 
 
-async def _call_tools(generation: Answer, prompt: AnswerPrompt) -> AnswerPrompt:
-    """The tool round (chatui.tool_round): calls stored and shown, results in the prompt."""
-    hub = get_hub()
-    records = await tool_round(
-        prompt.model,
-        messages=prompt.messages,
-        preprompt=prompt.preprompt,
-        client=hub.client(),
-        state=hub.endpoints,
+def _user_servers(request: services.GenerationRequest) -> tuple[McpServer, ...]:
+    servers = []
+    for entry in request.tool_settings.get("servers") or ():
+        with contextlib.suppress(McpConfigError):
+            servers.append(server_from_entry(entry, is_user=True))
+    return tuple(servers)
+
+
+async def _tools_for(
+    prompt: AnswerPrompt, request: services.GenerationRequest, servers: tuple[McpServer, ...]
+) -> list[OfferedTool]:
+    """The tools this answer is offered: none unless the model has tools and the
+    conversation's switch is on (a continued answer goes on without new calls)."""
+    if not (prompt.model.tools and request.use_tools) or request.continue_message:
+        return []
+    return await get_catalog().offered(
+        user_servers=servers, disabled=request.tool_settings.get("disabled") or ()
     )
-    if not records:
-        return prompt
-    await database_sync_to_async(services.message_set_tool_calls)(
-        message_id=generation.message_id, tool_calls=records
-    )
-    await generation.emit(
-        {"type": "tool_calls", "message_id": generation.message_id, "tool_calls": records}
-    )
-    return dataclasses.replace(prompt, messages=with_results(prompt.messages, records))
+
+
+async def _answer(
+    generation: Answer, prompt: AnswerPrompt, request: services.GenerationRequest
+) -> StreamResult | None:
+    """The answer's stream: the tool loop when tools are offered, else one generation (with
+    earlier tool results written into the prompt)."""
+    servers = _user_servers(request)
+    tools = await _tools_for(prompt, request, servers)
+    if tools:
+
+        async def add_text(text: str) -> None:
+            await _add_text(generation, prompt, text)
+
+        return await stream_with_tools(generation, prompt, tools, add_text, servers)
+    prompt = dataclasses.replace(prompt, messages=as_text(prompt.messages))
+    return await _stream(generation, prompt, request.continue_message)
 
 
 async def _stream(
     generation: Answer, prompt: AnswerPrompt, continue_message: bool
 ) -> StreamResult | None:
-    loop = asyncio.get_running_loop()
     result: StreamResult | None = None
     stream = stream_generation(
         prompt.model,
@@ -256,21 +271,25 @@ async def _stream(
                 continue
             if item.special or not item.text:
                 continue
-            if generation.num_tokens == 0:
-                metrics.first_token(prompt.model.id, time.monotonic() - generation.started_at)
-            offset = generation.length16
-            generation.text += item.text
-            generation.length16 += utf16_len(item.text)
-            generation.num_tokens += 1
-            generation.num_unsaved += 1
-            await generation.tokens.add(
-                item.text, offset, batch=len(get_hub().answers) >= BATCH_FROM_ANSWERS
-            )
-            due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
-            if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
-                generation.num_unsaved, generation.last_save = 0, loop.time()
-                generation.save_due.set()  # saved by `run_saver`: tokens never wait for the DB
+            await _add_text(generation, prompt, item.text)
     return result
+
+
+async def _add_text(generation: Answer, prompt: AnswerPrompt, text: str) -> None:
+    """One token: to the answer's text, to the sockets, and a batched save when due."""
+    loop = asyncio.get_running_loop()
+    if generation.num_tokens == 0:
+        metrics.first_token(prompt.model.id, time.monotonic() - generation.started_at)
+    offset = generation.length16
+    generation.text += text
+    generation.length16 += utf16_len(text)
+    generation.num_tokens += 1
+    generation.num_unsaved += 1
+    await generation.tokens.add(text, offset, batch=len(get_hub().answers) >= BATCH_FROM_ANSWERS)
+    due = loop.time() - generation.last_save >= settings.CHATUI_SAVE_INTERVAL_S
+    if due or generation.num_unsaved >= settings.CHATUI_SAVE_EVERY_TOKENS:
+        generation.num_unsaved, generation.last_save = 0, loop.time()
+        generation.save_due.set()  # saved by `run_saver`: tokens never wait for the DB
 
 
 async def listen(generation: Answer, channel: str) -> None:
