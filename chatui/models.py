@@ -169,6 +169,8 @@ class UserSettings(models.Model):
     active_model = models.CharField(max_length=255, blank=True, default="")
     custom_prompts = models.JSONField(default=dict, blank=True)
     theme = models.CharField(max_length=8, choices=Theme.choices, default=Theme.SYSTEM)
+    # {"disabled": ["server:<name>", "<source>/<tool>"], "servers": [{"name", "url", "headers"}]}
+    tools = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from chatui import api, assistant_views, views
+from chatui import api, assistant_views, tool_views, views
 
 urlpatterns = [
     path("", views.chat_page, name="chat"),
@@ -59,5 +59,6 @@ urlpatterns = [
     ),
     path("api/attachments/<uuid:attachment_id>", api.attachment_file, name="api-attachment"),
     path("api/settings", api.user_settings, name="api-settings"),
+    path("api/tools", tool_views.tools, name="api-tools"),
     path("api/export", api.export, name="api-export"),
 ]

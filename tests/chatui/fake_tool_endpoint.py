@@ -56,10 +56,10 @@ class FakeToolTGI(FakeTGI):
         step = self.steps.popleft() if self.steps else Step(text=list(DEFAULT_TEXT))
         script = self._next_script()
         return StreamingResponse(
-            self._paced(request, script, self._frames(step)), media_type="text/event-stream"
+            self._paced(request, script, self._chat_frames(step)), media_type="text/event-stream"
         )
 
-    def _frames(self, step: Step) -> Iterator[str]:
+    def _chat_frames(self, step: Step) -> Iterator[str]:
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
             return sse(
