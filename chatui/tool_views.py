@@ -71,7 +71,7 @@ async def tools(request: HttpRequest) -> HttpResponse:
             "name": t.name,
             "description": t.description,
             "source": t.source,
-            "enabled": t.key not in disabled,
+            "enabled": t.key not in disabled and f"server:{t.source}" not in disabled,
         }
         for t in offered
     ]

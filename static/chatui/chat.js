@@ -11,6 +11,7 @@ import { textSpan } from "./dom.js";
 import { ModelPicker } from "./model-picker.js";
 import { ConversationSocket } from "./socket.js";
 import { ThreadView } from "./thread-view.js";
+import { ToolsSwitch } from "./tools-panel.js";
 
 export const RECONNECTING_NOTICE = "Connection lost. Reconnecting…";
 export const DENIED_NOTICE = "This conversation is not available.";
@@ -48,6 +49,13 @@ export class Chat {
       onSend: (text) => this.sendText(text),
       onStop: () => this.stop(),
     });
+    this.tools = new ToolsSwitch({
+      button: document.getElementById("tools-btn"),
+      label: document.getElementById("tools-label"),
+      currentModel: () => this.picker.current(),
+      conversationId: () => this.conversationId,
+    });
+    this.tools.load();
     this.thread = new ThreadView({
       messages: document.getElementById("messages"),
       scroller: document.getElementById("chat-scroll"),
@@ -210,6 +218,7 @@ export class Chat {
       parent_id: parentId,
       model: this.picker.selected,
       attachments,
+      tools: this.tools.enabled,
     });
     this.thread.scrollToBottom();
   }
@@ -225,6 +234,7 @@ export class Chat {
       this.sendFailed(error, text);
       return false;
     }
+    this.tools.adopt(created.id);
     this.open(created.id);
     this.state.conversation = created;
     const { id, title, updated_at } = created;
@@ -268,7 +278,7 @@ export class Chat {
     if (!this.socket || this.isBusy) return;
     conv.clearErrors(this.state, messageId);
     this.setBusy(true);
-    this.socket.send({ type: "regenerate", message_id: messageId });
+    this.socket.send({ type: "regenerate", message_id: messageId, tools: this.tools.enabled });
     this.renderThread();
   }
 
@@ -283,7 +293,7 @@ export class Chat {
     if (!text || !this.socket || this.isBusy) return;
     this.thread.editing = null;
     this.setBusy(true);
-    this.socket.send({ type: "edit", message_id: messageId, content: text });
+    this.socket.send({ type: "edit", message_id: messageId, content: text, tools: this.tools.enabled });
     this.renderThread();
   }
 
@@ -321,6 +331,7 @@ export class Chat {
 
   renderThread() {
     this.picker.sync(Boolean(this.conversationId));
+    this.tools.refresh();
     this.thread.render();
   }
 

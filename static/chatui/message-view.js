@@ -100,7 +100,7 @@ function renderAssistant(message, view) {
   meta.append(label);
   const body = div("msg-body markdown");
   fillBody(body, message);
-  main.append(meta, ...toolBlocks(message.tool_calls), body);
+  main.append(meta, ...toolBlocks(message.tool_calls, message.running_tools), body);
 
   if (message.error) main.append(errorBox(message.error, message.id, view.busy));
 
