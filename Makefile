@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 MODEL_DIR := var/models/smollm2-135m-instruct
 
-.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers
+.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers mcp-peers
 
 setup: $(STAMP) $(MODEL_DIR)/config.json
 	@$(PY) -m inference.kernels
@@ -35,7 +35,12 @@ run: setup
 	INFERENCE_API_KEY="$${INFERENCE_API_KEY:-$$(cat var/inference.key)}" \
 		$(VENV)/bin/honcho -f Procfile start
 
-test: setup browsers
+# MCP servers the tests talk to (npm, pinned by tests/peers/mcp/package-lock.json).
+mcp-peers:
+	@test -d tests/peers/mcp/node_modules/@modelcontextprotocol/server-everything || \
+		npm ci --prefix tests/peers/mcp --no-audit --no-fund
+
+test: setup browsers mcp-peers
 	node --test tests/js/
 	$(VENV)/bin/pytest
 

@@ -148,6 +148,7 @@ function onToken(state, id, token, offset) {
 function onFinal(state, message) {
   if (!message) return {};
   const stored = state.tree.add({ ...message, is_generating: false });
+  delete stored.running_tools; // a call cut short by Stop is not running any more
   const change = { redraw: "thread", scroll: "stick", bump: Boolean(state.conversation) };
   if (state.generatingId === stored.id) {
     state.generatingId = null;
