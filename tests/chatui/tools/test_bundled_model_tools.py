@@ -1,6 +1,6 @@
 """The tool loop's model side against our own server and the real bundled model (slow): a
 call forced with `tool_choice` streams back as `tool_calls` deltas the client joins, the
-calculator runs, and the result goes back as a `role: "tool"` message the server renders
+tool runs, and the result goes back as a `role: "tool"` message the server renders
 through the model's chat template before it answers in words."""
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import pytest
 
 from chatui.endpoints import EndpointState, StepEnd, stream_tool_step
 from chatui.models_config import bundled_model
+from chatui.tools import register_tool
+from chatui.tools.builtins import _REGISTRY
 from chatui.tools.calls import CallLimits, RequestedCall, run_calls
 from chatui.tools.catalog import ToolCatalog
 from chatui.tools.history import assistant_calls, tool_message
@@ -56,23 +58,42 @@ async def _step(model, messages, tools, client, **kwargs) -> StepEnd:
     return end
 
 
+@pytest.fixture
+def zone_time() -> Iterator[None]:
+    """A tool whose arguments are a few tokens (a tiny model's strings run long)."""
+    register_tool(
+        name="zone_time",
+        description="The time now in a time zone",
+        parameters={
+            "type": "object",
+            "properties": {"zone": {"enum": ["Asia/Tokyo", "UTC"]}},
+            "required": ["zone"],
+        },
+        function=lambda zone: f"18:30 in {zone}",
+    )
+    yield
+    _REGISTRY.pop("zone_time", None)
+
+
+@pytest.mark.usefixtures("zone_time")
 async def test_a_forced_call_runs_and_the_model_answers(bundled_url: str) -> None:
     model = bundled_model(bundled_url).model_copy(
         update={"parameters": {"max_new_tokens": 40, "temperature": 0}}
     )
     catalog = ToolCatalog()
     tools = {t.name: t for t in await catalog.offered()}
-    specs = [tools["calculator"].spec()]
-    messages = [{"role": "user", "content": "What is 12 times 7?"}]
-    choice = {"type": "function", "function": {"name": "calculator"}}
+    specs = [tools["zone_time"].spec()]
+    messages = [{"role": "user", "content": "What time is it in Tokyo?"}]
+    choice = {"type": "function", "function": {"name": "zone_time"}}
     async with httpx.AsyncClient(timeout=120) as client:
         first = await _step(model, messages, specs, client, tool_choice=choice)
         assert first.finish_reason == "tool_calls"
         [call] = first.tool_calls
-        assert call["name"] == "calculator" and call["id"]
-        assert "expression" in json.loads(call["arguments"])
+        assert call["name"] == "zone_time" and call["id"]
+        assert json.loads(call["arguments"])["zone"] in ("Asia/Tokyo", "UTC")
         requested = [RequestedCall(call["id"], call["name"], call["arguments"])]
         [record] = await run_calls(requested, tools, catalog=catalog, limits=CallLimits(), step=0)
+        assert record["result"].startswith("18:30 in ") and not record["error"]
         messages += [assistant_calls(first.tool_calls), tool_message(record)]
         second = await _step(model, messages, [], client)
     assert second.tool_calls == [] and second.text.strip()
