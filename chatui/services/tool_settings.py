@@ -35,7 +35,9 @@ def tool_settings_get(*, identity: Identity) -> dict[str, Any]:
     return {"disabled": list(stored.get("disabled") or []), "servers": stored.get("servers") or []}
 
 
-def _checked_servers(servers: Any, taken: set[str]) -> list[dict[str, Any]]:
+def _checked_servers(
+    servers: Any, taken: set[str], stored: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     if not isinstance(servers, list) or len(servers) > MAX_USER_SERVERS:
         raise ChatError(SERVERS_INVALID.format(MAX_USER_SERVERS))
     if servers and not django_settings.CHATUI_MCP_ALLOW_USER_SERVERS:
@@ -51,7 +53,11 @@ def _checked_servers(servers: Any, taken: set[str]) -> list[dict[str, Any]]:
         except (McpConfigError, UnsafeAddress) as exc:
             raise ChatError(USER_SERVER_INVALID.format(name=name, error=exc)) from None
         taken.add(server.name)
-        checked.append({"name": server.name, "url": server.url, "headers": dict(server.headers)})
+        headers = dict(server.headers)
+        if "headers" not in entry:  # kept: the page never sees them, so never sends them
+            same = [s for s in stored if (s.get("name"), s.get("url")) == (server.name, server.url)]
+            headers = dict(same[0].get("headers") or {}) if same else {}
+        checked.append({"name": server.name, "url": server.url, "headers": headers})
     return checked
 
 
@@ -66,10 +72,12 @@ def tool_settings_update(
         or not all(isinstance(d, str) and len(d) <= 200 for d in disabled)
     ):
         raise ChatError(DISABLED_INVALID.format(MAX_DISABLED))
-    checked = _checked_servers(servers, set(taken)) if servers is not None else None
     with transaction.atomic():
         row = _settings_for_update(identity)
         stored = dict(row.tools or {})
+        checked = None
+        if servers is not None:
+            checked = _checked_servers(servers, set(taken), stored.get("servers") or [])
         if disabled is not None:
             stored["disabled"] = sorted(set(disabled))
         if checked is not None:

@@ -32,16 +32,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def everything_server(log_dir: Path) -> Iterator[str]:
-    """server-everything over streamable HTTP; yields its `/mcp` URL."""
+def everything_server(log_dir: Path, transport: str = "streamableHttp") -> Iterator[str]:
+    """server-everything over streamable HTTP (or `"sse"`); yields its `/mcp` (`/sse`) URL."""
     port = free_port()
-    argv = ["node", str(EVERYTHING / "dist/index.js"), "streamableHttp"]
+    argv = ["node", str(EVERYTHING / "dist/index.js"), transport]
     env = {**os.environ, "PORT": str(port)}
     with ServerProcess(
-        argv, env, f"tcp://127.0.0.1:{port}", log_path=log_dir / "everything.log", name="everything"
+        argv, env, f"tcp://127.0.0.1:{port}", log_path=log_dir / f"{transport}.log", name=transport
     ) as process:
         process.wait_ready(30)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/{'sse' if transport == 'sse' else 'mcp'}"
 
 
 @contextmanager

@@ -73,6 +73,17 @@ async def test_everything_over_streamable_http(everything_url: str) -> None:
     assert await catalog.offered(disabled=["server:everything"]) == []
 
 
+async def test_everything_over_sse(logs: Path) -> None:
+    with everything_server(logs, "sse") as url:
+        server = server_from_entry({"name": "old", "url": url})
+        assert server.transport == "sse"
+        catalog = ToolCatalog([server], with_builtins=False, allow_private=True)
+        tools = {t.name: t for t in await catalog.offered()}
+        call = RequestedCall("s", "get-sum", json.dumps({"a": 2, "b": 40}))
+        [record] = await run_calls([call], tools, catalog=catalog, limits=CallLimits(), step=0)
+    assert "42" in record["result"] and not record["error"]
+
+
 async def test_errors_hangs_and_megabytes_are_contained(faulty_url: str) -> None:
     server = server_from_entry({"name": "faulty", "url": faulty_url})
     catalog = ToolCatalog([server], with_builtins=False, allow_private=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatui.services.tool_settings import USER_SERVERS_OFF
+from chatui.services.tool_settings import USER_SERVERS_OFF, tool_settings_get
 from chatui.tools.catalog import ToolCatalog
 from chatui.tools.setup import set_catalog
 from tests.chatui.helpers import make_owner
@@ -65,7 +65,8 @@ def test_ssrf_probes_are_refused(settings, url: str) -> None:
 def test_an_allowed_server_is_kept_without_showing_its_headers(settings) -> None:
     settings.CHATUI_MCP_ALLOW_USER_SERVERS = True
     settings.CHATUI_MCP_ALLOW_PRIVATE_URLS = True  # an intranet: nothing listens there
-    client = make_owner("erin").client()
+    owner = make_owner("erin")
+    client = owner.client()
     server = {"name": "intranet", "url": "http://127.0.0.1:9/mcp", "headers": {"X-Key": "s3"}}
     assert patch(client, {"servers": [{**server, "name": "builtin"}]}).status_code == 400
     data = patch(client, {"servers": [server]}).json()
@@ -79,3 +80,8 @@ def test_an_allowed_server_is_kept_without_showing_its_headers(settings) -> None
         "num_tools": 0,  # unreachable: listed as having none, the page still works
     }
     assert "s3" not in client.get("/api/tools").content.decode()
+    kept = {"name": "intranet", "url": "http://127.0.0.1:9/mcp"}  # as the page sends it back
+    patch(client, {"servers": [kept], "disabled": ["server:intranet"]})
+    stored = tool_settings_get(identity=owner.identity)
+    assert stored["servers"][0]["headers"] == {"X-Key": "s3"}
+    assert stored["disabled"] == ["server:intranet"]
