@@ -39,6 +39,7 @@ from chatui.streaming import answer
 from chatui.streaming.publish import CLOSE_RECONNECT
 from chatui.streaming.reaper import ensure_reaper
 from chatui.streaming.socket import ConversationSocket
+from chatui.tools.setup import get_catalog
 from chatui.validation import check_no_nul, describe, parse_json
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
         self.identity, self.conversation = owned
         await self.bus_join(self.conversation.pk)
         ensure_reaper()
+        get_catalog().discover_soon()
         await self.bus_snapshot(await answer.conversation_snapshot(conversation=self.conversation))
 
     async def receive(

@@ -94,7 +94,9 @@ class ToolCatalog:
         self.allow_private = allow_private
         self.with_builtins = with_builtins
         self._listings: dict[tuple[str, str], _Listing] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # NOTE: an asyncio lock belongs to one event loop (tests and sync views make several).
+        self._locks: dict[tuple[int, str, str], asyncio.Lock] = {}
+        self._discovery: asyncio.Task[None] | None = None
 
     def server(self, name: str, extra: Iterable[McpServer] = ()) -> McpServer | None:
         """The configured (or user's) server called `name`."""
@@ -107,7 +109,8 @@ class ToolCatalog:
         age = time.monotonic() - listing.fetched_at
         if not force and age < (self.refresh_s if listing.ok else RETRY_S):
             return listing.tools
-        async with self._locks.setdefault(key, asyncio.Lock()):
+        lock_key = (id(asyncio.get_running_loop()), *key)
+        async with self._locks.setdefault(lock_key, asyncio.Lock()):
             if not force and time.monotonic() - listing.fetched_at < age:
                 return listing.tools  # refreshed while this waited
             try:
@@ -123,6 +126,12 @@ class ToolCatalog:
     async def discover(self) -> None:
         """List every configured server's tools now (at start-up), all at once."""
         await asyncio.gather(*(self.listing(s, force=True) for s in self.servers))
+
+    def discover_soon(self) -> None:
+        """Start `discover` in the background, once (the process's first socket), so the
+        first answer with tools need not wait for the servers."""
+        if self._discovery is None and self.servers:
+            self._discovery = asyncio.get_running_loop().create_task(self.discover())
 
     async def offered(
         self, *, user_servers: Iterable[McpServer] = (), disabled: Iterable[str] = ()
