@@ -24,7 +24,7 @@ from typing import Any
 
 from chatui.tools.builtins import tool_get
 from chatui.tools.catalog import BUILTIN, OfferedTool, ToolCatalog
-from chatui.tools.mcp_client import mcp_call_tool
+from chatui.tools.mcp_client import mcp_call_tool, root_cause
 from chatui.tools.mcp_servers import McpServer
 
 # What the model and the user read (tests import these).
@@ -112,7 +112,8 @@ async def run_call(
         except TimeoutError:
             error = TOOL_TIMED_OUT.format(limits.timeout_s)
         except Exception as exc:  # a tool's failure is its answer, never the chat's
-            detail = str(exc) or type(exc).__name__
+            cause = root_cause(exc)
+            detail = str(cause) or type(cause).__name__
             error = truncated(TOOL_FAILED.format(detail), limits.max_result_chars)
     return {
         "id": call.id,

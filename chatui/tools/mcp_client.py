@@ -25,11 +25,14 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from chatui.net_guard import origin_of, request_guard
+from chatui.net_guard import request_guard
 from chatui.tools.mcp_servers import McpServer
 
 CONNECT_TIMEOUT_S = 10.0
 SSE_READ_TIMEOUT_S = 300.0
+# The largest message read from a server (the SDK's default is 1 MiB): a bigger result is read
+# and then cut (`chatui.tools.calls`); past this it fails with a readable error.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,9 @@ async def mcp_session(server: McpServer, *, allow_private: bool = False) -> Asyn
         return
     http = _http_client(server, allow_private=allow_private)
     async with http:
-        transport = streamable_http_client(server.url, http_client=http)
+        transport = streamable_http_client(
+            server.url, http_client=http, max_sse_event_size=MAX_MESSAGE_BYTES
+        )
         async with Client(transport, mode="legacy") as client:
             yield client
 
@@ -131,6 +136,8 @@ async def mcp_call_tool(
     return RemoteResult(text, bool(result.is_error))
 
 
-def server_origin(server: McpServer) -> str:
-    """The server's origin (`scheme://host:port`), '' for stdio."""
-    return origin_of(server.url) if server.url else ""
+def root_cause(error: BaseException) -> BaseException:
+    """The first leaf of the SDK's exception groups (its task groups wrap every failure)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
