@@ -84,7 +84,8 @@ export class ToolsSwitch {
       this.numTools === 0 ? NO_TOOLS : on ? TOOLS_ON.replace("{n}", this.numTools ?? "its") : TOOLS_OFF;
     this.button.title = title;
     this.button.setAttribute("aria-label", title);
-    this.label.textContent = on ? `Tools (${this.numTools ?? "on"})` : "Tools off";
+    const off = this.numTools === 0 ? "No tools" : "Tools off";
+    this.label.textContent = on ? `Tools (${this.numTools ?? "on"})` : off;
   }
 }
 
