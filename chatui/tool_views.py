@@ -16,20 +16,10 @@ from chatui.errors import ChatError
 from chatui.identity import identity_from_request
 from chatui.services.tool_settings import tool_settings_get, tool_settings_update
 from chatui.tools.catalog import BUILTIN
-from chatui.tools.mcp_servers import McpConfigError, McpServer, server_from_entry
+from chatui.tools.mcp_servers import user_servers
 from chatui.tools.setup import get_catalog
 
 ALLOWED = ("GET", "PATCH")
-
-
-def _user_servers(prefs: dict[str, Any]) -> list[McpServer]:
-    servers = []
-    for entry in prefs.get("servers") or ():
-        try:
-            servers.append(server_from_entry(entry, is_user=True))
-        except McpConfigError:
-            continue
-    return servers
 
 
 def _read_or_write(request: HttpRequest) -> dict[str, Any]:
@@ -57,7 +47,7 @@ async def tools(request: HttpRequest) -> HttpResponse:
     except ChatError as exc:
         return error_response(exc.message, exc.status)
     catalog = get_catalog()
-    mine = _user_servers(prefs)
+    mine = user_servers(prefs.get("servers"))
     offered = await catalog.offered(user_servers=mine)
     disabled = set(prefs["disabled"])
     servers = [{"name": BUILTIN, "transport": "builtin", "url": "", "is_user": False}]

@@ -52,7 +52,7 @@ from chatui.streaming.saver import finish, run_saver, save_title
 from chatui.streaming.tool_answer import stream_with_tools
 from chatui.tools.catalog import OfferedTool
 from chatui.tools.history import as_text
-from chatui.tools.mcp_servers import McpConfigError, McpServer, server_from_entry
+from chatui.tools.mcp_servers import McpServer, user_servers
 from chatui.tools.setup import get_catalog
 
 logger = logging.getLogger(__name__)
@@ -215,14 +215,6 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
         await save_title(generation.conversation_id, prompt.question, message.content)
 
 
-def _user_servers(request: services.GenerationRequest) -> tuple[McpServer, ...]:
-    servers = []
-    for entry in request.tool_settings.get("servers") or ():
-        with contextlib.suppress(McpConfigError):
-            servers.append(server_from_entry(entry, is_user=True))
-    return tuple(servers)
-
-
 async def _tools_for(
     prompt: AnswerPrompt, request: services.GenerationRequest, servers: tuple[McpServer, ...]
 ) -> list[OfferedTool]:
@@ -240,7 +232,7 @@ async def _answer(
 ) -> StreamResult | None:
     """The answer's stream: the tool loop when tools are offered, else one generation (with
     earlier tool results written into the prompt)."""
-    servers = _user_servers(request)
+    servers = user_servers(request.tool_settings.get("servers"))
     tools = await _tools_for(prompt, request, servers)
     if tools:
 

@@ -125,3 +125,14 @@ def parse_mcp_servers(raw: str | None) -> tuple[McpServer, ...]:
             raise McpConfigError(SERVER_INVALID.format(index=index, name=name, error=error))
         servers.append(server)
     return tuple(servers)
+
+
+def user_servers(entries: Any) -> tuple[McpServer, ...]:
+    """A user's stored servers (`chatui.services.tool_settings`), those still valid."""
+    servers: list[McpServer] = []
+    for entry in entries or ():
+        try:
+            servers.append(server_from_entry(entry, is_user=True))
+        except McpConfigError:
+            continue  # an entry stored under older rules: left out, not an error
+    return tuple(servers)
