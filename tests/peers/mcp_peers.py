@@ -34,6 +34,8 @@ def free_port() -> int:
 @contextmanager
 def everything_server(log_dir: Path, transport: str = "streamableHttp") -> Iterator[str]:
     """server-everything over streamable HTTP (or `"sse"`); yields its `/mcp` (`/sse`) URL."""
+    if not (EVERYTHING / "dist/index.js").exists():
+        raise RuntimeError(f"{EVERYTHING} is missing: run `npm ci --prefix tests/peers/mcp`")
     port = free_port()
     argv = ["node", str(EVERYTHING / "dist/index.js"), transport]
     env = {**os.environ, "PORT": str(port)}
