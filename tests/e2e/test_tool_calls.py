@@ -90,7 +90,8 @@ def test_the_time_in_tokyo(tool_page: Page, tool_fake: FakeToolTGI) -> None:
     send(page, "What time is it in Tokyo?")
     running = page.locator(".msg-assistant .msg-tool-running")
     expect(running).to_have_text("Calling get_current_time…")
-    expect(last_answer(page)).to_have_text("In Tokyo it is evening.")
+    # The call starts the stdio server: seconds on a busy machine.
+    expect(last_answer(page)).to_have_text("In Tokyo it is evening.", timeout=60_000)
     expect(running).to_have_count(0)
     block = page.locator(".msg-assistant details.msg-tool")
     expect(block.locator("summary")).to_contain_text("Tool: get_current_time")
