@@ -63,6 +63,7 @@ BATCH_FROM_ANSWERS = 16
 BATCH_TICK_S = 0.015
 LISTEN_RETRY_S = 0.5  # between receives from an unreachable channel layer
 LISTENER_END_WAIT_S = 2.0
+NO_TOOL_SUPPORT = frozenset({400, 404, 405, 422})  # statuses of a server that has no tools
 
 
 @dataclass
@@ -239,7 +240,14 @@ async def _answer(
         async def add_text(text: str) -> None:
             await _add_text(generation, prompt, text)
 
-        return await stream_with_tools(generation, prompt, tools, add_text, servers)
+        try:
+            return await stream_with_tools(generation, prompt, tools, add_text, servers)
+        except EndpointError as exc:
+            # A server without tool calling (no chat route, tools refused) before any output:
+            # the answer is written without tools, as for a model that has none.
+            if generation.num_tokens or exc.status not in NO_TOOL_SUPPORT:
+                raise
+            logger.warning("Tools refused by %s, answering without: %s", prompt.model.id, exc)
     prompt = dataclasses.replace(prompt, messages=as_text(prompt.messages))
     return await _stream(generation, prompt, request.continue_message)
 

@@ -156,3 +156,23 @@ async def test_stop_ends_a_running_call(tool_fake: FakeToolTGI) -> None:
         await asyncio.sleep(0)
     finally:
         _REGISTRY.pop("wait_a_while", None)
+
+
+async def test_a_server_without_tool_calling_still_answers(fake_tgi, configure) -> None:
+    plain = fake_tgi(Script(tokens=["Plain", " answer"]))  # no chat route: 404
+    models = [
+        {"id": MODEL_A, "name": TOOL_MODEL, "supportsTools": True,
+         "endpoints": [{"type": "tgi", "url": plain.url}]}
+    ]  # fmt: skip
+    configure(MODELS=json.dumps(models), LLM_SUMMARIZATION="false")
+    previous = set_catalog(ToolCatalog())
+    try:
+        owner, cid = await setup_owner()
+        socket = await connect(owner, cid)
+        await socket.send_json_to({"type": "send", "content": "Hi", "parent_id": None})
+        final = (await receive_until(socket, "final"))[-1]["message"]
+        assert final["content"] == "Plain answer" and not final["error"]
+        await wait_idle(cid)
+        await socket.disconnect()
+    finally:
+        set_catalog(previous)
