@@ -92,12 +92,14 @@ export class Chat {
       this.picker.selected = id;
       this.renderIntro();
     }
+    this.tools.refresh();
   }
 
   /** Inside a conversation: the next answer comes from `id`. */
   async switchModel(id) {
     if (!this.picker.model(id) || !this.conversationId) return;
     this.picker.selected = id;
+    this.tools.refresh();
     try {
       const updated = await patchJSON(`/api/conversations/${this.conversationId}`, { model: id });
       const { conversation } = this.state;

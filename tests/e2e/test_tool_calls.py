@@ -22,6 +22,7 @@ from tests.peers.mcp_peers import time_server_entry
 pytestmark = pytest.mark.browser
 
 TOOL_MODEL = "org/tool-model"
+PLAIN_MODEL = "org/plain-model"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,12 @@ def tool_server(tool_fake: FakeToolTGI) -> Iterator[LiveServer]:
             "supportsTools": True,
             "parameters": {"max_new_tokens": 64},
             "endpoints": [{"type": "tgi", "url": tool_fake.url}],
-        }
+        },
+        {
+            "name": PLAIN_MODEL,
+            "displayName": "Plain model",
+            "endpoints": [{"type": "tgi", "url": tool_fake.url}],
+        },
     ]
     env = {"MCP_SERVERS": json.dumps([time_server_entry()]), "MCP_ALLOW_USER_SERVERS": "true"}
     with LiveServer(models, extra_env=env) as server:
@@ -63,6 +69,10 @@ def test_the_time_in_tokyo(tool_page: Page, tool_fake: FakeToolTGI) -> None:
     switch = page.locator("#tools-btn")
     expect(switch).to_be_visible()  # this model has tools
     expect(switch).to_have_attribute("aria-pressed", "true")
+    page.locator("#model-picker").select_option(PLAIN_MODEL)
+    expect(switch).to_be_hidden()  # this one has none
+    page.locator("#model-picker").select_option(TOOL_MODEL)
+    expect(switch).to_be_visible()
 
     page.locator("#open-settings").click()  # the time server: off, then on again
     server = page.locator('.tools-server[data-server="time"]')
