@@ -84,6 +84,7 @@ class Answer:
     is_saving: bool = False
     is_finished: bool = False  # the stream ended: the saver stops after what is due
     is_stop_requested: bool = False
+    running_tools: list[dict[str, Any]] = field(default_factory=list)  # calls under way
     task: asyncio.Task[None] | None = None
     stream_task: asyncio.Task[StreamResult | None] | None = None
     remote: publish.RemoteQueue = field(init=False)
@@ -162,6 +163,7 @@ async def conversation_snapshot(*, conversation: Conversation) -> dict[str, Any]
         for message in data["messages"]:
             if message["id"] == generation.message_id:
                 message["content"], message["is_generating"] = generation.text, True
+                message["running_tools"] = list(generation.running_tools)
         data["is_generating"] = True
     return data
 

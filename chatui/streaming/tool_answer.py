@@ -31,6 +31,7 @@ class ToolAnswer(Protocol):
     """What the loop uses of a running answer (`chatui.streaming.answer.Answer`)."""
 
     message_id: str
+    running_tools: list[dict[str, Any]]  # the calls under way (a snapshot shows them)
 
     async def emit(self, payload: dict[str, Any]) -> None: ...
 
@@ -47,12 +48,14 @@ class _Sink:
     async def calls_started(self, calls: list[RequestedCall], step: int) -> None:
         for call in calls:
             payload = {"id": call.id, "name": call.name, "arguments": call.arguments, "step": step}
+            self.answer.running_tools.append(payload)
             await self.answer.emit(
                 {"type": "tool_call", "message_id": self.answer.message_id, "call": payload}
             )
 
     async def calls_finished(self, records: list[dict[str, Any]]) -> None:
         self.records.extend(records)
+        self.answer.running_tools.clear()
         await database_sync_to_async(services.message_set_tool_calls)(
             message_id=self.answer.message_id, tool_calls=self.records
         )

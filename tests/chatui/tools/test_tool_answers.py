@@ -145,6 +145,10 @@ async def test_stop_ends_a_running_call(tool_fake: FakeToolTGI) -> None:
         socket = await connect(owner, cid)
         await socket.send_json_to({"type": "send", "content": "Wait", "parent_id": None})
         await receive_until(socket, "tool_call")
+        late = await connect(owner, cid)  # a page opened now sees the call under way
+        [answer] = [m for m in late.snapshot["messages"] if m["role"] == "assistant"]
+        assert [c["name"] for c in answer["running_tools"]] == ["wait_a_while"]
+        await late.disconnect()
         started = time.monotonic()
         await socket.send_json_to({"type": "stop"})
         events = await receive_until(socket, "status", status="stopped")
