@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -133,11 +134,12 @@ async def test_the_step_limit_and_the_switch(tool_fake: FakeToolTGI, settings) -
 
 
 async def test_stop_ends_a_running_call(tool_fake: FakeToolTGI) -> None:
+    release = threading.Event()  # the call runs until the test lets it go
     register_tool(
         name="wait_a_while",
         description="Waits",
         parameters={"type": "object", "properties": {}},
-        function=lambda: time.sleep(3) or "waited",
+        function=lambda: release.wait(10) and "waited",
     )
     try:
         tool_fake.play(Step(calls=[tool_call("wait_a_while", {})]))
@@ -152,13 +154,14 @@ async def test_stop_ends_a_running_call(tool_fake: FakeToolTGI) -> None:
         started = time.monotonic()
         await socket.send_json_to({"type": "stop"})
         events = await receive_until(socket, "status", status="stopped")
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - started < 5  # the call would run 10 s
         final = next(e for e in events if e["type"] == "final")["message"]
         assert final["interrupted"] is True and final["tool_calls"] == []
         await wait_idle(cid)
         await socket.disconnect()
         await asyncio.sleep(0)
     finally:
+        release.set()
         _REGISTRY.pop("wait_a_while", None)
 
 
