@@ -38,7 +38,8 @@ run: setup
 # MCP servers the tests talk to (npm, pinned by tests/peers/mcp/package-lock.json).
 mcp-peers:
 	@test -d tests/peers/mcp/node_modules/@modelcontextprotocol/server-everything || \
-		npm ci --prefix tests/peers/mcp --no-audit --no-fund
+		(command -v npm >/dev/null && npm ci --prefix tests/peers/mcp --no-audit --no-fund) || \
+		echo "warning: npm is missing; the tests against server-everything will fail"
 
 test: setup browsers mcp-peers
 	node --test tests/js/
