@@ -93,9 +93,9 @@ class ToolCatalog:
         self.refresh_s = refresh_s
         self.allow_private = allow_private
         self.with_builtins = with_builtins
-        self._listings: dict[tuple[str, str], _Listing] = {}
+        self._listings: dict[tuple[str, str, str], _Listing] = {}
         # NOTE: an asyncio lock belongs to one event loop (tests and sync views make several).
-        self._locks: dict[tuple[int, str, str], asyncio.Lock] = {}
+        self._locks: dict[tuple[int, str, str, str], asyncio.Lock] = {}
         self._discovery: asyncio.Task[None] | None = None
 
     def server(self, name: str, extra: Iterable[McpServer] = ()) -> McpServer | None:
@@ -104,7 +104,8 @@ class ToolCatalog:
 
     async def listing(self, server: McpServer, *, force: bool = False) -> list[RemoteTool]:
         """The server's tools, from the cache while fresh; [] while it cannot be listed."""
-        key = (server.name, server.url or server.command)
+        # Headers too: two users' servers at one address may hold different keys.
+        key = (server.name, server.url or server.command, repr(sorted(server.headers.items())))
         listing = self._listings.setdefault(key, _Listing())
         age = time.monotonic() - listing.fetched_at
         if not force and age < (self.refresh_s if listing.ok else RETRY_S):
