@@ -26,7 +26,7 @@ from chatui.tools.mcp_servers import McpServer
 logger = logging.getLogger(__name__)
 
 BUILTIN = "builtin"  # the `source` of Python-registered tools
-LIST_TIMEOUT_S = 15.0
+LIST_TIMEOUT_S = 30.0  # a stdio server starts a Python process: slow on a busy machine
 RETRY_S = 30.0
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
