@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 MODEL_DIR := var/models/smollm2-135m-instruct
 
-.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers peers
+.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers peers mcp-peers
 
 setup: $(STAMP) $(MODEL_DIR)/config.json
 	@$(PY) -m inference.kernels
@@ -44,10 +44,17 @@ run: setup
 	INFERENCE_API_KEY="$${INFERENCE_API_KEY:-$$(cat var/inference.key)}" \
 		$(VENV)/bin/honcho -f Procfile start
 
+# MCP servers the tests talk to (npm, pinned by tests/peers/mcp/package-lock.json).
+mcp-peers:
+	@test -d tests/peers/mcp/node_modules/@modelcontextprotocol/server-everything || \
+		(command -v npm >/dev/null && npm ci --prefix tests/peers/mcp --no-audit --no-fund) || \
+		echo "warning: npm is missing; the tests against server-everything will fail"
+
+
 # Two workers: much of the suite waits on servers, browsers and sockets, not on the CPU.
 # Each test file stays on one worker, so its module fixtures start once.
 TEST_WORKERS ?= 2
-test: setup browsers peers
+test: setup browsers peers mcp-peers
 	node --test tests/js/
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from chatui.models_config import AppConfig as ChatConfig
     from chatui.streaming.hub import Hub
+    from chatui.tools.catalog import ToolCatalog
 
 
 class AppConfigError(ImproperlyConfigured):
@@ -29,17 +30,24 @@ class ChatuiConfig(AppConfig):
 
     chat_config: ChatConfig
     hub: Hub
+    tool_catalog: ToolCatalog
 
     def ready(self) -> None:
         from chatui import signals  # noqa: F401  (connects the login handler)
         from chatui.endpoints.openai import fetch_text, list_models
         from chatui.models_config import ConfigError, load_app_config
         from chatui.streaming.hub import Hub
+        from chatui.tools.mcp_servers import McpConfigError
+        from chatui.tools.setup import make_catalog
 
         try:
             self.chat_config = load_app_config(
                 settings.ENV, list_models=list_models, fetch_text=fetch_text
             )
         except ConfigError as exc:
+            raise AppConfigError(f"Invalid chat configuration: {exc}") from None
+        try:
+            self.tool_catalog = make_catalog()
+        except McpConfigError as exc:
             raise AppConfigError(f"Invalid chat configuration: {exc}") from None
         self.hub = Hub()

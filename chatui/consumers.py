@@ -20,6 +20,7 @@ this module. Must not import views.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import suppress
 from typing import Any
@@ -33,10 +34,12 @@ from chatui.identity import Identity, identity_from_scope
 from chatui.layers import LAYER_FAILURES, raise_if_cancelled
 from chatui.models import Conversation
 from chatui.selectors import conversation_get
+from chatui.services.tool_settings import tool_settings_get
 from chatui.streaming import answer
 from chatui.streaming.publish import CLOSE_RECONNECT
 from chatui.streaming.reaper import ensure_reaper
 from chatui.streaming.socket import ConversationSocket
+from chatui.tools.setup import get_catalog
 from chatui.validation import check_no_nul, describe, parse_json
 
 logger = logging.getLogger(__name__)
@@ -89,6 +92,7 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
         self.identity, self.conversation = owned
         await self.bus_join(self.conversation.pk)
         ensure_reaper()
+        get_catalog().discover_soon()
         await self.bus_snapshot(await answer.conversation_snapshot(conversation=self.conversation))
 
     async def receive(
@@ -151,9 +155,14 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
         """A refused request: an error event for this socket only, nothing stored."""
         await self.send_json({"type": "error", "message": message, "message_id": None})
 
-    async def _start(self, service: Any, **kwargs: Any) -> None:
+    async def _start(self, service: Any, *, use_tools: Any = True, **kwargs: Any) -> None:
         request = await database_sync_to_async(service)(
             identity=self.identity, conversation_id=self.conversation.pk, **kwargs
+        )
+        # The page's tools switch for this conversation, and the user's tool settings.
+        tool_settings = await database_sync_to_async(tool_settings_get)(identity=self.identity)
+        request = dataclasses.replace(
+            request, use_tools=use_tools is not False, tool_settings=tool_settings
         )
         await answer.generation_start(request)
 
@@ -164,6 +173,7 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
             parent_id=content.get("parent_id"),
             model=content.get("model"),
             attachments=content.get("attachments"),
+            use_tools=content.get("tools", True),
         )
 
     async def _edit(self, content: dict[str, Any]) -> None:
@@ -171,10 +181,15 @@ class ConversationConsumer(ConversationSocket, AsyncJsonWebsocketConsumer):
             services.message_edit,
             message_id=content.get("message_id"),
             content=content.get("content"),
+            use_tools=content.get("tools", True),
         )
 
     async def _regenerate(self, content: dict[str, Any]) -> None:
-        await self._start(services.message_regenerate, message_id=content.get("message_id"))
+        await self._start(
+            services.message_regenerate,
+            message_id=content.get("message_id"),
+            use_tools=content.get("tools", True),
+        )
 
     async def _continue(self, content: dict[str, Any]) -> None:
         await self._start(services.message_continue, message_id=content.get("message_id"))

@@ -123,7 +123,8 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=32, blank=True, default="")
     interrupted = models.BooleanField(default=False)
     error = models.TextField(blank=True, default="")
-    # The tools an answer called before it was written: [{"id", "name", "arguments", "result"}]
+    # The tools an answer called, step by step (`chatui.tools.calls` records: id, name,
+    # arguments, result, error, duration_ms, source, step)
     tool_calls = models.JSONField(default=list, blank=True)
     # chat-ui's message score: the user's thumbs up (1) or down (-1) on an answer, else 0.
     score = models.SmallIntegerField(choices=Score.choices, default=Score.NONE)
@@ -173,6 +174,8 @@ class UserSettings(models.Model):
     active_model = models.CharField(max_length=255, blank=True, default="")
     custom_prompts = models.JSONField(default=dict, blank=True)
     theme = models.CharField(max_length=8, choices=Theme.choices, default=Theme.SYSTEM)
+    # {"disabled": ["server:<name>", "<source>/<tool>"], "servers": [{"name", "url", "headers"}]}
+    tools = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

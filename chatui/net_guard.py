@@ -6,7 +6,9 @@ unless that address is in the admin's allow-list (``URL_FETCH_ALLOWED_NETWORKS``
 `fetch_public_url(url, max_bytes=..., timeout=...)` fetches a page with the same check on every
 hop: the connection goes to the address that was checked (never a second lookup a DNS server
 could answer differently), each redirect is checked again, and the body and the whole fetch
-are bounded in bytes and seconds.
+are bounded in bytes and seconds. Clients that fetch through a library of their own (the MCP
+SDK's httpx client) check every request, redirects included, with `request_guard` as a request
+event hook, and a URL a user saves with `check_url`.
 
 Self-contained (httpx and the standard library): must not import Django, `chatui.models` or
 the websocket layer; callers pass the allow-list in.
@@ -14,11 +16,13 @@ the websocket layer; callers pass the allow-list in.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -32,6 +36,10 @@ ERR_TOO_LARGE = "The page is larger than {limit} bytes."
 ERR_TIMEOUT = "The page took too long to fetch."
 ERR_FETCH = "The page could not be fetched: {reason}"
 ERR_STATUS = "The page could not be fetched (HTTP {status})."
+URL_NOT_HTTP = "Only http and https addresses are allowed."
+URL_NO_HOST = "The address has no host name."
+URL_UNRESOLVED = "The host name {host} could not be resolved."
+URL_FORBIDDEN = "The address {host} is not allowed: it leads to a private or internal network."
 
 MAX_REDIRECTS = 5
 # Instance metadata services: link-local or unique-local already, named so that an allow-list
@@ -40,12 +48,17 @@ METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
 )
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: IPv4 in the last 32 bits
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class BlockedURL(ValueError):
     """The URL may not be fetched, or its fetch failed; the message is fit to show users."""
+
+
+class UnsafeAddress(BlockedURL):
+    """A server address (an MCP server's URL) the rule refuses; the message is fit to show."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +75,12 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
 
 
-def is_public_address(address: Address, allowed: Iterable[Network] = ()) -> bool:
+def is_public_address(address: Address | str, allowed: Iterable[Network] = ()) -> bool:
     """Whether a connection to `address` reaches only the public internet (or the allow-list).
 
     Metadata addresses are refused even when an allowed network contains them."""
+    if isinstance(address, str):
+        address = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(address, ipaddress.IPv6Address):  # an IPv4 address inside an IPv6 one
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and address in NAT64:
@@ -175,3 +190,68 @@ def _read_bounded(response: httpx.Response, max_bytes: int, deadline: float) -> 
         if time.monotonic() > deadline:
             raise BlockedURL(ERR_TIMEOUT)
     return bytes(body)
+
+
+# --- server addresses checked per request (clients of other libraries: the MCP SDK) ----------
+
+
+def _split(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeAddress(URL_NOT_HTTP)
+    if not parts.hostname:
+        raise UnsafeAddress(URL_NO_HOST)
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _check_addresses(host: str, infos: list[Any]) -> None:
+    if host.lower().rstrip(".") in METADATA_HOSTS:
+        raise UnsafeAddress(URL_FORBIDDEN.format(host=host))
+    addresses = {info[4][0] for info in infos}
+    if not addresses or not all(is_public_address(a) for a in addresses):
+        raise UnsafeAddress(URL_FORBIDDEN.format(host=host))
+
+
+def check_url(url: str, *, allow_private: bool = False) -> None:
+    """Raise `UnsafeAddress` unless `url` is http(s) and every address of its host is public
+    (with `allow_private`, only the scheme and host are checked)."""
+    host, port = _split(url)
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise UnsafeAddress(URL_UNRESOLVED.format(host=host)) from None
+    _check_addresses(host, infos)
+
+
+async def check_url_async(url: str, *, allow_private: bool = False) -> None:
+    """`check_url` without blocking the event loop on DNS."""
+    host, port = _split(url)
+    if allow_private:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise UnsafeAddress(URL_UNRESOLVED.format(host=host)) from None
+    _check_addresses(host, infos)
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port`, the unit `trusted` origins are named in."""
+    parts = urlsplit(url)
+    host, port = _split(url)
+    return f"{parts.scheme}://{host.lower()}:{port}"
+
+
+def request_guard(*, allow_private: bool = False, trusted: frozenset[str] = frozenset()) -> Any:
+    """An async request event hook for httpx clients: each request (each redirect too) is
+    checked before it is sent. Origins in `trusted` (see `origin_of`; e.g. a server the
+    operator configured) pass unchecked, but a redirect away from them is checked."""
+
+    async def guard_request(request: Any) -> None:
+        url = str(request.url)
+        if origin_of(url) not in trusted:
+            await check_url_async(url, allow_private=allow_private)
+
+    return guard_request

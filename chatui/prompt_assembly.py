@@ -13,7 +13,7 @@ Part of the domain: must not import the websocket layer (`chatui.consumers`, `ch
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chatui.attachments import chat_message
@@ -48,7 +48,12 @@ def answer_prompt(request: GenerationRequest) -> AnswerPrompt:
     conversation = answer.conversation
     path = list(request.path if continue_message else request.path[:-1])
     messages = [
-        _without_reasoning(chat_message(m, request.files), keep=continue_message and m is path[-1])
+        replace(
+            _without_reasoning(
+                chat_message(m, request.files), keep=continue_message and m is path[-1]
+            ),
+            tool_calls=tuple(m.tool_calls or ()),
+        )
         for m in path
         if m.role == Message.Role.USER or (m.role == Message.Role.ASSISTANT and m.content)
     ]

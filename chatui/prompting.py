@@ -59,6 +59,8 @@ class ChatMessage:
     role: Role
     content: str
     images: tuple[str, ...] = ()
+    # An answer's stored tool calls (`chatui.tools.calls` records), replayed before its text.
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 def _with_markdown_images(model: ModelSpec, turns: list[ChatMessage]) -> list[ChatMessage]:

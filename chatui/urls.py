@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from chatui import api, assistant_views, views
+from chatui import api, assistant_views, tool_views, views
 from chatui.oidc import views as oidc_views
 
 urlpatterns = [
@@ -66,6 +66,7 @@ urlpatterns = [
     ),
     path("api/attachments/<uuid:attachment_id>", api.attachment_file, name="api-attachment"),
     path("api/settings", api.user_settings, name="api-settings"),
+    path("api/tools", tool_views.tools, name="api-tools"),
     path("api/export", api.export, name="api-export"),
     path("api/tokens", api.api_tokens, name="api-tokens"),
     path("api/tokens/<int:token_id>", api.api_token, name="api-token"),

@@ -51,6 +51,7 @@ from chatui.endpoints.health import EndpointHealth, choose_endpoint
 from chatui.endpoints.openai import OpenAI
 from chatui.endpoints.templates import ChatTemplates
 from chatui.endpoints.tgi import TGI
+from chatui.endpoints.tool_stream import StepEnd, stream_tool_step
 from chatui.models_config import Endpoint, ModelSpec
 from chatui.prompting import ChatMessage, PromptTemplateError, build_prompt, truncate_messages
 
@@ -67,18 +68,18 @@ __all__ = [
     "EndpointError",
     "EndpointHealth",
     "EndpointState",
+    "StepEnd",
     "StreamChunk",
     "StreamResult",
     "backend_for",
     "endpoint_status",
     "generate_text",
     "stream_generation",
-    "tool_completion",
+    "stream_tool_step",
 ]
 
 logger = logging.getLogger(__name__)
 
-TOOL_ROUND_TIMEOUT_S = 120.0
 _BACKENDS: dict[str, Backend] = {"tgi": TGI(), "openai": OpenAI()}
 
 
@@ -222,49 +223,6 @@ async def stream_generation(
     finally:
         if own_client:
             await client.aclose()
-
-
-async def tool_completion(
-    model: ModelSpec,
-    *,
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]],
-    max_tokens: int,
-    client: httpx.AsyncClient,
-    state: EndpointState | None = None,
-) -> dict[str, Any]:
-    """One non-streamed OpenAI chat answer with `tools` (`tool_choice: "auto"`) from one of
-    the model's endpoints (a TGI server's `/v1/chat/completions`, or the OpenAI base URL's):
-    the assistant message, with its `tool_calls` if it made any. Raises `EndpointError`."""
-    state = state or EndpointState()
-    endpoint = choose_endpoint(model.endpoints, health=state.health, rng=state.rng)
-    if endpoint is None:
-        raise EndpointError(ERR_NO_ENDPOINTS)
-    backend = backend_for(endpoint)
-    body = {
-        "model": model.id,
-        "messages": messages,
-        "tools": tools,
-        "tool_choice": "auto",
-        "max_tokens": max_tokens,
-        "temperature": 0,
-    }
-    try:
-        response = await client.post(
-            backend.chat_url(endpoint),
-            json=body,
-            headers=backend.headers(endpoint),
-            timeout=TOOL_ROUND_TIMEOUT_S,
-        )
-        await raise_for_status(response)
-        message = (response.json().get("choices") or [{}])[0].get("message")
-    except httpx.HTTPError as exc:
-        raise EndpointError(ERR_CONNECT, retryable=True) from exc
-    except (ValueError, AttributeError, IndexError, TypeError) as exc:
-        raise EndpointError(ERR_BAD_RESPONSE) from exc
-    if not isinstance(message, dict):
-        raise EndpointError(ERR_BAD_RESPONSE)
-    return message
 
 
 async def generate_text(

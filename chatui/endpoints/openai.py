@@ -33,6 +33,15 @@ _PARAMETERS = {
 }
 
 
+def chat_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A model's parameters under the OpenAI chat names (those it has none for left out)."""
+    return {
+        wire_name: parameters[name]
+        for name, wire_name in _PARAMETERS.items()
+        if parameters.get(name) is not None
+    }
+
+
 def list_model_ids(base_url: str, api_key: str | None) -> list[str] | None:
     """Model ids from ``GET {base_url}/models`` (at start-up); ``None`` when the server cannot
     be read."""

@@ -291,7 +291,8 @@ class ModelSpec(Frozen):
     multimodal: Flag = False
     # The image types a multimodal model takes.
     multimodal_accepted_mimetypes: StringTuple = ("image/*",)
-    tools: Flag = False  # offered the registered tools (chatui.tools) before each answer
+    tools: Flag = False  # offered the tools (built-ins, MCP servers) while it answers
+    supports_tools: Flag = False  # chat-ui's name for `tools`; either turns them on
     # The tokens the model reads, prompt and answer (the prompt is cut to fit, oldest first).
     context_length: PositiveInt | None = None
     # A reasoning model: its reasoning (deltas, or as `reasoning` says) is shown apart.
@@ -306,6 +307,7 @@ class ModelSpec(Frozen):
         if not isinstance(self.tokenizer, str):
             update["tokenizer"] = None
         update["multimodal_accepted_mimetypes"] = self.multimodal_accepted_mimetypes or ("image/*",)
+        update["tools"] = update["supports_tools"] = self.tools or self.supports_tools
         return self.model_copy(update=update)
 
     def to_public_dict(self) -> dict[str, Any]:

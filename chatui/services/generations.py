@@ -30,7 +30,7 @@ def message_save_partial(*, message_id: Any, content: str, generated_tokens: int
 
 
 def message_set_tool_calls(*, message_id: Any, tool_calls: list[dict[str, Any]]) -> bool:
-    """The tools an answer called (before its text streams); False when it is gone."""
+    """The tools an answer called so far (saved after each step); False when it is gone."""
     return bool(Message.objects.filter(pk=message_id).update(tool_calls=tool_calls))
 
 

@@ -73,6 +73,10 @@ class GenerationRequest:
     continue_message: bool = False
     # The attached files of the path's messages, by message id (read here, in the request).
     files: dict[str, tuple[PromptFile, ...]] = field(default_factory=dict, hash=False)
+    # The conversation's tools switch (the page's) and the user's tool settings
+    # (`chatui.services.tool_settings`): set by the consumer.
+    use_tools: bool = True
+    tool_settings: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 def _generation_request(

@@ -1,5 +1,5 @@
 """An answer as a server task: one asyncio task per generating conversation, owned by the
-process (its `Hub`): the answer's state, the tool round, the token loop, and the listener for
+process (its `Hub`): the answer's state, the tool loop or the token loop, and the listener for
 requests from other processes.
 
 An answer outlives the websocket that asked for it (closing the tab does not stop it).
@@ -56,7 +56,11 @@ from chatui.streaming.hub import get_hub
 from chatui.streaming.publish import generation_group, utf16_len
 from chatui.streaming.reaper import ensure_reaper
 from chatui.streaming.saver import finish, run_saver, save_title
-from chatui.tool_round import tool_round, with_results
+from chatui.streaming.tool_answer import stream_with_tools
+from chatui.tools.catalog import OfferedTool
+from chatui.tools.history import as_text
+from chatui.tools.mcp_servers import McpServer, user_servers
+from chatui.tools.setup import get_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ BATCH_FROM_ANSWERS = 16
 BATCH_TICK_S = 0.015
 LISTEN_RETRY_S = 0.5  # between receives from an unreachable channel layer
 LISTENER_END_WAIT_S = 2.0
+NO_TOOL_SUPPORT = frozenset({400, 404, 405, 422})  # statuses of a server that has no tools
 
 
 @dataclass
@@ -86,6 +91,7 @@ class Answer:
     is_saving: bool = False
     is_finished: bool = False  # the stream ended: the saver stops after what is due
     is_stop_requested: bool = False
+    running_tools: list[dict[str, Any]] = field(default_factory=list)  # calls under way
     task: asyncio.Task[None] | None = None
     stream_task: asyncio.Task[StreamResult | None] | None = None
     remote: publish.RemoteQueue = field(init=False)
@@ -164,6 +170,7 @@ async def conversation_snapshot(*, conversation: Conversation) -> dict[str, Any]
         for message in data["messages"]:
             if message["id"] == generation.message_id:
                 message["content"], message["is_generating"] = generation.text, True
+                message["running_tools"] = list(generation.running_tools)
         data["is_generating"] = True
     return data
 
@@ -197,11 +204,7 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
                 await generation.emit(
                     {"type": "notice", "message_id": generation.message_id, "message": notice}
                 )
-            if prompt.model.tools and not request.continue_message:
-                prompt = await _call_tools(generation, prompt)
-            generation.stream_task = asyncio.create_task(
-                _stream(generation, prompt, request.continue_message)
-            )
+            generation.stream_task = asyncio.create_task(_answer(generation, prompt, request))
             result = await generation.stream_task
     except asyncio.CancelledError:
         if not generation.is_stop_requested:
@@ -233,25 +236,40 @@ async def _run(generation: Answer, channel: str, request: services.GenerationReq
             await titling
 
 
-async def _call_tools(generation: Answer, prompt: AnswerPrompt) -> AnswerPrompt:
-    """The tool round (chatui.tool_round): calls stored and shown, results in the prompt."""
-    hub = get_hub()
-    records = await tool_round(
-        prompt.model,
-        messages=prompt.messages,
-        preprompt=prompt.preprompt,
-        client=hub.client(),
-        state=hub.endpoints,
+async def _tools_for(
+    prompt: AnswerPrompt, request: services.GenerationRequest, servers: tuple[McpServer, ...]
+) -> list[OfferedTool]:
+    """The tools this answer is offered: none unless the model has tools and the
+    conversation's switch is on (a continued answer goes on without new calls)."""
+    if not (prompt.model.tools and request.use_tools) or request.continue_message:
+        return []
+    return await get_catalog().offered(
+        user_servers=servers, disabled=request.tool_settings.get("disabled") or ()
     )
-    if not records:
-        return prompt
-    await database_sync_to_async(services.message_set_tool_calls)(
-        message_id=generation.message_id, tool_calls=records
-    )
-    await generation.emit(
-        {"type": "tool_calls", "message_id": generation.message_id, "tool_calls": records}
-    )
-    return dataclasses.replace(prompt, messages=with_results(prompt.messages, records))
+
+
+async def _answer(
+    generation: Answer, prompt: AnswerPrompt, request: services.GenerationRequest
+) -> StreamResult | None:
+    """The answer's stream: the tool loop when tools are offered, else one generation (with
+    earlier tool results written into the prompt)."""
+    servers = user_servers(request.tool_settings.get("servers"))
+    tools = await _tools_for(prompt, request, servers)
+    if tools:
+
+        async def add_text(text: str) -> None:
+            await _add_text(generation, prompt, text)
+
+        try:
+            return await stream_with_tools(generation, prompt, tools, add_text, servers)
+        except EndpointError as exc:
+            # A server without tool calling (no chat route, tools refused) before any output:
+            # the answer is written without tools, as for a model that has none.
+            if generation.num_tokens or exc.status not in NO_TOOL_SUPPORT:
+                raise
+            logger.warning("Tools refused by %s, answering without: %s", prompt.model.id, exc)
+    prompt = dataclasses.replace(prompt, messages=as_text(prompt.messages))
+    return await _stream(generation, prompt, request.continue_message)
 
 
 async def _stream(
@@ -274,11 +292,8 @@ async def _stream(
                 continue
             if item.special or not item.text:
                 continue
-            if generation.num_tokens == 0:
-                metrics.first_token(prompt.model.id, time.monotonic() - generation.started_at)
-            generation.num_tokens += 1
-            await _add_text(generation, thoughts.feed(item.text))
-    await _add_text(generation, thoughts.close())
+            await _add_text(generation, prompt, thoughts.feed(item.text))
+    await _append_text(generation, thoughts.close())
     if result is not None:
         result = dataclasses.replace(result, text=thoughts.final_text(result.text))
         if thoughts.needs_summary:
@@ -286,7 +301,15 @@ async def _stream(
     return result
 
 
-async def _add_text(generation: Answer, text: str) -> None:
+async def _add_text(generation: Answer, prompt: AnswerPrompt, text: str) -> None:
+    """One piece from the model (counted, and timed when first), then its text if any."""
+    if generation.num_tokens == 0:
+        metrics.first_token(prompt.model.id, time.monotonic() - generation.started_at)
+    generation.num_tokens += 1
+    await _append_text(generation, text)
+
+
+async def _append_text(generation: Answer, text: str) -> None:
     """Text of the answer to its sockets, and a batched save when one is due."""
     if not text:
         return
@@ -320,7 +343,7 @@ async def _summarize(
     except EndpointError as exc:
         logger.warning("Summarizing the reasoning of %s failed: %s", generation.message_id, exc)
         return result
-    await _add_text(generation, summary)
+    await _append_text(generation, summary)
     return dataclasses.replace(result, text=result.text + summary)
 
 

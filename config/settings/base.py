@@ -259,6 +259,14 @@ for _network in CHATUI_URL_FETCH_ALLOWED_NETWORKS:
         raise ValueError(f"URL_FETCH_ALLOWED_NETWORKS: {_network!r} is not a network") from None
 CHATUI_AVATAR_MAX_BYTES = env_int(ENV, "ASSISTANT_AVATAR_MAX_BYTES", 1024 * 1024)
 
+# Tools: MCP servers (MCP_SERVERS itself is read by chatui.tools.setup) and the tool loop.
+CHATUI_TOOL_TIMEOUT_S = env_int(ENV, "TOOL_TIMEOUT_S", 30)
+CHATUI_TOOL_MAX_RESULT_CHARS = env_int(ENV, "TOOL_MAX_RESULT_CHARS", 20_000)
+CHATUI_TOOL_MAX_STEPS = env_int(ENV, "TOOL_MAX_STEPS", 6)
+CHATUI_MCP_REFRESH_S = env_int(ENV, "MCP_TOOLS_REFRESH_S", 300)
+CHATUI_MCP_ALLOW_USER_SERVERS = env_bool(ENV, "MCP_ALLOW_USER_SERVERS")
+CHATUI_MCP_ALLOW_PRIVATE_URLS = env_bool(ENV, "MCP_ALLOW_PRIVATE_URLS")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

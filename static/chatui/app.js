@@ -6,6 +6,7 @@ import { getJSON } from "./api.js";
 import { Chat } from "./chat.js";
 import { copyText } from "./markdown.js";
 import { SettingsDialog, SettingsStore, shareConversation } from "./settings.js";
+import { ToolSettings } from "./tools-panel.js";
 import { COPIED_LAST_ANSWER, NOTHING_TO_COPY, installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { applyTheme } from "./theme.js";
@@ -138,6 +139,12 @@ function buildViews({ root, models, activeModel, store, notify, closeDrawer }) {
     notify,
   });
   if (document.getElementById("token-form")) new TokensPanel({ notify });
+  const toolSettings = new ToolSettings({
+    container: document.getElementById("settings-tools"),
+    notify,
+    onChange: () => chat.tools.load(),
+  });
+  document.getElementById("open-settings").addEventListener("click", () => toolSettings.open());
   return { chat, sidebar };
 }
 

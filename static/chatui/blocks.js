@@ -54,17 +54,53 @@ function prettyArguments(raw) {
   }
 }
 
-/** One closed block per tool call: "Tool: name", then its arguments and its result. */
-export function toolBlocks(toolCalls) {
-  return (toolCalls || []).map((call) => {
+/** A labelled part of a tool block: "Arguments", "Result" or "Error", then its text. */
+function part(className, label, text) {
+  const box = document.createElement("div");
+  box.className = `msg-tool-part ${className}-part`;
+  const heading = document.createElement("span");
+  heading.className = "msg-tool-label";
+  heading.textContent = label;
+  box.append(heading, pre(className, text));
+  return box;
+}
+
+function seconds(ms) {
+  return ms == null ? "" : ` · ${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s`;
+}
+
+/**
+ * One closed block per tool call: "Tool: name" (and its time), then its labelled arguments
+ * and result (or error); calls still running show as open "Calling `name`…" blocks.
+ */
+export function toolBlocks(toolCalls, running = []) {
+  const done = (toolCalls || []).map((call) => {
     const box = details("msg-tool", `Tool: ${call.name || "?"}`);
     box.dataset.tool = call.name || "";
+    if (call.error) box.classList.add("msg-tool-failed");
+    const time = document.createElement("span");
+    time.className = "msg-tool-time";
+    time.textContent = seconds(call.duration_ms);
+    box.querySelector("summary").append(time);
     box.append(
-      pre("msg-tool-arguments", prettyArguments(call.arguments)),
-      pre("msg-tool-result", String(call.result ?? "")),
+      part("msg-tool-arguments", "Arguments", prettyArguments(call.arguments)),
+      call.error
+        ? part("msg-tool-error", "Error", String(call.error))
+        : part("msg-tool-result", "Result", String(call.result ?? "")),
     );
     return box;
   });
+  const busy = (running || []).map((call) => {
+    const box = document.createElement("div");
+    box.className = "msg-tool msg-tool-running";
+    box.setAttribute("role", "status");
+    box.dataset.tool = call.name || "";
+    const code = document.createElement("code");
+    code.textContent = call.name || "?";
+    box.append("Calling ", code, "…");
+    return box;
+  });
+  return [...done, ...busy];
 }
 
 /**

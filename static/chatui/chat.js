@@ -12,6 +12,7 @@ import { FILES_NOT_SEEN, unseenImages } from "./files.js";
 import { ModelPicker, assistantAvatar } from "./model-picker.js";
 import { ConversationSocket } from "./socket.js";
 import { ThreadView } from "./thread-view.js";
+import { ToolsSwitch } from "./tools-panel.js";
 
 export const RECONNECTING_NOTICE = "Connection lost. Reconnecting…";
 export const DENIED_NOTICE = "This conversation is not available.";
@@ -52,6 +53,13 @@ export class Chat {
       onSend: (text) => this.sendText(text),
       onStop: () => this.stop(),
     });
+    this.tools = new ToolsSwitch({
+      button: document.getElementById("tools-btn"),
+      label: document.getElementById("tools-label"),
+      currentModel: () => this.picker.current(),
+      conversationId: () => this.conversationId,
+    });
+    this.tools.load();
     this.thread = new ThreadView({
       messages: document.getElementById("messages"),
       scroller: document.getElementById("chat-scroll"),
@@ -89,6 +97,7 @@ export class Chat {
       this.renderIntro();
       this.composer.files.recheck();
     }
+    this.tools.refresh();
   }
 
   /** Inside a conversation: the next answer comes from `id`. */
@@ -97,6 +106,7 @@ export class Chat {
     this.picker.selected = id;
     this.composer.files.recheck();
     this.sayUnseenFiles();
+    this.tools.refresh();
     try {
       const updated = await patchJSON(`/api/conversations/${this.conversationId}`, { model: id });
       const { conversation } = this.state;
@@ -253,6 +263,7 @@ export class Chat {
       parent_id: parentId,
       model: this.picker.selected,
       attachments,
+      tools: this.tools.enabled,
     });
     if (this.isUnseenNoticeShown) this.notify(null); // said once; the user went on
     this.isUnseenNoticeShown = false;
@@ -272,6 +283,7 @@ export class Chat {
       return false;
     }
     this.newChatAssistant = null;
+    this.tools.adopt(created.id);
     this.open(created.id);
     this.state.conversation = created;
     const { id, title, updated_at } = created;
@@ -320,7 +332,7 @@ export class Chat {
     if (!this.socket || this.isBusy) return;
     conv.clearErrors(this.state, messageId);
     this.setBusy(true);
-    this.socket.send({ type: "regenerate", message_id: messageId });
+    this.socket.send({ type: "regenerate", message_id: messageId, tools: this.tools.enabled });
     this.renderThread();
   }
 
@@ -335,7 +347,7 @@ export class Chat {
     if (!text || !this.socket || this.isBusy) return;
     this.thread.editing = null;
     this.setBusy(true);
-    this.socket.send({ type: "edit", message_id: messageId, content: text });
+    this.socket.send({ type: "edit", message_id: messageId, content: text, tools: this.tools.enabled });
     this.renderThread();
   }
 
@@ -374,6 +386,7 @@ export class Chat {
 
   renderThread() {
     this.picker.sync(Boolean(this.conversationId));
+    this.tools.refresh();
     this.thread.render();
   }
 

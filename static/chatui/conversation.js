@@ -46,6 +46,8 @@ export function apply(state, event) {
       return onToken(state, event.message_id, event.token, event.offset);
     case "final":
       return onFinal(state, event.message);
+    case "tool_call":
+      return onToolCall(state, event.message_id, event.call);
     case "tool_calls":
       return onToolCalls(state, event.message_id, event.tool_calls);
     case "title":
@@ -146,6 +148,7 @@ function onToken(state, id, token, offset) {
 function onFinal(state, message) {
   if (!message) return {};
   const stored = state.tree.add({ ...message, is_generating: false });
+  delete stored.running_tools; // a call cut short by Stop is not running any more
   const change = { redraw: "thread", scroll: "stick", bump: Boolean(state.conversation) };
   if (state.generatingId === stored.id) {
     state.generatingId = null;
@@ -154,11 +157,21 @@ function onFinal(state, message) {
   return change;
 }
 
-/** The tools an answer called, before its text. */
+/** A tool call that started: shown as running ("Calling `name`…") until its record comes. */
+function onToolCall(state, id, call) {
+  const message = state.tree.get(id);
+  if (!message || !call) return {};
+  message.running_tools = [...(message.running_tools || []), call];
+  return { redraw: "message", id, scroll: "stick" };
+}
+
+/** The calls an answer made so far, with their results (replaces the running ones). */
 function onToolCalls(state, id, toolCalls) {
   const message = state.tree.get(id);
   if (!message) return {};
   message.tool_calls = toolCalls || [];
+  const done = new Set(message.tool_calls.map((call) => call.id));
+  message.running_tools = (message.running_tools || []).filter((call) => !done.has(call.id));
   return { redraw: "message", id };
 }
 

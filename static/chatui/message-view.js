@@ -107,7 +107,7 @@ function renderAssistant(message, view) {
   }
   const body = div("msg-body markdown");
   fillBody(body, message);
-  main.append(meta, ...toolBlocks(message.tool_calls), body);
+  main.append(meta, ...toolBlocks(message.tool_calls, message.running_tools), body);
 
   if (message.error) main.append(errorBox(message.error, message.id, view.busy));
 

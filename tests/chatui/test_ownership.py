@@ -107,6 +107,11 @@ CHAT_ATTACKS: dict[str, tuple[Attack, ...]] = {
         A("patch", {"custom_prompts": {MODEL_A: "intruder"}}, (200,)),
     ),
     "api-export": (A("get", status=(200,)),),
+    # The intruder's own tool settings (the victim's stay as they were).
+    "api-tools": (
+        A("get", status=(200,)),
+        A("patch", {"disabled": ["server:builtin"]}, (200,)),
+    ),
     "api-message-score": (A("post", {"score": -1}),),
     # Assistants are public by link: anyone lists, opens and starts one (a conversation of
     # their own); only the owner edits or deletes it (others: the login page or 404).

@@ -92,6 +92,6 @@ def test_register_tool_offers_it_with_its_schema():
         assert tool_get("word_count").call({"text": "a b c"}) == "3"
         assert {"calculator", "current_datetime", "word_count"} <= {t.name for t in tool_list()}
     finally:
-        from chatui import tools
+        from chatui.tools import builtins
 
-        tools._REGISTRY.pop("word_count")
+        builtins._REGISTRY.pop("word_count")

@@ -49,6 +49,9 @@ ISOLATED_VARIABLES = (
     "ALLOWED_USER_EMAILS",
     "ALLOWED_USER_DOMAINS",
     "CSRF_TRUSTED_ORIGINS",
+    "MCP_SERVERS",
+    "MCP_ALLOW_USER_SERVERS",
+    "MCP_ALLOW_PRIVATE_URLS",
 )
 EXAMPLE_TITLE = "Write an email"
 EXAMPLE_PROMPT = "Write an email to my boss asking for a day off."

@@ -1,4 +1,4 @@
-"""Tools the chat offers to models that declare `"tools": true`: a registry and two built-ins.
+"""Tools written in Python: a registry and two built-ins, offered to models with tools.
 
 A tool is a Python function with a name, a description and a JSON Schema of its arguments
 (OpenAI's function format, which the model server turns into a grammar). The built-ins need no
