@@ -16,5 +16,5 @@ urlpatterns = [
         views.conversation,
         name="api-v1-conversation",
     ),
-    re_path(r"^(?P<path>.*)$", errors.not_found),
+    re_path(r"^(?P<path>.*)$", errors.not_found, name="api-v1-unknown"),
 ]

@@ -19,6 +19,7 @@ from django.test import Client
 from chatui import services
 from chatui.identity import ANON_SESSION_KEY, Identity
 from chatui.models import (
+    ApiToken,
     Assistant,
     Attachment,
     Conversation,
@@ -43,11 +44,17 @@ class Person:
     share_id: str
     assistant_id: str  # users have one (public by design); a visitor's is an unknown id
     attachment_id: str  # a file on the private conversation's question
+    token_id: str  # users have a personal API token; a visitor's is an unknown id
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Strings only this person's private data contains."""
-        return (f"{self.name}-title", f"{self.name}-question", f"{self.name}-prompt")
+        return (
+            f"{self.name}-title",
+            f"{self.name}-question",
+            f"{self.name}-prompt",
+            f"{self.name}-token",
+        )
 
     def client(self, **kwargs: Any) -> Client:
         """A fresh client signed in as this person (a new session each time: an attack such
@@ -75,6 +82,7 @@ class Person:
         if self.user is not None:
             rows.append(list(get_user_model().objects.filter(pk=self.user.pk).values()))
             rows.append(list(Assistant.objects.filter(user=self.user).values()))
+            rows.append(list(ApiToken.objects.filter(user=self.user).values()))
         return rows
 
 
@@ -107,9 +115,10 @@ def make_person(name: str) -> Person:
     attachment.kind = Attachment.Kind.TEXT
     attachment.file.save("f.txt", ContentFile(f"{name}-question".encode()), save=False)
     attachment.save()
-    assistant_id = "00000000-0000-4000-8000-000000000000"
+    assistant_id, token_id = "00000000-0000-4000-8000-000000000000", "999999"
     if user is not None:
         assistant_id = str(services.assistant_save(user=user, name=f"{name}-bot", model=MODEL_A).pk)
+        token_id = str(services.api_token_create(user=user, name=f"{name}-token")[0].pk)
     return Person(
         name,
         identity,
@@ -120,4 +129,5 @@ def make_person(name: str) -> Person:
         share.id,
         assistant_id,
         str(attachment.pk),
+        token_id,
     )

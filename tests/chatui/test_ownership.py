@@ -127,6 +127,21 @@ CHAT_ATTACKS: dict[str, tuple[Attack, ...]] = {
     "assistant-avatar": (A("get"),),
     # Files: only their owner's; a share serves only its own copies.
     "api-conversation-attachments": (A("post"),),
+    # Ownership is checked before anything is fetched (404: nothing leaves the machine).
+    "api-conversation-attachment-url": (A("post", {"url": "https://example.com/"}),),
+    # Personal API tokens: a user lists and makes only their own (a visitor has none: 403).
+    "api-tokens": (A("get", status=(200, 403)), A("post", {"name": "mine"}, (201, 403))),
+    "api-token": (A("delete", status=(403, 404)),),
+    # Sign-in through a provider: none is configured here, so neither route exists.
+    "login-oidc": (A("get"),),
+    "login-callback": (A("get"),),
+    # The chat API for scripts answers only a bearer token: a session opens nothing (401).
+    "api-v1-models": (A("get", status=(401,)),),
+    "api-v1-model": (A("get", status=(401,)),),
+    "api-v1-chat-completions": (A("post", {"model": MODEL_A, "messages": []}, (401,)),),
+    "api-v1-conversations": (A("get", status=(401,)),),
+    "api-v1-conversation": (A("get", status=(401,)), A("delete", status=(401,))),
+    "api-v1-unknown": (A("get", status=(401, 404)),),
     "api-attachment": (A("get"),),
     "shared-file": (A("get"),),
     # Operations: open probes and (from loopback, the test client's address) the metrics, which
@@ -154,6 +169,9 @@ def parameters(victim: Person) -> dict[str, str]:
         "content_type_id": "1",
         "app_label": "chatui",
         "url": "chatui/nothing/",
+        "token_id": victim.token_id,
+        "model_id": MODEL_A,
+        "path": "nothing",
     }
 
 
@@ -226,7 +244,9 @@ def test_nobody_reaches_anybody_elses_data(people, intruder_name, victim_name):
 @pytest.mark.django_db
 def test_every_write_without_the_csrf_token_is_refused(people):
     """As the owner (a staff user, so admin views are reachable too), every route, every
-    mutating method: 403 and nothing changed."""
+    mutating method: 403 and nothing changed. The chat API for scripts takes no cookie, so it
+    needs no CSRF token: a session's write there is 401 (405 where the route reads only, 404
+    off its routes)."""
     owner = people["user1"]
     owner.user.is_staff = owner.user.is_superuser = True
     owner.user.save()
@@ -237,10 +257,11 @@ def test_every_write_without_the_csrf_token_is_refused(people):
     methods = ("post", "put", "patch", "delete")
     for (_, pattern), method in itertools.product(url_patterns(), methods):
         path = concrete(pattern, values)
+        refused = (401, 404, 405) if path.startswith("/api/v1/") else (403,)
         response = getattr(client, method)(path, "{}", content_type="application/json")
-        assert response.status_code == 403, (method, path, response.status_code)
+        assert response.status_code in refused, (method, path, response.status_code)
         response = getattr(client, method)(path, {"title": "x"}) if method == "post" else None
-        assert response is None or response.status_code == 403, (method, path)
+        assert response is None or response.status_code in refused, (method, path)
     assert {name: person.state() for name, person in people.items()} == states
     # The token is what was missing: the same client can write with it.
     token = client.cookies[settings.CSRF_COOKIE_NAME].value
