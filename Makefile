@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 MODEL_DIR := var/models/smollm2-135m-instruct
 
-.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers
+.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers compose-check
 
 setup: $(STAMP) $(MODEL_DIR)/config.json
 	@$(PY) -m inference.kernels
@@ -67,3 +67,9 @@ soak: setup
 
 clean:
 	rm -rf $(VENV) var
+
+# The docker-compose stack built and started on this machine, then removed (not part of
+# `make test`: about 15 minutes the first time). Needs root, docker.io, docker-compose and
+# debootstrap; see docs/scaling.md#docker-compose.
+compose-check: $(STAMP)
+	$(PY) -m scripts.compose_check
