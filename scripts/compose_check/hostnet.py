@@ -1,10 +1,11 @@
 """The host-network variant of docker-compose.yml (plus the CPU override) for the check.
 
 A private daemon started with `--bridge=none` has no container network, so every service runs
-in the host's network: service names resolve to 127.0.0.1 through `extra_hosts`, and each
-service moves to a free port so that the machine's own Postgres and Redis (or anything else on
-5432, 6379, 8000 or 8080) are never touched. The result is also valid for Compose v1, which
-rejects `bind.create_host_path`. Pure functions on the parsed YAML: no Docker needed to test.
+in the host's network, listening on the loopback only: service names resolve to 127.0.0.1
+through `extra_hosts`, and each service moves to a free port so that the machine's own
+Postgres and Redis (or anything else on 5432, 6379, 8000 or 8080) are never touched. The
+result is also valid for Compose v1, which rejects `bind.create_host_path`. Pure functions
+on the parsed YAML: no Docker needed to test.
 """
 
 from __future__ import annotations
@@ -67,18 +68,29 @@ def _own_port(words: Any, old: int, new: int) -> Any:
     return [re.sub(rf"\b{old}\b", str(new), str(word)) for word in words]
 
 
+def _on_loopback(words: Any) -> Any:
+    """A command (string or list) that binds 0.0.0.0, bound to the loopback instead."""
+    if isinstance(words, str):
+        return words.replace("0.0.0.0", LOOPBACK)
+    return [str(word).replace("0.0.0.0", LOOPBACK) for word in words]
+
+
 def _listen_on(name: str, service: dict[str, Any], old: int, new: int) -> None:
-    """Make service `name` listen on `new` instead of `old`, the way its image allows."""
+    """Make service `name` listen on the loopback only (the host's network is shared), at
+    port `new` instead of `old`, the way its image allows."""
     if name == "postgres":
-        # read by postgres itself and by pg_isready
+        # PGPORT is read by postgres itself and by pg_isready; `-c` settings follow the
+        # entrypoint's own, so they win
         service.setdefault("environment", {})["PGPORT"] = str(new)
+        service["command"] = ["postgres", "-c", f"listen_addresses={LOOPBACK}"]
     elif name == "redis":
-        service["command"] = ["redis-server", "--port", str(new)]
+        service["command"] = ["redis-server", "--bind", LOOPBACK, "--port", str(new)]
         test = list(service["healthcheck"]["test"])
         at = test.index("redis-cli") + 1
         service["healthcheck"]["test"] = [*test[:at], "-p", str(new), *test[at:]]
     else:
-        service["command"] = _own_port(service["command"], old, new)
+        command = _own_port(service["command"], old, new)
+        service["command"] = _on_loopback(command)
         if "healthcheck" in service:
             service["healthcheck"]["test"] = _own_port(service["healthcheck"]["test"], old, new)
 

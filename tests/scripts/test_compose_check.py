@@ -57,9 +57,19 @@ def test_each_service_moves_to_its_port_and_the_others_follow(derived):
     assert "127.0.0.1:18000/healthz" in services["web"]["healthcheck"]["test"][-1]
     assert services["inference"]["command"].endswith("--port 18080")
     assert "127.0.0.1:18080/health" in services["inference"]["healthcheck"]["test"][-1]
-    assert services["redis"]["command"] == ["redis-server", "--port", "16379"]
+    assert services["redis"]["command"] == [
+        "redis-server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "16379",
+    ]
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "-p", "16379", "ping"]
     assert services["postgres"]["environment"]["PGPORT"] == "15432"
+    assert services["postgres"]["command"] == ["postgres", "-c", "listen_addresses=127.0.0.1"]
+    assert "-b 127.0.0.1 -p 18000" in services["web"]["command"]
+    assert "--hostname 127.0.0.1 --port 18080" in services["inference"]["command"]
+    assert "0.0.0.0" not in hostnet.dump(derived)  # nothing listens beyond the loopback
     assert not re.findall(r"\b(?:5432|6379|8000|8080)\b", hostnet.dump(derived))
 
 
