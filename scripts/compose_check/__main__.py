@@ -13,13 +13,13 @@ import os
 import re
 import secrets
 import signal
-import socket
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.processes import free_port
 from scripts.compose_check import hostnet, smoke, standins, wheels
 from scripts.compose_check.commands import CheckFailed, require, run, say
 from scripts.compose_check.daemon import start_daemon, stop_daemon
@@ -27,13 +27,6 @@ from scripts.compose_check.stack import Stack, compose_command
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT = ("web", "inference")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pinned(package: str) -> str:
@@ -53,6 +46,8 @@ def docker_daemon(docker_host: str | None) -> Iterator[dict[str, str]]:
         yield {"DOCKER_HOST": docker_host}
         return
     require("dockerd")
+    if os.geteuid() != 0:
+        raise CheckFailed("a private dockerd needs root: run as root, or pass --docker-host")
     daemon = start_daemon()
     try:
         yield {"DOCKER_HOST": daemon.host}
@@ -96,7 +91,7 @@ def _derive(work: Path, project: str, torch_links: str | None) -> tuple[Path, di
 
 def check(docker_host: str | None) -> None:
     """Every step of the check, in order; raises CheckFailed at the first that fails."""
-    require("docker", "debootstrap")
+    require("docker")
     project = f"chatui-check-{os.getpid()}"
     password = secrets.token_urlsafe(24)
     secrets_env = {"INFERENCE_API_KEY": secrets.token_urlsafe(32), "POSTGRES_PASSWORD": password}

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from scripts.compose_check.commands import CheckFailed, run, say
 
-HEALTH_TIMEOUT_S = 900.0
+# a first start on a busy 2-core machine: model conversion plus the kernels compiled (minutes)
+HEALTH_TIMEOUT_S = 1800.0
 BUILD_TIMEOUT_S = 3600.0
 # What each built image must hold, and what it must not (the other side's code).
 IMAGE_CONTENTS = {

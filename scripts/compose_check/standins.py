@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scripts.compose_check.commands import CheckFailed, run, say
+from scripts.compose_check.commands import CheckFailed, require, run, say
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDINS_DIR = ROOT / "docker" / "standins"
@@ -71,6 +71,7 @@ def _debootstrap_tarball() -> Path:
     tarball = CACHE_DIR / "bookworm-minbase.tar"
     if tarball.is_file():
         return tarball
+    require("debootstrap")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cc-root-", dir="/tmp") as work:
         rootfs = Path(work) / "rootfs"
