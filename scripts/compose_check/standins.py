@@ -57,9 +57,9 @@ def machine_pip_conf(pip_config_list: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sources_key() -> str:
+def _sources_key(pip_conf: str) -> str:
     """A digest of what the stand-ins are made from, naming their cache file."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(pip_conf.encode())
     for path in sorted(STANDINS_DIR.iterdir()):
         digest.update(path.name.encode() + path.read_bytes())
     digest.update(MACHINE_CA_BUNDLE.read_bytes())
@@ -105,7 +105,7 @@ def make_standins(docker_env: dict[str, str], wanted: set[str], pip_conf: str) -
     if not wanted:
         return []
     is_full_set = wanted == set(STANDINS)
-    cache = CACHE_DIR / f"standins-{_sources_key()}.tar"
+    cache = CACHE_DIR / f"standins-{_sources_key(pip_conf)}.tar"
     if is_full_set and cache.is_file():
         say(f"loading the stand-ins from {cache.relative_to(ROOT)}")
         run(["docker", "load", "-i", str(cache)], env=docker_env, timeout=600)
