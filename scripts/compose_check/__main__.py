@@ -116,10 +116,11 @@ def check(docker_host: str | None) -> None:
         path, ports = _derive(Path(work_dir), project, torch_links)
         stack = Stack(command=compose_command(), file=path, project=project, env=env)
         say(f"{' '.join(stack.command)} -p {project}: ports {ports}")
+        # the images it built only: on a running daemon, redis and postgres images stay
+        built = [f"{project}-{name}" for name in BUILT]
+        stack_exit.callback(lambda: stack.docker("image", "rm", "--force", *built, check=False))
         stack_exit.callback(
-            lambda: stack.compose(
-                "down", "--volumes", "--rmi", "all", "--remove-orphans", timeout=300
-            )
+            lambda: stack.compose("down", "--volumes", "--remove-orphans", timeout=300)
         )
         try:
             run_stack(stack, ports, password, torch_version, with_cpu_wheel=wheel_dir is not None)
@@ -134,7 +135,7 @@ def run_stack(
     """Build, start, chat, restart web, read the conversation back."""
     say("building the images")
     stack.build()
-    images = {name: f"{stack.project}-{name}" for name in BUILT}
+    images = {name: f"{stack.project}-{name}" for name in BUILT}  # named so by _derive
     stack.check_image_contents(images)
     if with_cpu_wheel:
         stack.check_cpu_torch(images["inference"], torch_version)
