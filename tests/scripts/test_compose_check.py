@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.compose_check import hostnet, standins, wheels
+from scripts.compose_check import commands, hostnet, standins, wheels
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {"web": 18000, "inference": 18080, "redis": 16379, "postgres": 15432}
@@ -128,3 +128,13 @@ def test_the_cpu_torch_wheel_is_found_where_pip_finds_it(tmp_path, monkeypatch):
     assert wheels.find_links_dirs(listing) == [Path("/nonexistent"), tmp_path]
     assert wheels.torch_wheel_dir(listing, "2.13.0") == tmp_path
     assert wheels.torch_wheel_dir(listing, "2.14.0") is None
+
+
+def test_a_failing_or_hanging_command_is_a_readable_failure():
+    assert commands.run(["sh", "-c", "echo ok"], timeout=30) == "ok\n"
+    with pytest.raises(commands.CheckFailed, match=r"exit status 3:\nlast words"):
+        commands.run(["sh", "-c", "echo last words; exit 3"], timeout=30)
+    with pytest.raises(commands.CheckFailed, match=r"sleep 30: killed after \d+ s"):
+        commands.run(["sleep", "30"], timeout=0.5)
+    with pytest.raises(commands.CheckFailed, match=r"apt-get install no-such-program"):
+        commands.require("sh", "no-such-program")
