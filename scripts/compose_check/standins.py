@@ -10,6 +10,7 @@ only the first run on a machine pays for them.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -95,6 +96,23 @@ def _build_context(dockerfile: str, pip_conf: str, work: Path) -> Path:
     return context
 
 
+def _import_base(docker_env: dict[str, str]) -> None:
+    """`docker import` the debootstrap root as BASE_TAG."""
+    with _debootstrap_tarball().open("rb") as tar:
+        say(f"docker import -> {BASE_TAG}")
+        imported = subprocess.run(
+            ["docker", "import", "-", BASE_TAG],
+            stdin=tar,
+            env={**os.environ, **docker_env},
+            timeout=600,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if imported.returncode != 0:
+        raise CheckFailed(f"docker import {BASE_TAG}: {imported.stderr.strip()}")
+
+
 def make_standins(docker_env: dict[str, str], wanted: set[str], pip_conf: str) -> list[str]:
     """Load or build the stand-ins for `wanted` in the daemon at `docker_env`; return the tags
     made. Refuses an image it has no stand-in for. Only the full set is cached and loaded, so
@@ -110,16 +128,7 @@ def make_standins(docker_env: dict[str, str], wanted: set[str], pip_conf: str) -
         say(f"loading the stand-ins from {cache.relative_to(ROOT)}")
         run(["docker", "load", "-i", str(cache)], env=docker_env, timeout=600)
         return sorted(STANDINS)
-    with _debootstrap_tarball().open("rb") as tar:
-        say(f"docker import -> {BASE_TAG}")
-        subprocess.run(
-            ["docker", "import", "-", BASE_TAG],
-            stdin=tar,
-            env=docker_env,
-            check=True,
-            timeout=600,
-            capture_output=True,
-        )
+    _import_base(docker_env)
     with tempfile.TemporaryDirectory(prefix="cc-ctx-", dir="/tmp") as work:
         for tag in sorted(wanted):
             dockerfile = STANDINS[tag]
@@ -141,10 +150,10 @@ def make_standins(docker_env: dict[str, str], wanted: set[str], pip_conf: str) -
                 echo=True,
             )
     if not is_full_set:
-        return sorted(wanted)
+        return [*sorted(wanted), BASE_TAG]  # the base last: the stand-ins are its children
     for stale in CACHE_DIR.glob("standins-*.tar"):
         stale.unlink()
     partial = cache.with_suffix(".part")
     run(["docker", "save", "-o", str(partial), *STANDINS], env=docker_env, timeout=600)
     partial.rename(cache)
-    return sorted(STANDINS)
+    return [*sorted(STANDINS), BASE_TAG]
