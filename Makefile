@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 MODEL_DIR := var/models/smollm2-135m-instruct
 
-.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers peers mcp-peers
+.PHONY: setup run test lint format bench bench-1b bench-chat soak clean browsers peers mcp-peers compose-check
 
 setup: $(STAMP) $(MODEL_DIR)/config.json
 	@$(PY) -m inference.kernels
@@ -86,3 +86,11 @@ soak: setup
 
 clean:
 	rm -rf $(VENV) var
+
+# The docker-compose stack built and started on this machine, then removed (not part of
+# `make test`: about 15 minutes the first time). Needs root, docker.io, docker-compose and
+# debootstrap; see docs/scaling.md#docker-compose.
+# COMPOSE_CHECK_ARGS=--docker-host=unix:///var/run/docker.sock uses a running daemon instead.
+COMPOSE_CHECK_ARGS ?=
+compose-check: $(STAMP)
+	$(PY) -m scripts.compose_check $(COMPOSE_CHECK_ARGS)

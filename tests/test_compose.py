@@ -97,8 +97,8 @@ def test_inference_command_parses_and_has_a_gpu_and_a_model_volume():
 
 
 def _imported_top_modules(*packages: str) -> set[str]:
-    """Top-level modules the web app imports: its import statements, plus the Django apps and
-    middleware the settings name as strings."""
+    """Top-level modules `packages` import: their import statements, plus (for the web app)
+    the Django apps and middleware the settings name as strings."""
     import ast
 
     names: set[str] = set()
@@ -109,11 +109,12 @@ def _imported_top_modules(*packages: str) -> set[str]:
                     names |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names.add(node.module.split(".")[0])
-    from django.conf import settings
+    if "config" in packages:
+        from django.conf import settings
 
-    for dotted in [*settings.INSTALLED_APPS, *settings.MIDDLEWARE]:
-        names.add(dotted.split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"chatui", "config"}
+        for dotted in [*settings.INSTALLED_APPS, *settings.MIDDLEWARE]:
+            names.add(dotted.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"chatui", "config", "inference"}
 
 
 def _with_dependencies(distributions: set[str]) -> set[str]:
@@ -140,20 +141,39 @@ def _with_dependencies(distributions: set[str]) -> set[str]:
     return seen
 
 
-def test_the_web_image_installs_every_package_the_web_app_imports():
+def _pip_installed(dockerfile: str) -> set[str]:
+    """The packages a Dockerfile's `pip install -c requirements.txt ...` line names."""
+    text = (ROOT / "docker" / dockerfile).read_text()
+    install = re.search(r"pip install -c requirements.txt((?:[^\n]*\\\n)*[^\n]*)", text)
+    assert install, f"{dockerfile} installs its packages with one pip install line"
+    words = install.group(1).replace("\\", " ").replace('"', "").split()
+    return {re.sub(r"\[.*", "", w) for w in words if w[0] not in "$-&" and "}" not in w}
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "packages"),
+    [("web.Dockerfile", ("chatui", "config")), ("inference.Dockerfile", ("inference",))],
+)
+def test_each_image_installs_every_package_its_code_imports(dockerfile, packages):
     from importlib import metadata
 
-    dockerfile = (ROOT / "docker" / "web.Dockerfile").read_text()
-    install = re.search(r"pip install -c requirements.txt((?:[^\n]*\\\n)*[^\n]*)", dockerfile)
-    assert install, "web.Dockerfile installs its packages with one pip install line"
-    listed = set(install.group(1).replace("\\", " ").split())
-    installed = _with_dependencies(listed)
+    installed = _with_dependencies(_pip_installed(dockerfile))
     owners = metadata.packages_distributions()
     missing = {
         re.sub(r"[-_.]+", "-", owners.get(module, [module])[0]).lower()
-        for module in _imported_top_modules("chatui", "config")
+        for module in _imported_top_modules(*packages)
     } - installed
-    assert not missing, f"the web image lacks {sorted(missing)}"
+    assert not missing, f"{dockerfile} lacks {sorted(missing)}"
+
+
+def test_each_image_carries_only_its_own_side():
+    web = (ROOT / "docker" / "web.Dockerfile.dockerignore").read_text().split()
+    inference = (ROOT / "docker" / "inference.Dockerfile.dockerignore").read_text().split()
+    assert web[0] == inference[0] == "**"  # everything is left out unless named
+    assert "!inference/**" not in web and "!chatui/**" in web
+    assert not {"!chatui/**", "!config/**", "!manage.py"} & set(inference)
+    assert {"torch", "transformers"}.isdisjoint(_pip_installed("web.Dockerfile"))
+    assert {"Django", "channels", "daphne"}.isdisjoint(_pip_installed("inference.Dockerfile"))
 
 
 def test_one_inference_key_for_both_services_and_no_open_inference_port():
@@ -161,3 +181,29 @@ def test_one_inference_key_for_both_services_and_no_open_inference_port():
     assert web["INFERENCE_API_KEY"] == inference["API_KEY"]
     assert web["INFERENCE_API_KEY"].startswith("${INFERENCE_API_KEY:?")  # unset: compose stops
     assert "ports" not in SERVICES["inference"]
+
+
+def test_secrets_come_from_env_and_every_service_has_a_health_check():
+    web, postgres = SERVICES["web"]["environment"], SERVICES["postgres"]["environment"]
+    assert postgres["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert f":{postgres['POSTGRES_PASSWORD']}@postgres:5432/" in web["DATABASE_URL"]
+    for name, service in SERVICES.items():
+        assert service["healthcheck"]["test"], name
+    assert "/healthz" in " ".join(SERVICES["web"]["healthcheck"]["test"])
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in SERVICES["postgres"]["volumes"])
+    assert "web-data:/app/var" in SERVICES["web"]["volumes"]
+
+
+def test_the_cpu_override_drops_the_gpu_and_builds_torch_for_the_cpu():
+    from scripts.compose_check.hostnet import Reset, load_compose, merge
+
+    override = load_compose(ROOT / "docker-compose.cpu.yml")
+    assert set(override["services"]) == {"inference"}
+    assert isinstance(override["services"]["inference"]["deploy"], Reset)
+    merged = merge(load_compose(ROOT / "docker-compose.yml"), override)["services"]["inference"]
+    assert "deploy" not in merged
+    assert merged["build"]["args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert merged["command"] == SERVICES["inference"]["command"]
+    dockerfile = (ROOT / "docker" / "inference.Dockerfile").read_text()
+    for name in ("TORCH_INDEX_URL", "TORCH_FIND_LINKS"):
+        assert f'ARG {name}=""' in dockerfile and f"${{{name}:+" in dockerfile
