@@ -12,7 +12,8 @@ COPY requirements.txt /app/requirements.txt
 RUN pip install -c requirements.txt \
         Django channels channels-redis daphne uvloop dj-database-url psycopg psycopg-binary \
         psycopg-pool whitenoise django-axes django-csp Pillow httpx json5 pydantic pybars3 Jinja2 \
-        python-dotenv huggingface_hub prometheus-client Authlib requests
+        python-dotenv huggingface_hub prometheus-client Authlib requests mcp \
+        pypdf python-docx python-pptx openpyxl lxml
 
 COPY manage.py /app/
 COPY config /app/config
