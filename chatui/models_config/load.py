@@ -30,11 +30,11 @@ logger = logging.getLogger(__name__)
 ListModels = Callable[[str, str | None], list[str] | list[dict[str, Any]] | None]
 FetchText = Callable[[str], str | None]
 # Keys chat-ui knows in a model entry; any other is probably a typo and is logged. Those
-# not read here: `supportsTools` (the tools' own reading), `providers` (the HF router's
-# listing), `embeddingModel` and `isRouter` (features this app does not have).
+# not read: `providers` (the HF router's listing), `embeddingModel` and `isRouter` (features
+# this app does not have).
 MODEL_KEYS = frozenset(
     {field.alias or name for name, field in ModelSpec.model_fields.items()}
-    | {"embeddingModel", "isRouter", "supportsTools", "providers"}
+    | {"embeddingModel", "isRouter", "providers"}
 )
 
 
