@@ -15,9 +15,21 @@ export const NO_CONVERSATION_TO_SHARE = "Open a conversation to share it.";
 export class SettingsStore {
   constructor({ activeModel }) {
     this.data = { active_model: activeModel, custom_prompts: {}, theme: themePreference() };
+    this.loading = null; // the first load, which the settings dialog waits for
   }
 
-  async load() {
+  load() {
+    this.loading = this.fetchSettings();
+    return this.loading;
+  }
+
+  /** The settings once the first load has answered (the page's defaults until then). */
+  async ready() {
+    if (this.loading) await this.loading;
+    return this.data;
+  }
+
+  async fetchSettings() {
     try {
       const data = await getJSON("/api/settings");
       this.data = { ...this.data, ...data, custom_prompts: data.custom_prompts || {} };
@@ -106,7 +118,8 @@ export class SettingsDialog {
     document.getElementById("delete-all").addEventListener("click", () => this.deleteAll());
   }
 
-  open() {
+  async open() {
+    await this.store.ready(); // opened right after the page loads: the stored prompts first
     const active = this.store.activeModel;
     this.modelSelect.value = active;
     this.showPrompt(active);

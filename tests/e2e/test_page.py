@@ -103,7 +103,7 @@ def test_overlapping_first_saves_keep_one_visitor(
         page.wait_for_timeout(300)  # both saves are made while no answer can come
     expect(dialog.locator("#settings-saved")).to_have_text(PROMPT_SAVED)
 
-    page.goto("/")
+    page.goto("/")  # the dialog, opened before the page is ready, waits for the settings
     expect(page.locator("#model-picker")).to_have_value(MODEL_B_ID)
     page.locator("#open-settings").click()
     expect(dialog.locator("#settings-prompt")).to_have_value("You are a pirate.")
