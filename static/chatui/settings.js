@@ -16,6 +16,8 @@ export class SettingsStore {
   constructor({ activeModel }) {
     this.data = { active_model: activeModel, custom_prompts: {}, theme: themePreference() };
     this.loading = null; // the first load, which the settings dialog waits for
+    this.saving = null; // the latest save, which it waits for too
+    this.saves = 0;
   }
 
   load() {
@@ -23,16 +25,21 @@ export class SettingsStore {
     return this.loading;
   }
 
-  /** The settings once the first load has answered (the page's defaults until then). */
+  /** The settings once the first load and the latest save have answered. */
   async ready() {
-    if (this.loading) await this.loading;
+    await this.loading;
+    await this.saving;
     return this.data;
   }
 
   async fetchSettings() {
+    const saves = this.saves;
     try {
       const data = await getJSON("/api/settings");
-      this.data = { ...this.data, ...data, custom_prompts: data.custom_prompts || {} };
+      // NOTE: a save made meanwhile answers with newer settings; this older read must not undo it
+      if (this.saves === saves) {
+        this.data = { ...this.data, ...data, custom_prompts: data.custom_prompts || {} };
+      }
     } catch {
       // keep the page's defaults; the next save reports any problem
     }
@@ -47,10 +54,14 @@ export class SettingsStore {
     return (this.data.custom_prompts || {})[modelId] || "";
   }
 
-  async save(patch) {
-    const data = await patchJSON("/api/settings", patch);
-    this.data = { ...this.data, ...data, custom_prompts: data.custom_prompts || {} };
-    return this.data;
+  save(patch) {
+    this.saves += 1;
+    const saved = patchJSON("/api/settings", patch).then((data) => {
+      this.data = { ...this.data, ...data, custom_prompts: data.custom_prompts || {} };
+      return this.data;
+    });
+    this.saving = saved.catch(() => {});
+    return saved;
   }
 }
 
