@@ -2,15 +2,13 @@
 // socket, drawn by thread-view.js, written to by composer.js and model-picker.js. Owns the page's
 // actions (open, send, edit, regenerate, vote...) and the title bar; the sidebar and settings
 // are reached only through the callbacks app.js passes in. app.js is the only module that
-// imports this one. A little over 400 lines on purpose: every method here is one user action
-// on the same state, and the logic below it already lives in the modules it wires.
+// imports this one.
 
 import { patchJSON, postJSON, uploadFile } from "./api.js";
 import { Composer } from "./composer.js";
 import * as conv from "./conversation.js";
-import { textSpan } from "./dom.js";
-import { FILES_NOT_SEEN, unseenImages } from "./files.js";
-import { ModelPicker, assistantAvatar } from "./model-picker.js";
+import { unseenNotice } from "./files.js";
+import { ModelPicker, renderAssistantChip } from "./model-picker.js";
 import { ConversationSocket } from "./socket.js";
 import { ThreadView } from "./thread-view.js";
 import { ToolsSwitch } from "./tools-panel.js";
@@ -122,10 +120,9 @@ export class Chat {
   /** Says which images of the displayed branch the next answer's model will not see. */
   sayUnseenFiles() {
     const model = this.picker.current();
-    const names = unseenImages(conv.visiblePath(this.state), model);
-    if (names.length) {
-      const text = FILES_NOT_SEEN.replace("{model}", this.picker.label(model.id));
-      this.notify(text.replace("{names}", names.join(", ")), "warn");
+    const text = unseenNotice(conv.visiblePath(this.state), model, this.picker.label(model.id));
+    if (text) {
+      this.notify(text, "warn");
       this.isUnseenNoticeShown = true;
     } else if (this.isUnseenNoticeShown) {
       this.notify(null);
@@ -392,20 +389,9 @@ export class Chat {
   }
 
   renderTitle() {
-    this.renderAssistantChip();
+    renderAssistantChip(this.el.assistant, this.assistant);
     const title = this.state.conversation?.title || (this.conversationId ? "" : this.appName);
     this.el.title.textContent = title || this.appName;
     document.title = this.conversationId && title ? `${title} - ${this.appName}` : this.appName;
-  }
-
-  /** The assistant a conversation runs, next to its title (a link to its page). */
-  renderAssistantChip() {
-    const { assistant } = this;
-    const chip = this.el.assistant;
-    chip.hidden = !assistant;
-    if (!assistant) return;
-    chip.href = assistant.url;
-    chip.title = `Assistant: ${assistant.name}`;
-    chip.replaceChildren(assistantAvatar(assistant), textSpan(assistant.name));
   }
 }

@@ -63,6 +63,13 @@ export function unseenImages(messages, model) {
   return names;
 }
 
+/** The notice that `model` (shown as `label`) will not see images of `messages` ("" if none). */
+export function unseenNotice(messages, model, label) {
+  const names = unseenImages(messages, model);
+  if (!names.length) return "";
+  return FILES_NOT_SEEN.replace("{model}", label).replace("{names}", names.join(", "));
+}
+
 function humanSize(bytes) {
   if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
   if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;

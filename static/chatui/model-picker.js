@@ -3,6 +3,8 @@
 // name, description, link and example prompts). Holds which model the next answer comes from;
 // says what the user picked through callbacks. Must not import chat.js, the API or the socket.
 
+import { textSpan } from "./dom.js";
+
 /** A prompt example (or an assistant's starter): a card that sends its prompt. */
 function exampleCard(example) {
   const card = document.createElement("button");
@@ -39,6 +41,15 @@ export function assistantAvatar(assistant) {
   }
   avatar.classList.add("assistant-avatar");
   return avatar;
+}
+
+/** The assistant a conversation runs, in `chip` next to its title (a link to its page). */
+export function renderAssistantChip(chip, assistant) {
+  chip.hidden = !assistant;
+  if (!assistant) return;
+  chip.href = assistant.url;
+  chip.title = `Assistant: ${assistant.name}`;
+  chip.replaceChildren(assistantAvatar(assistant), textSpan(assistant.name));
 }
 
 export class ModelPicker {
