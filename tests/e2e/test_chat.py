@@ -175,7 +175,7 @@ def test_reload_and_sidebar_bring_the_conversation_back(page: Page, fakes: Fakes
 
 
 def test_reload_mid_answer_shows_the_text_so_far_then_live_tokens(page: Page, fakes: Fakes) -> None:
-    fakes.a.script = Script(tokens=STORY, delay=0.15)
+    fakes.a.script = Script(tokens=STORY, delay=0.2)
     open_home(page)
     send(page, "A slow answer")
     expect(last_answer(page)).to_contain_text("word3")

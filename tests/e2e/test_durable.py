@@ -44,6 +44,7 @@ def test_two_tabs_share_the_stream_and_closing_one_does_not_cut_the_other(
     expect(item).to_have_class(WRITING)
     expect(item.locator(".generating-dot")).to_be_visible()
 
+    expect(page.locator("#stop-btn")).to_be_visible()
     sender.close()  # mid-answer
     seen = observe_growth(last_answer(page), until=page.locator("#stop-btn"))
 
@@ -55,7 +56,7 @@ def test_two_tabs_share_the_stream_and_closing_one_does_not_cut_the_other(
 
 
 def test_a_reload_mid_answer_shows_the_text_so_far_then_the_rest(page: Page, fakes: Fakes) -> None:
-    fakes.a.script = Script(tokens=STORY, delay=0.1)
+    fakes.a.script = Script(tokens=STORY, delay=0.2)  # about 5 s left after part5, for the reload
     open_home(page)
     send(page, "Another long story")
     expect(last_answer(page)).to_contain_text("part5")
@@ -63,6 +64,8 @@ def test_a_reload_mid_answer_shows_the_text_so_far_then_the_rest(page: Page, fak
 
     page.reload()
     expect(sidebar_items(page).first).to_have_class(WRITING)
+    # The page first shows the stored text; the stop button comes once the socket rejoins.
+    expect(page.locator("#stop-btn")).to_be_visible()
     seen = observe_growth(last_answer(page), until=page.locator("#stop-btn"))
 
     assert seen and seen[0].strip().startswith(before), (before, seen)
