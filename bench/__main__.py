@@ -1,4 +1,5 @@
-"""`python -m bench` / `make bench`: this server against `transformers serve
+"""`python -m bench` / `make bench` (over 400 lines: one run's order of servers and rows, kept
+in one place; each row's measuring lives in its own module): this server against `transformers serve
 --continuous-batching` and llama.cpp's `llama-server`.
 
 Same prompts, same streaming `/v1/chat/completions` load at each concurrency, servers
@@ -7,7 +8,12 @@ row pays for kernel creation). Two loads at every level: the 8 prompts repeated 
 caching and llama-server's prompt cache serve) and every prompt distinct (only the chat
 template's system prompt is shared). Then the chunked-prefill check on this server (a long
 prompt arriving while streams decode) and the structured-output row (32 clients, half with a
-JSON schema, against the same load unconstrained: `bench.structured`). This server serves the
+JSON schema, against the same load unconstrained: `bench.structured`), and the speculative
+decoding rows (plain vs `--speculate N` on a quoting and a distinct load, 1 and 32 clients:
+`bench.speculative`; `--speculate 0` leaves them out), the KV-dtype rows (what fits,
+decode tok/s and quality per `--kv-cache-dtype`: `bench.kv_dtype`, engines without HTTP, after
+the servers stop) and the per-token breakdown from the engine's step to the socket
+(`bench.token_path`). This server serves the
 bundled GGUF (`--our-model bundled`), llama-server the GGUF file itself, the transformers peers
 its de-quantised HF directory. Prints the CPU's ISA, two tables, the ratios the targets follow,
 the machine's limits and the batch-1 bandwidth floor of the weights each server reads.
@@ -22,6 +28,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,10 +37,12 @@ from pathlib import Path
 
 import httpx
 
+from bench import kv_dtype, prefill, speculative
 from bench.limits import format_limits, measure
 from bench.llama_cpp import LlamaCppBuildError, llama_server_binary
 from bench.load import PROMPTS, StreamResult, percentile, run_load, stream_one
 from bench.machine import CPU_TIER_ENV, apply_cpu_tier, isa_line
+from bench.processes import VENV_BIN
 from bench.report import (
     Row,
     by_label,
@@ -47,6 +56,7 @@ from bench.servers import (
     ServerSpec,
     llama_server,
     our_server,
+    start_all,
     transformers_serve,
 )
 from bench.sizes import (
@@ -59,6 +69,7 @@ from bench.sizes import (
     size_args,
     size_result,
 )
+from bench.speculative import DEFAULT_SPECULATE
 from bench.structured import format_row, structured_row
 
 # transformers serve at its best dtype on this CPU (bf16 where the CPU has native bf16, else
@@ -109,8 +120,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--llama-threads", type=int, default=os.cpu_count() or 2, help="llama-server -t"
     )
     parser.add_argument("--max-batch-total-tokens", type=int, default=None)
-    parser.add_argument("--long-prompt-tokens", type=int, default=2000)
+    parser.add_argument(
+        "--long-prompt-tokens",
+        default="2000,8000",
+        help="comma-separated: the chunked-prefill rows' long prompts (8000: the bundled "
+        "model's context, less the chat template and the answer)",
+    )
+    parser.add_argument(
+        "--skip-prefill",
+        action="store_true",
+        help="leave out the prefill rows (bench.prefill: prompt tok/s against llama-server)",
+    )
     parser.add_argument("--skip-limits", action="store_true")
+    parser.add_argument(
+        "--speculate",
+        type=int,
+        default=DEFAULT_SPECULATE,
+        help="draft tokens of the speculative decoding rows (bundled size; 0: no such rows)",
+    )
     parser.add_argument(
         "--cpu-tier",
         default="native",
@@ -139,6 +166,7 @@ def run_level(
             concurrency=conc,
             max_tokens=max_tokens,
             prompts=prompts,
+            extras=server.spec.request_extras,
         )
     )
     if failures := [r.error for r in results if r.error]:
@@ -158,7 +186,14 @@ async def prefill_interference(
         tasks = [  # the load's prompts, which ask for long answers (a stream must outlast
             # the injection; a short one would end with EOS before it)
             asyncio.create_task(
-                stream_one(client, server.base_url, model, PROMPTS[i % len(PROMPTS)], max_tokens)
+                stream_one(
+                    client,
+                    server.base_url,
+                    model,
+                    PROMPTS[i % len(PROMPTS)],
+                    max_tokens,
+                    server.spec.request_extras,
+                )
             )
             for i in range(streams)
         ]
@@ -208,37 +243,13 @@ def peer_specs(args: argparse.Namespace) -> tuple[list[ServerSpec], list[str]]:
     return specs, notes
 
 
-def start_all(specs: list[ServerSpec], logs: Path) -> tuple[list[RunningServer], list[str]]:
-    """Start every server; ours must come up, a peer that does not is replaced by its
-    fallback where it has one, else stopped and noted."""
-    servers = [RunningServer(spec, logs / f"server{i}.log") for i, spec in enumerate(specs)]
-    ready: list[RunningServer] = []
-    notes: list[str] = []
-    for i, server in enumerate(servers):
-        log = logs / f"server{i}.log"
-        try:
-            server.wait_ready()
-            ready.append(server)
-            continue
-        except (RuntimeError, TimeoutError) as exc:
-            server.stop()
-            if i == 0:
-                for other in servers[1:]:
-                    other.stop()
-                print("\n".join(log.read_text(errors="replace").splitlines()[-5:]), file=sys.stderr)
-                raise
-            failure = exc
-        if (fallback := server.spec.fallback) is not None:
-            second = RunningServer(fallback, log.with_suffix(".fallback.log"))
-            try:
-                ready.append(second.wait_ready())
-                notes.append(f"{server.spec.label} {server.spec.fallback_reason}: {fallback.label}")
-                continue
-            except (RuntimeError, TimeoutError) as exc:
-                second.stop()
-                failure = exc
-        notes.append(f"{server.spec.label} left out: {failure} (log {log})")
-    return ready, notes
+def token_path_section(max_tokens: int) -> str:
+    """`bench.token_path`'s table, run in its own process once every server has stopped."""
+    argv = [str(VENV_BIN / "python"), "-m", "bench.token_path", "--max-tokens", str(max_tokens)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return f"\nToken path: failed ({done.stderr.strip().splitlines()[-1:]})"
+    return done.stdout.rstrip()
 
 
 def our_info(server: RunningServer) -> dict:
@@ -265,6 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(results) > 1:
         print(f"\n{isa_line()}\nEvery size side by side (ours / theirs; floor: bytes / bandwidth):")
         print(side_by_side(results))
+    if not args.skip_prefill and BUNDLED_SIZE in sizes:
+        rows, notes = prefill.run(args.cpu_tier, threads=args.llama_threads)
+        print(
+            f"\nPrefill (bench.prefill, --cpu-tier {args.cpu_tier}): one cold prompt, 1 token "
+            f"generated, alone and with {prefill.DEFAULT_STREAMS} streams decoding:"
+        )
+        print(prefill.format_rows(rows))
+        for note in notes:
+            print(note)
     return 0
 
 
@@ -282,7 +302,9 @@ def run_size(args: argparse.Namespace) -> SizeResult:
     started = time.perf_counter()
     peers, notes = peer_specs(args)
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
-    servers, start_notes = start_all([ours_spec, *peers], logs)
+    servers, start_notes = start_all(
+        [ours_spec, *peers], logs, ready_timeout_s=args.ready_timeout_s or None
+    )
     notes += start_notes
     for note in notes:
         print(f"  {note}", file=sys.stderr)
@@ -306,15 +328,18 @@ def run_size(args: argparse.Namespace) -> SizeResult:
                     file=sys.stderr,
                 )
         if args.extra_rows:
-            itl_p50, itl_p95, long_ttft = asyncio.run(
-                prefill_interference(
-                    servers[0], ours_spec.model_name, 16, args.long_prompt_tokens, args.max_tokens
-                )
-            )
+            interference = [
+                (n, *asyncio.run(prefill_interference(
+                    servers[0], ours_spec.model_name, 16, n, max(args.max_tokens, n // 8)
+                )))  # the streams' answers outlast the long prompt's prefill
+                for n in (int(t) for t in args.long_prompt_tokens.split(",") if t)
+            ]  # fmt: skip
             structured = structured_row(servers[0], ours_spec.model_name, 32, args.max_tokens)
     finally:
         for server in servers:
             server.stop()
+    kv_context, kv_new_tokens = 512, 64
+    kv_table = kv_dtype.kv_rows(kv_context, kv_new_tokens) if args.extra_rows else []
     print(
         f"\nStreaming /v1/chat/completions, {args.max_tokens} new tokens per request; ours "
         f"--model-id {our_model} ({info.get('model_dtype', '?')}, quantize "
@@ -332,14 +357,24 @@ def run_size(args: argparse.Namespace) -> SizeResult:
     for note in notes:
         print(note)
     if args.extra_rows:
-        print(
-            f"\nChunked prefill: 16 streams decoding while a ~{args.long_prompt_tokens}-token "
-            f"prompt arrives ({ours_label}): ITL p50 {itl_p50 * 1000:.0f} ms, "
-            f"p95 {itl_p95 * 1000:.0f} ms (p95/p50 = {itl_p95 / itl_p50:.2f}); "
-            f"the long prompt's TTFT {long_ttft:.2f} s"
-        )
+        for long_tokens, itl_p50, itl_p95, long_ttft in interference:
+            print(
+                f"\nChunked prefill: 16 streams decoding while a ~{long_tokens}-token "
+                f"prompt arrives ({ours_label}): ITL p50 {itl_p50 * 1000:.0f} ms, "
+                f"p95 {itl_p95 * 1000:.0f} ms (p95/p50 = {itl_p95 / itl_p50:.2f}); "
+                f"the long prompt's TTFT {long_ttft:.2f} s"
+            )
         print(f"\nStructured output ({ours_label}), 32 clients, half with a JSON schema:")
         print(format_row(structured))
+    if args.extra_rows and args.speculate:
+        spec_rows = speculative.speculative_rows(
+            args.max_tokens, args.speculate, model_id=str(our_model)
+        )
+        print("\n" + speculative.format_rows(spec_rows, args.speculate, args.max_tokens))
+    if kv_table:
+        print("\n" + kv_dtype.format_rows(kv_table, kv_context, kv_new_tokens))
+    if args.extra_rows:
+        print(token_path_section(args.max_tokens), flush=True)
     result = size_result(args, ours_label, repeated, distinct)
     if not args.skip_limits:
         limits = measure(args.model_dir)

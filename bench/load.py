@@ -11,7 +11,7 @@ import itertools
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,15 +48,22 @@ class StreamResult:
 
 
 async def stream_one(
-    client: httpx.AsyncClient, base_url: str, model: str, prompt: str, max_tokens: int
+    client: httpx.AsyncClient,
+    base_url: str,
+    model: str,
+    prompt: str,
+    max_tokens: int,
+    extras: Mapping[str, Any] | None = None,
 ) -> StreamResult:
-    """One streaming chat request; a content chunk counts as one token."""
+    """One streaming chat request; a content chunk counts as one token. `extras` are the
+    server's own body fields (e.g. `ignore_eos`)."""
     body = {
         "model": model,
         "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens,
         "temperature": 0,
         "stream": True,
+        **(extras or {}),
     }
     return await stream_body(client, base_url, body)
 
@@ -139,6 +146,7 @@ async def run_load(
     max_tokens: int,
     prompts: Sequence[str] = PROMPTS,
     timeout_s: float = 600.0,
+    extras: Mapping[str, Any] | None = None,
 ) -> tuple[LoadSummary, list[StreamResult]]:
     """Start `concurrency` streams at once and wait for all of them."""
     limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency)
@@ -146,7 +154,7 @@ async def run_load(
         started = time.perf_counter()
         results = await asyncio.gather(
             *(
-                stream_one(client, base_url, model, prompts[i % len(prompts)], max_tokens)
+                stream_one(client, base_url, model, prompts[i % len(prompts)], max_tokens, extras)
                 for i in range(concurrency)
             )
         )

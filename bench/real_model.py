@@ -11,8 +11,8 @@ bytes, then letter/digit pairs and triples (each merge built from tokens before 
 ChatML special tokens. Every ordinary token decodes to printable text, so one streamed chunk
 is one token for every server.
 
-Random weights would stop on EOS only by chance, and this server has no `ignore_eos` request
-field: the embedding rows of the special tokens and of the non-printable bytes are zero
+Random weights would stop on EOS only by chance, and `transformers serve` has no `ignore_eos`
+request field: the embedding rows of the special tokens and of the non-printable bytes are zero
 (tied, so their logits are exactly 0 while the top logit of 151,936 is far above it), which
 keeps greedy decoding off them and every request at its full token count on every server.
 

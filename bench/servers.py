@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import psutil
 
@@ -28,6 +29,17 @@ class ServerSpec:
     # what to start instead when this one exits before it is ready, and why it might
     fallback: ServerSpec | None = None
     fallback_reason: str = ""
+    # body fields every request to it carries: `ignore_eos` where the server has it, so each
+    # answer runs to `max_tokens` (random weights never say EOS on purpose, real ones early)
+    request_extras: dict[str, Any] = field(default_factory=dict)
+    # how long it may take to answer /health: a real-size model's first start converts its
+    # GGUF (minutes for 1.5B parameters on two busy cores)
+    ready_timeout_s: float = 300.0
+
+
+# vLLM's name, which this server and llama-server both read (transformers serve has no such
+# field: the real-size model's zero special-token rows keep it off EOS, see bench.real_model)
+IGNORE_EOS = {"ignore_eos": True}
 
 
 def our_server(
@@ -40,7 +52,7 @@ def our_server(
     argv += ["--port", str(port), "--dtype", dtype, "--device", device]
     for name, value in flags.items():
         argv += [f"--{name.replace('_', '-')}", str(value)]
-    return ServerSpec(f"ours ({dtype})", argv, port, model_name="tgi")
+    return ServerSpec(f"ours ({dtype})", argv, port, model_name="tgi", request_extras=IGNORE_EOS)
 
 
 def transformers_serve(model_dir: Path, dtype: str, cache_tokens: int = 65536) -> ServerSpec:
@@ -89,8 +101,8 @@ class RunningServer(ServerProcess):
             except psutil.Error:
                 continue
 
-    def wait_ready(self, timeout_s: float = 300.0) -> Self:
-        return super().wait_ready(timeout_s)
+    def wait_ready(self, timeout_s: float | None = None) -> Self:
+        return super().wait_ready(self.spec.ready_timeout_s if timeout_s is None else timeout_s)
 
     def reset_peak(self) -> None:
         self.peak_rss = 0
@@ -115,6 +127,64 @@ def llama_server(
     # Its AMX path (the weights repacked for AMX tiles, on by default where the CPU has AMX)
     # can crash at the first matmul (ggml-org/llama.cpp#20824): then the same server without
     # repacking, on AVX-512/VNNI, is the peer.
-    no_repack = ServerSpec(f"{label} --no-repack", [*argv, "--no-repack"], port, "llama.cpp")
+    no_repack = ServerSpec(
+        f"{label} --no-repack",
+        [*argv, "--no-repack"],
+        port,
+        "llama.cpp",
+        request_extras=IGNORE_EOS,
+    )
     reason = "exited at start (its AMX repacking crashes on some CPUs: ggml-org/llama.cpp#20824)"
-    return ServerSpec(label, argv, port, "llama.cpp", fallback=no_repack, fallback_reason=reason)
+    return ServerSpec(
+        label,
+        argv,
+        port,
+        "llama.cpp",
+        fallback=no_repack,
+        fallback_reason=reason,
+        request_extras=IGNORE_EOS,
+    )
+
+
+def start_all(
+    specs: list[ServerSpec],
+    logs: Path,
+    prefix: str = "server",
+    ready_timeout_s: float | None = None,
+) -> tuple[list[RunningServer], list[str]]:
+    """Start every server; ours must come up, a peer that does not is replaced by its
+    fallback where it has one, else stopped and noted. ``ready_timeout_s`` replaces each
+    spec's (and its fallback's) wait for readiness."""
+    if ready_timeout_s is not None:
+        for spec in specs:
+            for each in (spec, spec.fallback):
+                if each is not None:
+                    each.ready_timeout_s = ready_timeout_s
+    servers = [RunningServer(spec, logs / f"{prefix}{i}.log") for i, spec in enumerate(specs)]
+    ready: list[RunningServer] = []
+    notes: list[str] = []
+    for i, server in enumerate(servers):
+        log = logs / f"{prefix}{i}.log"
+        try:
+            server.wait_ready()
+            ready.append(server)
+            continue
+        except (RuntimeError, TimeoutError) as exc:
+            server.stop()
+            if i == 0:
+                for other in servers[1:]:
+                    other.stop()
+                print("\n".join(log.read_text(errors="replace").splitlines()[-5:]), file=sys.stderr)
+                raise
+            failure = exc
+        if (fallback := server.spec.fallback) is not None:
+            second = RunningServer(fallback, log.with_suffix(".fallback.log"))
+            try:
+                ready.append(second.wait_ready())
+                notes.append(f"{server.spec.label} {server.spec.fallback_reason}: {fallback.label}")
+                continue
+            except (RuntimeError, TimeoutError) as exc:
+                second.stop()
+                failure = exc
+        notes.append(f"{server.spec.label} left out: {failure} (log {log})")
+    return ready, notes

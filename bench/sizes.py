@@ -23,6 +23,9 @@ DEFAULT_LEVELS = {BUNDLED_SIZE: "1,8,32,64", "1.5b": "1,32"}
 # transformers serve's KV cache on the real size: 32 streams of a short prompt plus the answer
 # fit many times over, and its float32 cache of 65,536 tokens would not fit beside the others
 REAL_SIZE_CACHE_TOKENS = 16384
+# how long a server may take to start on the real size: this server's first start converts the
+# GGUF to an HF directory (minutes on a small CPU), and every server reads 1.5 GB or more
+REAL_SIZE_READY_TIMEOUT_S = 1800.0
 
 
 def parse_sizes(text: str) -> list[str]:
@@ -44,6 +47,7 @@ def size_args(args: argparse.Namespace, size: str) -> argparse.Namespace:
     one.concurrency = args.concurrency or DEFAULT_LEVELS[size]
     one.extra_rows = size == BUNDLED_SIZE
     one.transformers_cache_tokens = None
+    one.ready_timeout_s = None
     if (name := MODEL_SIZES[size]) is not None:
         from bench.real_model import REAL_MODELS, ensure_real_model
 
@@ -52,6 +56,7 @@ def size_args(args: argparse.Namespace, size: str) -> argparse.Namespace:
         if args.our_model == "bundled":  # this server reads the same GGUF llama-server does
             one.our_model = str(built.gguf)
         one.transformers_cache_tokens = REAL_SIZE_CACHE_TOKENS
+        one.ready_timeout_s = REAL_SIZE_READY_TIMEOUT_S
     return one
 
 

@@ -17,8 +17,11 @@ At the end, once no answer runs: every stored message matches what its visitor s
 visitor saw every message of its conversations); no socket, answer, group membership, asyncio
 task (beyond the idle count after a warm-up) or pooled database connection is held by a web
 process (`/admin/runtime.json`, psutil); the model server holds no request and no KV block
-(`/metrics`); Postgres has no connection beyond the pools; memory stayed flat over the second
-half of the run. Exits 1 if anything was lost, leaked or went wrong.
+(`/metrics`); Postgres has no connection beyond the pools; no process's resident memory grew
+faster than 0.5 MB a minute over the second half of the run (the least-squares slope, printed
+for each process). Each row is followed by the model server's memory report
+(`bench.soak_memory`: glibc's heap, Python's top growth, every cache's size and limit).
+Exits 1 if anything was lost, leaked or went wrong.
 """
 
 from __future__ import annotations
@@ -46,13 +49,11 @@ from bench.soak_checks import (
     rss_bytes,
     stored_messages,
 )
-from bench.soak_stack import MODEL_DIR, Stack, prime_model_server, start
+from bench.soak_memory import breakdown, fetch_report, second_half_slope, steep
+from bench.soak_stack import MODEL_DIR, Stack, prime_model_server, start, stop
 from bench.soak_visitor import Visitor
 
 DRAIN_TIMEOUT_S = 180.0
-RSS_GROWTH_FRACTION = 0.02  # of the mid-run RSS, allowed over the second half of the run
-RSS_GROWTH_MIN_MB = 24.0
-MIN_SAMPLES_FOR_RSS = 5
 MB = 2**20
 
 
@@ -92,6 +93,7 @@ class Sample:
     kv_blocks_total: float
     tasks: int
     answers: int
+    report: dict | None = None  # the model server's memory report
     label: str = ""  # instead of the minute
 
 
@@ -107,6 +109,7 @@ def sample(stack: Stack, minute: float, answers: int) -> Sample:
         kv_blocks_total=metrics.get("kv_cache_blocks_total", float("nan")),
         tasks=sum(r["asyncio_tasks"] for r in runtimes),
         answers=answers,
+        report=fetch_report(stack.model.base_url),
     )
 
 
@@ -119,6 +122,7 @@ def print_row(row: Sample) -> None:
         f"| {row.answers} |",
         flush=True,
     )
+    print(f"  model server memory: {breakdown(row.report)}", flush=True)
 
 
 async def drive(stack: Stack, args: argparse.Namespace) -> tuple[list[Visitor], list[Sample]]:
@@ -217,19 +221,16 @@ def leaks(stack: Stack, runtimes: list[dict], baseline_tasks: list[int]) -> list
     return found
 
 
-def rss_growth(samples: list[Sample]) -> list[str]:
-    """Processes whose memory grew over the second half of the run beyond the allowance."""
-    if len(samples) < MIN_SAMPLES_FOR_RSS:
-        return []
-    middle, last = samples[len(samples) // 2], samples[-1]
-    both = zip(middle.rss_web_mb, last.rss_web_mb, strict=True)
-    pairs = [(f"web {i}", before, after) for i, (before, after) in enumerate(both)]
-    pairs.append(("inference", middle.rss_inference_mb, last.rss_inference_mb))
-    return [
-        f"{name}: RSS {before:.0f} -> {after:.0f} MB over the second half"
-        for name, before, after in pairs
-        if after - before > max(RSS_GROWTH_MIN_MB, RSS_GROWTH_FRACTION * before)
-    ]
+def rss_slopes(samples: list[Sample]) -> dict[str, float | None]:
+    """Each process's RSS slope (MB/min) over the second half of the timed rows."""
+    timed = [s for s in samples if not s.label]
+    minutes = [s.minute for s in timed]
+    slopes = {
+        f"web {i}": second_half_slope(minutes, [s.rss_web_mb[i] for s in timed])
+        for i in range(len(timed[0].rss_web_mb) if timed else 0)
+    }
+    slopes["inference"] = second_half_slope(minutes, [s.rss_inference_mb for s in timed])
+    return slopes
 
 
 def warm_up(stack: Stack) -> list[int]:
@@ -255,7 +256,8 @@ def report(visitors: list[Visitor], stack: Stack, samples: list[Sample], runtime
     comparison = compare(seen, conversations, stored_messages(stack.database_url))
     problems = [p for v in visitors for p in v.tally.problems]
     leaked = leaks(stack, runtimes, baseline_tasks)
-    grown = rss_growth(samples)
+    slopes = rss_slopes(samples)
+    grown = steep(slopes)
     actions: dict[str, int] = {}
     for visitor in visitors:
         for action, count in visitor.tally.actions.items():
@@ -275,6 +277,13 @@ def report(visitors: list[Visitor], stack: Stack, samples: list[Sample], runtime
         f"{comparison.unseen}, still generating {comparison.generating})"
     )
     print(idle_summary(stack, runtimes, baseline_tasks))
+    print(
+        "RSS slope over the second half, MB/min: "
+        + ", ".join(
+            f"{name} {'n/a' if value is None else f'{value:+.2f}'}"
+            for name, value in slopes.items()
+        )
+    )
     for line in (comparison.examples or [])[:10] + problems[:20] + leaked + grown:
         print("  " + line)
     ok = not (comparison.num_lost or problems or leaked or grown)
@@ -312,10 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if stack is not None:
-            stack.staff.close()
-            for process in stack.web:
-                process.stop()
-            stack.model.stop()
+            stop(stack)
         databases.drop_all()
         if args.keep_logs:
             print(f"logs: {log_dir}")

@@ -22,11 +22,13 @@ from bench.processes import PROJECT_ROOT, VENV_BIN, migrate
 from bench.servers import RunningServer, our_server
 from bench.soak_checks import StaffClient
 from bench.soak_hostile import MAX_MESSAGE_LENGTH
+from bench.soak_memory import MEMORY_DEBUG_ENV
 
 MODEL_DIR = PROJECT_ROOT / "var" / "models" / "smollm2-135m-instruct"
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 TRUNCATE = 1536  # the model's `truncate`: the longest prompt the app sends
 NUM_PRIMING_PROMPTS = 4  # prompts of TRUNCATE tokens at once: the largest prefill steps
+WEB_START_TIMEOUT_S = 300.0  # a loaded machine starts Django slowly; a soak has time
 STAFF = ("soak-admin", secrets.token_urlsafe(12))
 
 
@@ -55,7 +57,9 @@ def models_json(model_url: str, max_new_tokens: int) -> str:
 
 
 def start(args: argparse.Namespace, databases: Databases, log_dir: Path) -> Stack:
-    model = RunningServer(our_server(args.model_dir, args.dtype), log_dir / "inference.log")
+    spec = our_server(args.model_dir, args.dtype)
+    spec.env.update(MEMORY_DEBUG_ENV)  # the memory report each row prints
+    model = RunningServer(spec, log_dir / "inference.log")
     name = databases.create()
     env = web_env(
         database_url=databases.url(name),
@@ -77,11 +81,23 @@ def start(args: argparse.Namespace, databases: Databases, log_dir: Path) -> Stac
     )
     web = [WebProcess(env, log_dir / f"web-{i}.log") for i in range(args.web_processes)]
     stack = Stack(model, web, name, databases.url(name))
-    for process in web:
-        process.wait_ready()
-    model.wait_ready()
-    stack.staff.login(stack.urls[0], *STAFF)
+    try:
+        for process in web:
+            process.wait_ready(WEB_START_TIMEOUT_S)
+        model.wait_ready()
+        stack.staff.login(stack.urls[0], *STAFF)
+    except BaseException:
+        stop(stack)  # NOTE: the caller never sees this stack, so it cannot stop it
+        raise
     return stack
+
+
+def stop(stack: Stack) -> None:
+    """Stop every process of the stack (the scratch database is the caller's to drop)."""
+    stack.staff.close()
+    for process in stack.web:
+        process.stop()
+    stack.model.stop()
 
 
 def prime_model_server(stack: Stack, max_new_tokens: int) -> None:

@@ -68,15 +68,26 @@ class Sequence:
 
 @dataclass(frozen=True)
 class ScheduledChunk:
-    """``num_new_tokens`` tokens of ``seq`` starting at position ``start``."""
+    """``num_new_tokens`` tokens of ``seq`` starting at position ``start``.
+
+    A decode chunk (one token) may carry ``draft_token_ids``: guessed next tokens that the
+    step computes after it (positions ``end`` onwards) so that one forward pass verifies them
+    all (speculative decoding); the runner returns a logits row for each.
+    """
 
     seq: Sequence
     start: int
     num_new_tokens: int
+    draft_token_ids: tuple[int, ...] = ()
 
     @property
     def end(self) -> int:
         return self.start + self.num_new_tokens
+
+    @property
+    def num_rows(self) -> int:
+        """Positions the step computes for this chunk: its tokens and its drafts."""
+        return self.num_new_tokens + len(self.draft_token_ids)
 
     @property
     def is_last_chunk(self) -> bool:
@@ -97,7 +108,7 @@ class SchedulerOutput:
 
     @property
     def num_tokens(self) -> int:
-        return sum(c.num_new_tokens for c in self.chunks)
+        return sum(c.num_rows for c in self.chunks)
 
     @property
     def is_empty(self) -> bool:

@@ -19,19 +19,20 @@ from inference.config import (
     DEFAULT_PAYLOAD_LIMIT,
     DEVICES,
     DTYPES,
+    KV_CACHE_DTYPES,
     QUANTIZE,
     EngineConfig,
     ModelConfig,
     ServerConfig,
 )
 from inference.env import parse_bool
+from inference.memory import bound_native_caches
 from inference.types import EngineClient
 
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-DEFAULT_MAX_TOTAL_TOKENS = 4096  # capped further by the model's max position embeddings
-UNKNOWN_MAX_POSITIONS = 1 << 30  # used to check explicit limits before the model is read
+MEMORY_DEBUG_ENV = "INFERENCE_MEMORY_DEBUG"  # `GET /debug/memory` and tracemalloc when true
 
 # flag -> (env var, type, help); engine limits default to None = "derive from the model".
 ENGINE_FLAGS: dict[str, tuple[str, type, str]] = {
@@ -43,13 +44,18 @@ ENGINE_FLAGS: dict[str, tuple[str, type, str]] = {
     "max_total_tokens": (
         "MAX_TOTAL_TOKENS",
         int,
-        "prompt + generated tokens (default: min(model positions, 4096))",
+        "prompt + generated tokens (default: the model's context, max_position_embeddings)",
     ),
     "max_batch_prefill_tokens": ("MAX_BATCH_PREFILL_TOKENS", int, "prompt tokens per prefill"),
     "max_batch_total_tokens": ("MAX_BATCH_TOTAL_TOKENS", int, "tokens held by a batch"),
     "max_batch_size": ("MAX_BATCH_SIZE", int, "sequences per batch"),
     "waiting_served_ratio": ("WAITING_SERVED_RATIO", float, "waiting/running ratio to prefill"),
     "max_waiting_tokens": ("MAX_WAITING_TOKENS", int, "decode steps before waiting ones join"),
+    "speculate": (
+        "SPECULATE",
+        int,
+        "n-gram (prompt-lookup) draft tokens verified per decoding step (default 0: off)",
+    ),
 }
 
 
@@ -83,6 +89,14 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         choices=QUANTIZE,
         help="weights in 4 or 8 bits: auto serves a GGUF's own quantized weights where this "
         "CPU runs them faster; int8/int4 quantize any model at load; none: dense [env QUANTIZE]",
+    )
+    parser.add_argument(
+        "--kv-cache-dtype",
+        default=_env(env, "KV_CACHE_DTYPE") or "auto",
+        choices=KV_CACHE_DTYPES,
+        help="how the KV cache stores keys and values: auto = the model's dtype; int8 (per "
+        "token and head scales) or fp8 (fp8 = fp8_e4m3fn) fit about 2x the tokens (4x against "
+        "float32) in the same memory [env KV_CACHE_DTYPE]",
     )
     parser.add_argument(
         "--hostname", default=_env(env, "HOSTNAME") or "127.0.0.1", help="[env HOSTNAME]"
@@ -136,11 +150,21 @@ def cors_origins(given: Sequence[str] | None, environ: Mapping[str, str]) -> tup
     return tuple(o.strip() for value in values for o in value.split(",") if o.strip())
 
 
-def engine_config_for(args: argparse.Namespace, max_position_embeddings: int) -> EngineConfig:
-    """Explicit limits as given; the others derived as TGI derives them."""
+def engine_config_for(
+    args: argparse.Namespace, max_position_embeddings: int | None
+) -> EngineConfig:
+    """Explicit limits as given; the others derived as TGI derives them: the whole context
+    (``max_total_tokens`` = the model's positions, ``max_input_tokens`` one less), and a KV
+    cache of at least one full-context sequence (65,536 tokens by default: 8 full contexts of
+    the bundled model, or 64 streams of 1,024).
+
+    ``max_position_embeddings`` None: the model is not read yet; the result only checks the
+    explicit limits and stands in for ``/info`` until the model has loaded."""
     given = {name: getattr(args, name) for name in ENGINE_FLAGS if getattr(args, name) is not None}
     defaults = {f.name: f.default for f in fields(EngineConfig)}
-    total = given.get("max_total_tokens") or min(max_position_embeddings, DEFAULT_MAX_TOTAL_TOKENS)
+    total = given.get("max_total_tokens") or max_position_embeddings
+    if total is None:
+        total = max(defaults["max_total_tokens"], given.get("max_input_tokens", 0) + 1)
     given.setdefault("max_total_tokens", total)
     given.setdefault("max_input_tokens", total - 1)
     given.setdefault(
@@ -165,15 +189,17 @@ def parse_args(
             dtype=args.dtype,
             device=args.device,
             quantize=args.quantize,
+            kv_cache_dtype=args.kv_cache_dtype,
         )
         config = ServerConfig(
             hostname=args.hostname,
             port=args.port,
             model=model,
-            engine=engine_config_for(args, UNKNOWN_MAX_POSITIONS),
+            engine=engine_config_for(args, None),
             payload_limit=args.payload_limit,
             api_key=args.api_key,
             cors_allow_origins=cors_origins(args.cors_allow_origin, env),
+            memory_debug=parse_bool(env.get(MEMORY_DEBUG_ENV), False, name=MEMORY_DEBUG_ENV),
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -213,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     config, args = parse_args(argv)
     configure_logging()
+    # NOTE: before oneDNN's first primitive (the model's weights are prepacked as it loads)
+    logger.info("Native cache capacities: %s", bound_native_caches())
     if config.api_key is not None:  # NOTE: that a key is required, never the key
         logger.info("API key required: send `Authorization: Bearer <key>` (--api-key)")
     else:

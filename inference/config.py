@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZE = ("auto", "none", "int8", "int4")
+KV_CACHE_DTYPES = ("auto", "int8", "fp8", "fp8_e4m3fn", "fp8_e5m2")  # TGI's, plus int8
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_PAYLOAD_LIMIT = 2_000_000  # TGI's `--payload-limit` default, in bytes
 
@@ -30,8 +31,11 @@ class EngineConfig:
     waiting_served_ratio: float = 0.3
     max_waiting_tokens: int = 20
     enable_prefix_caching: bool = True
+    speculate: int = 0  # TGI's `--speculate`: n-gram draft tokens verified per step (0: off)
 
     def __post_init__(self) -> None:
+        if self.speculate < 0:
+            raise ValueError("`speculate` must be >= 0")
         if self.max_input_tokens >= self.max_total_tokens:
             raise ValueError(
                 f"`max_input_tokens` ({self.max_input_tokens}) must be < "
@@ -66,6 +70,7 @@ class ModelConfig:
     dtype: str = "auto"  # auto: the fastest on this device, measured on CPU (model.loader)
     device: str = "auto"  # auto: cuda when available
     quantize: str = "auto"  # auto: a GGUF's own 4/8-bit weights where faster (quant_loader)
+    kv_cache_dtype: str = "auto"  # auto: the model's dtype (inference.model.kv_format)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -73,6 +78,11 @@ class ModelConfig:
         if self.quantize not in QUANTIZE:
             raise ValueError(
                 f"`quantize` must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
+            )
+        if self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise ValueError(
+                f"`kv_cache_dtype` must be one of {', '.join(KV_CACHE_DTYPES)}, "
+                f"got {self.kv_cache_dtype!r}"
             )
         if self.device not in DEVICES:
             raise ValueError(f"`device` must be one of {', '.join(DEVICES)}, got {self.device!r}")
@@ -90,6 +100,7 @@ class ServerConfig:
     # `Authorization: Bearer <api_key>` on every route but the open ones (None: no key).
     api_key: str | None = field(default=None, repr=False)  # NOTE: never in a repr or a log
     cors_allow_origins: tuple[str, ...] = ()  # browsers' origins allowed; none by default
+    memory_debug: bool = False  # `GET /debug/memory` and tracemalloc (INFERENCE_MEMORY_DEBUG)
 
     def __post_init__(self) -> None:
         if self.payload_limit < 1:

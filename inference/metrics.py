@@ -92,6 +92,17 @@ class Metrics:
         self.kv_cache_blocks_total = Gauge(
             "kv_cache_blocks_total", "KV cache blocks in all", registry=registry
         )
+        # Speculative decoding (`--speculate`): drafts verified and accepted since start; the
+        # acceptance rate is their ratio.
+        self.speculate = Gauge(
+            "speculative_draft_tokens_per_step", "--speculate: drafts per step", registry=registry
+        )
+        self.draft_tokens = Gauge(
+            "speculative_draft_tokens", "Draft tokens verified", registry=registry
+        )
+        self.accepted_tokens = Gauge(
+            "speculative_accepted_tokens", "Draft tokens accepted", registry=registry
+        )
 
     def bind_engine_gauges(
         self,
@@ -102,6 +113,9 @@ class Metrics:
         batch_total_tokens: float,
         kv_blocks_used: Callable[[], float] = lambda: 0.0,
         kv_blocks_total: float = 0.0,
+        speculate: float = 0.0,
+        draft_tokens: Callable[[], float] = lambda: 0.0,
+        accepted_tokens: Callable[[], float] = lambda: 0.0,
     ) -> None:
         """Read the engine's live state at scrape time instead of pushing it every step."""
         self.queue_size.set_function(queue_size)
@@ -110,6 +124,9 @@ class Metrics:
         self.batch_total_tokens.set(batch_total_tokens)
         self.kv_cache_blocks_used.set_function(kv_blocks_used)
         self.kv_cache_blocks_total.set(kv_blocks_total)
+        self.speculate.set(speculate)
+        self.draft_tokens.set_function(draft_tokens)
+        self.accepted_tokens.set_function(accepted_tokens)
 
     def count_request(self) -> None:
         self.request_count.inc()
@@ -129,6 +146,10 @@ class Metrics:
         self.request_inference_duration.observe(timings.inference)
         self.request_mean_time_per_token_duration.observe(timings.time_per_token)
         self.request_generated_tokens.observe(generated_tokens)
+
+    def num_series(self) -> int:
+        """Series in the registry (one per label set): grows only with new label values."""
+        return sum(len(metric.samples) for metric in self.registry.collect())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -220,6 +220,9 @@ class EngineLoad:
     last_batch_size: int  # sequences in the last step
     num_used_blocks: int
     num_blocks: int
+    speculate: int = 0  # draft tokens per decoding sequence and step (0: speculation is off)
+    num_draft_tokens: int = 0  # drafts verified since start
+    num_accepted_tokens: int = 0  # of which accepted
 
 
 class GrammarValidator(Protocol):
@@ -235,6 +238,8 @@ class ServedModel(Protocol):
     model_id: str
     dtype: Any  # a torch.dtype; printed, never computed with here
     quantize: str | None
+    kv_cache_dtype: str  # how the KV cache stores keys and values ("bfloat16", "int8", ...)
+    kv_cache_tokens: int | None  # tokens the paged KV cache holds (None: no shared cache)
     device: Any  # a torch.device; `/info` reads its `type`
     runner: str | None  # the path serving it: "fused", "transformers", "fallback" (None: unknown)
     runner_reason: str | None  # why that path
@@ -256,6 +261,10 @@ class EngineClient(Protocol):
     def grammars(self) -> GrammarValidator: ...
 
     def load(self) -> EngineLoad: ...
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Sizes and limits of what the engine keeps (the memory report, `/debug/memory`)."""
+        ...
 
     async def start(self) -> None: ...
 

@@ -345,7 +345,7 @@ def bundled_model(
             "temperature": 0.3,
             "top_p": 0.9,
             "repetition_penalty": 1.1,
-            "truncate": 3072,
+            "truncate": 7168,  # the bundled server's 8,192-token context less the answer
             "max_new_tokens": 1024,
             "stop": ["<|im_end|>"],
         },

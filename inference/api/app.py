@@ -22,10 +22,11 @@ from inference.api.auth import ApiKey
 from inference.api.docs import DESCRIPTION, TITLE, install_docs
 from inference.api.errors import install_error_handlers
 from inference.api.payload import PayloadLimit
-from inference.api.routes import generate, info, openai, sagemaker
+from inference.api.routes import debug, generate, info, openai, sagemaker
 from inference.api.sse import DEFAULT_KEEPALIVE_SECONDS
 from inference.api.state import ServerState
 from inference.config import ServerConfig
+from inference.memory import PythonObjects
 from inference.types import EngineClient
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ async def bring_up(
             logger.error("Model failed to load: %s", state.load_error)
         return engine
     state.attach(engine)
+    if state.config.memory_debug:
+        # NOTE: traced from here on: tracing the model's load would slow it several-fold
+        state.python_objects = PythonObjects()
     logger.info(
         "Ready: serving %s (%s on %s)", state.model_id, state.model_dtype, state.device_type
     )
@@ -136,5 +140,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(sagemaker.router)
     app.include_router(info.router)
+    if config.memory_debug:
+        app.include_router(debug.router)
     install_docs(app)
     return app

@@ -15,6 +15,7 @@ from inference import __version__
 from inference.api.errors import MODEL_LOAD_FAILED, ModelLoading, Overloaded
 from inference.api.validation import Validator
 from inference.config import EngineConfig, ServerConfig, served_model_name
+from inference.memory import PythonObjects
 from inference.metrics import Metrics
 from inference.types import ConcurrencyLimiter, EngineClient, EngineOverloadedError, Permit
 
@@ -37,6 +38,7 @@ class ServerState:
     compute_type_override: str | None = None  # TGI's COMPUTE_TYPE
     docker_label: str | None = None  # TGI's DOCKER_LABEL
     started_at: float = field(default_factory=time.time)
+    python_objects: PythonObjects | None = None  # tracemalloc, with INFERENCE_MEMORY_DEBUG
 
     @property
     def is_ready(self) -> bool:
@@ -65,6 +67,9 @@ class ServerState:
             batch_total_tokens=float(limits.max_batch_total_tokens),
             kv_blocks_used=lambda: float(engine.load().num_used_blocks),
             kv_blocks_total=float(engine.load().num_blocks),
+            speculate=float(engine.load().speculate),
+            draft_tokens=lambda: float(engine.load().num_draft_tokens),
+            accepted_tokens=lambda: float(engine.load().num_accepted_tokens),
         )
         self.engine = engine
 
@@ -105,6 +110,13 @@ class ServerState:
     @property
     def quantize(self) -> str | None:
         return self.engine.loaded.quantize if self.engine else None
+
+    @property
+    def kv_cache(self) -> tuple[str | None, int | None]:
+        """The KV cache's dtype and the tokens it holds (both None while the model loads)."""
+        if self.engine is None:
+            return None, None
+        return self.engine.loaded.kv_cache_dtype, self.engine.loaded.kv_cache_tokens
 
     @property
     def model_runner(self) -> tuple[str | None, str | None]:

@@ -276,6 +276,7 @@ class Validator:
             top_n_tokens=c.top_n_tokens,
             decoder_input_details=p.decoder_input_details,
             grammar=grammar,
+            ignore_eos=p.ignore_eos,
         )
         return ValidRequest(
             inputs=inputs,

@@ -15,11 +15,14 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 from inference.config import EngineConfig, ModelConfig
 from inference.cpu import prepare_engine_thread, release_idle_openmp_pools
+from inference.engine.diagnostics import cache_sizes, torch_counters
 from inference.engine.engine import DUPLICATE_REQUEST_ID, Engine, StepResult, step_failed
 from inference.engine.grammar import GrammarCompiler
+from inference.memory import PeriodicTrim
 from inference.model.loader import LoadedModel, load_model
 from inference.types import (
     ENGINE_OVERLOADED,
@@ -79,6 +82,7 @@ class AsyncEngine:
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self.trimmer = PeriodicTrim()  # on the engine thread, between steps
 
     @classmethod
     def from_config(cls, model_config: ModelConfig, engine_config: EngineConfig) -> AsyncEngine:
@@ -100,7 +104,21 @@ class AsyncEngine:
             last_batch_size=self.last_batch_size,
             num_used_blocks=self.engine.num_used_blocks,
             num_blocks=self.engine.num_blocks,
+            speculate=self.engine.speculate,
+            num_draft_tokens=self.engine.num_draft_tokens,
+            num_accepted_tokens=self.engine.num_accepted_tokens,
         )
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The memory report's engine part: caches with their limits, torch's settings."""
+        trims = {"count": self.trimmer.num_trims, "last_ms": self.trimmer.last_duration_s * 1e3}
+        in_flight = {
+            "subscribers": len(self._subscribers),
+            "inbox": len(self._inbox),
+            "pending_aborts": len(self._aborts),
+        }
+        caches = cache_sizes(self.engine, in_flight)
+        return {"caches": caches, "torch": torch_counters(), "malloc_trim": trims}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -272,3 +290,4 @@ class AsyncEngine:
                 continue
             self.last_batch_size = self.engine.last_batch_size
             self._deliver_all(results)
+            self.trimmer.after_step()

@@ -2,7 +2,19 @@
 
 ``Engine`` is synchronous and single-threaded (tests drive it step by step); the scheduler
 decides what runs, the model runner runs it, the sampler picks tokens and the output processor
-turns them into events. ``inference.engine.async_engine`` runs it on a thread behind asyncio.
+turns them into events.
+
+Speculative decoding (``speculate`` > 0): a decode chunk may carry n-gram draft tokens, and
+the runner returns a logits row after its token and after each draft. Every row is sampled
+as usual (its penalties see the drafts before it); the drafts are accepted while each equals
+the token sampled before it, and the first token that differs (or the one after the last
+draft) is kept too. With a deterministic draft this is exactly speculative rejection
+sampling: the draft's distribution is a point mass q on d, so d is accepted with probability
+min(1, p(d)/q(d)) = p(d), and a rejection draws from max(0, p - q) renormalised, p without d;
+a sample x ~ p does both at once (x = d with probability p(d), else x ~ p without d). Greedy
+output is therefore the same token for token, and sampling keeps its distribution.
+
+``inference.engine.async_engine`` runs the engine on a thread behind asyncio.
 Must not import Django or the web framework.
 """
 
@@ -10,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -18,6 +30,7 @@ from inference.batch import ScheduledChunk, SchedulerOutput, Sequence
 from inference.config import EngineConfig
 from inference.engine.grammar import GrammarCompiler
 from inference.engine.grammar_masks import PendingMasks, StepMasks
+from inference.engine.kv_cache import BlockManager
 from inference.engine.output_processor import OutputProcessor, OutputState, SampledToken
 from inference.engine.sampler import SamplerOutput, SamplerRow, sample
 from inference.engine.scheduler import Scheduler, SchedulerConfig
@@ -73,10 +86,21 @@ class Engine:
             loaded, sched_config.num_blocks, sched_config.block_size
         )
         if not self.runner.supports_prefix_caching and sched_config.enable_prefix_caching:
-            sched_config = SchedulerConfig(
-                **{**sched_config.__dict__, "enable_prefix_caching": False}
-            )
-        self.scheduler = Scheduler(sched_config)
+            sched_config = replace(sched_config, enable_prefix_caching=False)
+        if not self.runner.supports_speculation and sched_config.speculate:
+            logger.info("This model runner verifies no drafts: speculation is off")
+            sched_config = replace(sched_config, speculate=0)
+        sched_config = replace(
+            sched_config,
+            max_positions=loaded.max_position_embeddings,
+            speculate_max_rows=self.runner.max_decode_rows,
+        )
+        # The runner may fit more blocks than asked in the same memory (a quantized KV dtype).
+        num_blocks = getattr(self.runner, "num_blocks", None) or sched_config.num_blocks
+        self.scheduler = Scheduler(
+            sched_config,
+            BlockManager(num_blocks, sched_config.block_size, sched_config.enable_prefix_caching),
+        )
         self.states: dict[str, _RequestState] = {}
         vocab_size = getattr(getattr(loaded.model, "config", None), "vocab_size", None)
         self.grammars = GrammarCompiler(loaded.tokenizer, vocab_size)
@@ -87,6 +111,17 @@ class Engine:
         )
         self.last_batch_size = 0
         self.num_steps = 0
+        # Distinct tokens-per-step counts run so far (the memory report's measure of how many
+        # shapes the native caches have seen); bounded by the largest step.
+        self.step_shapes: set[int] = set()
+        self.step_shapes_limit = config.max_batch_prefill_tokens + config.max_batch_size
+        self.num_draft_tokens = 0  # drafts verified (speculative decoding)
+        self.num_accepted_tokens = 0  # of which accepted
+
+    @property
+    def speculate(self) -> int:
+        """Draft tokens per decoding sequence and step (0: speculation is off)."""
+        return self.scheduler.config.speculate
 
     @property
     def tokenizer(self):
@@ -179,6 +214,7 @@ class Engine:
         self.last_batch_size = len(out.chunks)
         if not out.is_empty:
             self.num_steps += 1
+            self.step_shapes.add(sum(c.num_new_tokens for c in out.chunks))
             now = time.monotonic()
             for chunk in out.chunks:
                 output = self.states[chunk.seq.seq_id].output
@@ -202,20 +238,25 @@ class Engine:
     def _sample(
         self, sampling: list[ScheduledChunk], run: RunnerOutput, masks: PendingMasks | None
     ) -> SamplerOutput | None:
+        """One sampled token per logits row: a chunk's row after its token, then one after
+        each of its drafts (whose history includes the drafts before it)."""
         if not sampling:
             return None
         rows, num_masked = [], 0
         for chunk in sampling:
             state = self.states[chunk.seq.seq_id]
-            row = SamplerRow(
-                params=state.output.request.params,
-                generator=state.generator,
-                prompt_token_ids=state.output.request.prompt_token_ids,
-                output_token_ids=state.seq.output_token_ids,
-            )
-            if state.output.matcher is not None:
-                row.mask_row, num_masked = num_masked, num_masked + 1
-            rows.append(row)
+            outputs = state.seq.output_token_ids
+            drafts = list(chunk.draft_token_ids)
+            for i in range(len(drafts) + 1):
+                row = SamplerRow(
+                    params=state.output.request.params,
+                    generator=state.generator,
+                    prompt_token_ids=state.output.request.prompt_token_ids,
+                    output_token_ids=outputs + drafts[:i] if i else outputs,
+                )
+                if state.output.matcher is not None:  # constrained chunks carry no drafts
+                    row.mask_row, num_masked = num_masked, num_masked + 1
+                rows.append(row)
         return sample(run.logits, rows, masks.wait() if masks else None)
 
     def _fail(
@@ -243,25 +284,43 @@ class Engine:
         results: list[StepResult] = []
         if sampled is None:
             return results
-        for i, chunk in enumerate(sampling):
-            request_id = chunk.seq.seq_id
-            state = self.states[request_id]
+        row = 0
+        for chunk in sampling:
+            results += self._accept(chunk, sampled, row)
+            row += 1 + len(chunk.draft_token_ids)
+        return results
+
+    def _accept(self, chunk: ScheduledChunk, sampled: SamplerOutput, row: int) -> list[StepResult]:
+        """The events of one chunk's tokens: the first sampled token, then one more per
+        draft while the drafts equal what was sampled before them (see the module doc)."""
+        request_id = chunk.seq.seq_id
+        state = self.states[request_id]
+        drafts = chunk.draft_token_ids
+        results: list[StepResult] = []
+        for i in range(len(drafts) + 1):
             token = SampledToken(
-                sampled.token_ids[i],
-                sampled.logprobs[i],
-                sampled.top_token_ids[i],
-                sampled.top_logprobs[i],
+                sampled.token_ids[row + i],
+                sampled.logprobs[row + i],
+                sampled.top_token_ids[row + i],
+                sampled.top_logprobs[row + i],
             )
             state.seq.token_ids.append(token.token_id)
             try:
                 event = self.outputs.process(state.output, token, state.seq.num_tokens)
             except GenerationError as error:  # this request only: the others go on
                 self.abort(request_id)
-                results.append((request_id, error))
-                continue
+                return [*results, (request_id, error)]
+            results.append((request_id, event))
             if event.is_final:
                 self.abort(request_id)  # done: free its slot and cache
-            results.append((request_id, event))
+                break
+            if i == len(drafts) or token.token_id != drafts[i]:
+                break
+        num_accepted = len(results) - 1
+        self.num_draft_tokens += len(drafts)
+        self.num_accepted_tokens += num_accepted
+        if drafts and request_id in self.states:
+            self.scheduler.accept_drafts(state.seq, num_accepted)
         return results
 
     def warmup(self) -> None:

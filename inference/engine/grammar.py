@@ -48,12 +48,15 @@ def _message(spec: GrammarSpec, errors: list[str]) -> str:
     return INVALID_SCHEMA.format(detail)
 
 
-_LLTOKENIZERS: dict[tuple[int, int], tuple[Any, llguidance.LLTokenizer]] = {}
+LLTOKENIZER_CACHE_SIZE = 4  # vocabularies kept (a server has one; tests make several)
+# NOTE: each entry holds its tokenizer, so a recycled id() never matches a dead one.
+_LLTOKENIZERS: OrderedDict[tuple[int, int], tuple[Any, llguidance.LLTokenizer]] = OrderedDict()
 _LLTOKENIZERS_LOCK = threading.Lock()
 
 
 def llg_tokenizer(tokenizer: Any, vocab_size: int) -> llguidance.LLTokenizer:
-    """llguidance's view of the vocabulary, built once per tokenizer (1-2 s) and shared."""
+    """llguidance's view of the vocabulary, built once per tokenizer (1-2 s) and shared; the
+    least recently used is dropped beyond ``LLTOKENIZER_CACHE_SIZE``."""
     key = (id(tokenizer), vocab_size)
     with _LLTOKENIZERS_LOCK:
         entry = _LLTOKENIZERS.get(key)
@@ -62,6 +65,9 @@ def llg_tokenizer(tokenizer: Any, vocab_size: int) -> llguidance.LLTokenizer:
 
             entry = (tokenizer, llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size))
             _LLTOKENIZERS[key] = entry
+        _LLTOKENIZERS.move_to_end(key)
+        while len(_LLTOKENIZERS) > LLTOKENIZER_CACHE_SIZE:
+            _LLTOKENIZERS.popitem(last=False)
         return entry[1]
 
 
@@ -128,6 +134,16 @@ class GrammarCompiler:
     @property
     def num_cached(self) -> int:
         return len(self._cache)
+
+    def is_cached(self, spec: GrammarSpec) -> bool:
+        """Whether ``spec``'s grammar is kept (compiling it again would cost nothing)."""
+        with self._lock:
+            return spec in self._cache
+
+    @property
+    def cache_size(self) -> int:
+        """The most compiled grammars kept."""
+        return self._cache_size
 
     def matcher(self, spec: GrammarSpec) -> llguidance.LLMatcher:
         """A fresh matcher at the start of ``spec``'s grammar."""

@@ -207,6 +207,18 @@ class BlockManager:
             block.ref_count = 1
             seq.block_table.append(block.block_id)
 
+    def shrink(self, seq: CacheUser, num_tokens: int) -> None:
+        """Give back the blocks past those ``num_tokens`` tokens need (drafts that were
+        rejected); they hold no computed token, so no hash or content."""
+        keep = self.blocks_for(num_tokens)
+        while len(seq.block_table) > keep:
+            block = self.blocks[seq.block_table.pop()]
+            if block.hash is not None or block.ref_count != 1:
+                raise ValueError("shrink would drop a computed or shared block")
+            block.ref_count = 0
+            self._free[block.block_id] = None
+            self._free.move_to_end(block.block_id, last=False)  # no content: reuse first
+
     def commit(self, seq: CacheUser) -> None:
         """Register the hashes of ``seq``'s blocks that are now fully computed."""
         if not self.enable_prefix_caching:

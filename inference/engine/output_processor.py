@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from inference.engine.detokenizer import IncrementalDetokenizer
+from inference.engine.detokenizer import REPLACEMENT_CHAR, IncrementalDetokenizer
 from inference.engine.grammar import consume, is_complete
 from inference.engine.stopping import StoppingCriteria
+from inference.engine.token_bytes import byte_level_table
 from inference.types import FinishReason, GenerationError, GenerationEvent, Request, TokenInfo
 
 GRAMMAR_REFUSED = "The grammar refused token {token_id}: {error}"
@@ -53,6 +54,9 @@ class OutputProcessor:
         self.eos_token_ids = eos_token_ids
         self.max_total_tokens = max_total_tokens
         self.special_ids = frozenset(getattr(tokenizer, "all_special_ids", ()) or ())
+        # Built once: every request's detokenizer looks its tokens' bytes up in it.
+        self.token_bytes = byte_level_table(tokenizer)
+        self._texts: dict[int, str] = {}  # each token on its own, as `token.text` spells it
 
     def is_special(self, token_id: int) -> bool:
         """An end-of-sequence token or one of the tokenizer's special tokens."""
@@ -63,7 +67,10 @@ class OutputProcessor:
         state = OutputState(
             request=request,
             detokenizer=IncrementalDetokenizer(
-                self.tokenizer, request.prompt_token_ids, special_ids=self.special_ids
+                self.tokenizer,
+                request.prompt_token_ids,
+                special_ids=self.special_ids,
+                token_bytes=self.token_bytes,
             ),
             stopping=StoppingCriteria(params, self.eos_token_ids, self.max_total_tokens),
             seed=seed,
@@ -78,10 +85,19 @@ class OutputProcessor:
         if state.prompt_logprobs is not None:
             state.prompt_logprobs[first : first + len(values)] = values
 
+    def token_text(self, token_id: int) -> str:
+        """The token on its own, special tokens spelled out (decoded once per token id)."""
+        text = self._texts.get(token_id)
+        if text is None:
+            text = self._texts[token_id] = self.tokenizer.decode(
+                [token_id], skip_special_tokens=False
+            )
+        return text
+
     def token_info(self, token_id: int, logprob: float | None) -> TokenInfo:
         return TokenInfo(
             id=token_id,
-            text=self.tokenizer.decode([token_id], skip_special_tokens=False),
+            text=self.token_text(token_id),
             logprob=logprob,
             special=self.is_special(token_id),
         )
@@ -110,8 +126,11 @@ class OutputProcessor:
             if is_complete(state.matcher):
                 finish = FinishReason.EOS_TOKEN  # the answer is whole: nothing else may follow
         if finish is not None:
-            text += state.detokenizer.flush()
-        token_text = state.detokenizer.token_text(token_id) if special else text
+            rest = state.detokenizer.flush()
+            # A special last token streams its own spelling, never this text: an unfinished
+            # character before it is dropped, so the final text is what the stream showed.
+            text += rest.rstrip(REPLACEMENT_CHAR) if special else rest
+        token_text = self.token_text(token_id) if special else text
         event = GenerationEvent(
             request_id=state.request.request_id,
             index=state.num_generated,

@@ -38,8 +38,10 @@ __all__ = [
     "decode_layer",
     "paged_decode_attention",
     "q4_linear",
+    "q4_linear_slabs",
     "q4_linear_tiled",
     "q8_linear",
+    "q8_linear_slabs",
     "q8_linear_tiled",
     "quant_kernel_path",
     "rms_norm",
@@ -75,10 +77,21 @@ def paged_decode_attention(
     block_tables: torch.Tensor,
     context_lens: torch.Tensor,
     scale: float,
+    *,
+    e5m2: bool = False,
 ) -> torch.Tensor:
-    """q: [n, heads, d]; kv_layer: [blocks, block_size, 2, kv_heads, d];
-    block_tables: [n, max_blocks] int64; context_lens: [n] int64 -> [n, heads, d]."""
-    return torch.ops.inference_kernels.paged_decode(q, kv_layer, block_tables, context_lens, scale)
+    """q: [n, heads, d]; kv_layer: [blocks, block_size, 2, kv_heads, w] as
+    ``inference.model.kv_format`` stores it (int8 rows with their scale, float8 as uint8:
+    ``e5m2`` picks which float8); block_tables: [n, max_blocks] int64; context_lens: [n] int64
+    -> [n, heads, d] in q's dtype (a quantized cache is read with float32 queries)."""
+    if kv_layer.dtype in (torch.int8, torch.uint8) and q.dtype != torch.float32:
+        out = torch.ops.inference_kernels.paged_decode(
+            q.float(), kv_layer, block_tables, context_lens, scale, e5m2
+        )
+        return out.to(q.dtype)
+    return torch.ops.inference_kernels.paged_decode(
+        q, kv_layer, block_tables, context_lens, scale, e5m2
+    )
 
 
 def q4_linear(
@@ -120,6 +133,20 @@ def q8_linear_tiled(
     [N/8, K/32, 8]."""
     out = torch.ops.inference_kernels.q8_linear_tiled(x.reshape(-1, x.shape[-1]), qs, d, portable)
     return out.reshape(*x.shape[:-1], qs.shape[0] * 8)
+
+
+def q4_linear_slabs(
+    x: torch.Tensor, qs: torch.Tensor, d: torch.Tensor, m: torch.Tensor
+) -> torch.Tensor:
+    """``q4_linear_tiled``'s product as a float32 matmul: x [M, K] float32, W de-quantized
+    one slab of about 1 MB at a time (quant_dense.cpp), for the batches where the float matmul
+    beats the int8 kernels, without keeping a float copy of W."""
+    return torch.ops.inference_kernels.q4_linear_slabs(x, qs, d, m)
+
+
+def q8_linear_slabs(x: torch.Tensor, qs: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """``q4_linear_slabs`` for 8-bit tiles."""
+    return torch.ops.inference_kernels.q8_linear_slabs(x, qs, d)
 
 
 def quant_kernel_path() -> str | None:

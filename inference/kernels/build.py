@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 # One extension, one build: the attention and layer ops, then the quantized linears (their
-# kernels by layout, then the ops that register them).
+# kernels by layout, the ops that register them, and the slab-by-slab float32 matmul).
 SOURCES = tuple(
     HERE / name
     for name in (
@@ -39,11 +39,12 @@ SOURCES = tuple(
         "quant_rows.cpp",
         "quant_tiles.cpp",
         "quant_ops.cpp",
+        "quant_dense.cpp",
     )
 )
 # Headers the sources include: torch rebuilds when sources or flags change, not headers, so
 # their hash is passed as a flag.
-HEADERS = (HERE / "kernels.h", HERE / "quant_common.h")
+HEADERS = (HERE / "kernels.h", HERE / "kv_codecs.h", HERE / "quant_common.h")
 CFLAGS = ["-O3", "-ffast-math", "-fno-finite-math-only", "-fopenmp"]
 # The instructions each x86 tier compiles for: what CPUID reports (or INFERENCE_CPU_ISA
 # forces), not what the compiler sees, so an emulated or forced tier gets exactly its own

@@ -10,18 +10,21 @@
 // [qs, d, m] (4-bit) or [qs, d] (8-bit) per projection, as q4_linear / q8_linear or (3-D,
 // tiles of 8 rows) q4_linear_tiled / q8_linear_tiled take them;
 // qkv is q, k and v concatenated, gate_up gate and up. cos, sin: [positions, head_dim]
-// float32 with rotate_half's sign folded into sin. kv: [blocks, block_size, 2, kv_heads, d]
-// in float32 or bfloat16; slots: [M] int64 cache slot of each row's new K and V.
+// float32 with rotate_half's sign folded into sin. kv: [blocks, block_size, 2, kv_heads, w]
+// in float32, bfloat16, int8 (w = d + 2: the row's scale follows) or float8 kept as uint8
+// (`e5m2` picks which; see kv_codecs.h); slots: [M] int64 cache slot of each row's new K and V.
 
 #include <ATen/ATen.h>
 #include <c10/util/BFloat16.h>
 #include <torch/library.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "kernels.h"
+#include "kv_codecs.h"
 
 namespace {
 
@@ -34,18 +37,13 @@ at::Tensor linear(const at::Tensor& x, const std::vector<at::Tensor>& w) {
                        : inference_kernels::q8_linear(x, w[0], w[1], false);
 }
 
-template <typename T>
-inline void store(T* dst, const float* src, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<T>(src[j]);
-}
-
 void decode_layer(const at::Tensor& h, const at::Tensor& input_norm, const at::Tensor& post_norm,
                   double eps, at::TensorList qkv_w, const c10::optional<at::Tensor>& qkv_bias,
                   at::TensorList o_w, at::TensorList gate_up_w, at::TensorList down_w,
                   const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& positions,
                   int64_t num_heads, int64_t num_kv_heads, const at::Tensor& kv,
                   const at::Tensor& slots, const at::Tensor& block_tables,
-                  const at::Tensor& context_lens, double scale) {
+                  const at::Tensor& context_lens, double scale, bool e5m2) {
   TORCH_CHECK(h.dim() == 2 && h.scalar_type() == at::kFloat && h.is_contiguous(),
               "decode_layer: h must be a contiguous float32 [M, hidden]");
   TORCH_CHECK(input_norm.scalar_type() == at::kFloat && post_norm.scalar_type() == at::kFloat &&
@@ -53,9 +51,12 @@ void decode_layer(const at::Tensor& h, const at::Tensor& input_norm, const at::T
               "decode_layer: norms and rotary tables must be float32");
   TORCH_CHECK(kv.dim() == 5 && kv.is_contiguous() && kv.size(2) == 2 && kv.size(3) == num_kv_heads,
               "decode_layer: kv must be a contiguous [blocks, block_size, 2, kv_heads, d]");
-  TORCH_CHECK(kv.scalar_type() == at::kFloat || kv.scalar_type() == at::kBFloat16,
-              "decode_layer: kv must be float32 or bfloat16");
-  const int64_t rows = h.size(0), hidden = h.size(1), d = kv.size(4);
+  const at::ScalarType kv_type = kv.scalar_type();
+  TORCH_CHECK(kv_type == at::kFloat || kv_type == at::kBFloat16 || kv_type == at::kChar ||
+                  kv_type == at::kByte,
+              "decode_layer: kv must be float32, bfloat16, int8 or float8 (uint8)");
+  const int64_t extra = inference_kernels::kv_extra(kv);
+  const int64_t rows = h.size(0), hidden = h.size(1), d = kv.size(4) - extra;
   const int64_t hq = num_heads, hkv = num_kv_heads, width = (hq + 2 * hkv) * d;
   TORCH_CHECK(d <= inference_kernels::kMaxHeadDim && d % 2 == 0 && cos.size(1) == d, "decode_layer: bad head size");
   TORCH_CHECK(positions.numel() == rows && slots.numel() == rows, "decode_layer: one slot per row");
@@ -75,8 +76,10 @@ void decode_layer(const at::Tensor& h, const at::Tensor& input_norm, const at::T
               width);
   if (qkv_bias.has_value()) qkv.add_(qkv_bias->to(at::kFloat));
 
-  // Rotary on q and k, then k and v into the cache and q into the attention's dtype.
-  at::Tensor q = at::empty({rows, hq, d}, kv.options());
+  // Rotary on q and k, then k and v into the cache and q into the attention's dtype
+  // (float32 over a quantized cache).
+  const bool plain = kv_type == at::kFloat || kv_type == at::kBFloat16;
+  at::Tensor q = at::empty({rows, hq, d}, plain ? kv.options() : h.options());
   float* qkv_p = qkv.data_ptr<float>();
   const float* cos_p = cos.data_ptr<float>();
   const float* sin_p = sin.data_ptr<float>();
@@ -84,16 +87,18 @@ void decode_layer(const at::Tensor& h, const at::Tensor& input_norm, const at::T
     float* row = qkv_p + r * width;
     for (int64_t head = 0; head < hq + hkv; ++head)
       inference_kernels::rope_head(row + head * d, cos_p + pos[r] * d, sin_p + pos[r] * d, d);
-    const int64_t at_k = slot[r] * 2 * hkv * d;  // [slot, 2, kv_heads, d]
-    if (kv.scalar_type() == at::kFloat) {
-      store(kv.data_ptr<float>() + at_k, row + hq * d, 2 * hkv * d);
-      store(q.data_ptr<float>() + r * hq * d, row, hq * d);
+    // [slot, 2, kv_heads, w]: k's heads then v's, each row in the cache's format
+    inference_kernels::store_rows(kv, slot[r] * 2 * hkv * (d + extra), row + hq * d, 2 * hkv, d,
+                                  e5m2);
+    if (q.scalar_type() == at::kFloat) {
+      std::copy(row, row + hq * d, q.data_ptr<float>() + r * hq * d);
     } else {
-      store(kv.data_ptr<c10::BFloat16>() + at_k, row + hq * d, 2 * hkv * d);
-      store(q.data_ptr<c10::BFloat16>() + r * hq * d, row, hq * d);
+      c10::BFloat16* out = q.data_ptr<c10::BFloat16>() + r * hq * d;
+      for (int64_t j = 0; j < hq * d; ++j) out[j] = row[j];
     }
   }
-  at::Tensor attn = inference_kernels::paged_decode(q, kv, block_tables, context_lens, scale);
+  at::Tensor attn =
+      inference_kernels::paged_decode(q, kv, block_tables, context_lens, scale, e5m2);
   h.add_(linear(attn.view({rows, hq * d}).to(at::kFloat), o_w.vec()));
 
   inference_kernels::rms_norm_rows(hp, post_norm.data_ptr<float>(), rows, hidden, eps, x.data_ptr<float>());
@@ -111,7 +116,7 @@ TORCH_LIBRARY_FRAGMENT(inference_kernels, m) {
       "decode_layer(Tensor(a!) h, Tensor input_norm, Tensor post_norm, float eps, Tensor[] qkv, "
       "Tensor? qkv_bias, Tensor[] o, Tensor[] gate_up, Tensor[] down, Tensor cos, Tensor sin, "
       "Tensor positions, int num_heads, int num_kv_heads, Tensor(b!) kv, Tensor slots, "
-      "Tensor block_tables, Tensor context_lens, float scale) -> ()");
+      "Tensor block_tables, Tensor context_lens, float scale, bool e5m2=False) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(inference_kernels, CPU, m) { m.impl("decode_layer", &decode_layer); }

@@ -7,9 +7,10 @@
 
 namespace inference_kernels {
 
-// q: [n, heads, d]; kv: [blocks, block_size, 2, kv_heads, d]; returns [n, heads, d].
+// q: [n, heads, d]; kv: [blocks, block_size, 2, kv_heads, w] in a kv_codecs.h format (w: d,
+// or d + 2 for int8; `e5m2` picks a uint8 cache's float8 format); returns [n, heads, d].
 at::Tensor paged_decode(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& block_tables,
-                        const at::Tensor& context_lens, double scale);
+                        const at::Tensor& context_lens, double scale, bool e5m2);
 
 // x: [M, K] fp32 or bf16 -> [M, N] in x's dtype; see quant_common.h for the formats.
 at::Tensor q4_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,

@@ -4,10 +4,13 @@
 // so each cached key and value is read once per KV head, and their queries and outputs stay
 // in registers (G and the head size D are compile-time constants; the plain loops over them
 // compile to SIMD code). Scores, softmax and the weighted sum are fp32 whatever the cache
-// dtype. Work is split over (sequence, KV head) pairs with at::parallel_for.
+// dtype: a quantized cache (int8 rows with their scale, or float8) is widened row by row as
+// it is read, so attention reads its 2-4x fewer bytes (kv_codecs.h). Work is split over
+// (sequence, KV head) pairs with at::parallel_for.
 //
-// q:            [n, heads, D]                       (contiguous)
-// kv:           [blocks, block_size, 2, kv_heads, D] (one layer of the cache, contiguous)
+// q:            [n, heads, D]  (contiguous; float32 when the cache is quantized)
+// kv:           [blocks, block_size, 2, kv_heads, W] (one layer of the cache, contiguous; W is
+//               D, or D + 2 for int8)
 // block_tables: [n, max_blocks] int64, each row's block ids (entries past its length unread)
 // context_lens: [n] int64, positions each row attends to (its own token included)
 // returns       [n, heads, D] in q's dtype
@@ -18,6 +21,7 @@
 #include <torch/library.h>
 
 #include "kernels.h"
+#include "kv_codecs.h"
 
 #include <algorithm>
 #include <cmath>
@@ -27,25 +31,14 @@
 
 namespace {
 
-template <int64_t D>
-inline void load_row(const float* src, float* dst) {
-  for (int64_t k = 0; k < D; ++k) dst[k] = src[k];
-}
-
-template <int64_t D>
-inline void load_row(const c10::BFloat16* src, float* dst) {
-  const uint16_t* bits = reinterpret_cast<const uint16_t*>(src);
-  for (int64_t k = 0; k < D; ++k) {
-    const uint32_t widened = static_cast<uint32_t>(bits[k]) << 16;  // bf16 is fp32's top half
-    std::memcpy(dst + k, &widened, sizeof(float));
-  }
-}
+using namespace inference_kernels;
 
 struct Problem {
   int64_t n, heads, kv_heads, block_size, max_blocks;
   const int64_t* tables;
   const int64_t* lens;
   float scale;
+  const float* table;  // a float8 cache's byte values (TableRows), else unused
 };
 
 constexpr int64_t kPartitionKeys = 256;  // keys of one work item (long rows are split)
@@ -57,11 +50,14 @@ struct Item {
   int64_t row, first_block, last_block;
 };
 
-template <typename T, int64_t D, int64_t G>
-void attend_item(const Problem& p, const Item& item, const float* queries, const T* kv_ptr,
-                 float* scores, float* best, float* sums, float* acc) {
+template <typename C, int64_t D, int64_t G>
+void attend_item(const Problem& p, const Item& item, const float* queries,
+                 const typename C::Elem* kv_ptr, float* scores, float* best, float* sums,
+                 float* acc) {
+  using T = typename C::Elem;
+  constexpr int64_t W = D + C::kExtra;  // elements of one stored row
   const int64_t heads = p.heads, kv_heads = p.kv_heads, bs = p.block_size;
-  const int64_t token_stride = 2 * kv_heads * D, len = p.lens[item.row];
+  const int64_t token_stride = 2 * kv_heads * W, len = p.lens[item.row];
   const int64_t* table = p.tables + item.row * p.max_blocks;
   alignas(64) float row[D];
   std::fill(best, best + heads, -INFINITY);
@@ -82,7 +78,7 @@ void attend_item(const Problem& p, const Item& item, const float* queries, const
           __builtin_prefetch(ahead + line * 64);
       }
       for (int64_t h = 0; h < kv_heads; ++h) {
-        load_row<D>(keys + h * D, row);
+        C::template load<D>(keys + h * W, row, p.table);
         for (int64_t r = 0; r < G; ++r) {
           const float* q = queries + (h * G + r) * D;
           float dot = 0.f;
@@ -109,9 +105,9 @@ void attend_item(const Problem& p, const Item& item, const float* queries, const
       sums[hr] += sum;
     }
     for (int64_t j = 0; j < count; ++j) {
-      const T* values = base + j * token_stride + kv_heads * D;
+      const T* values = base + j * token_stride + kv_heads * W;
       for (int64_t h = 0; h < kv_heads; ++h) {
-        load_row<D>(values + h * D, row);
+        C::template load<D>(values + h * W, row, p.table);
         for (int64_t r = 0; r < G; ++r) {
           const float weight = scores[(h * G + r) * bs + j];
           float* a = acc + (h * G + r) * D;
@@ -122,8 +118,8 @@ void attend_item(const Problem& p, const Item& item, const float* queries, const
   }
 }
 
-template <typename T, int64_t D, int64_t G>
-void decode_impl(const Problem& p, const T* q_ptr, const T* kv_ptr, T* out_ptr) {
+template <typename T, typename C, int64_t D, int64_t G>
+void decode_impl(const Problem& p, const T* q_ptr, const typename C::Elem* kv_ptr, T* out_ptr) {
   const int64_t heads = p.heads, bs = p.block_size;
   // Enough items for every thread: at batch 1 the one row is split across the threads
   // (a single item would leave all but one idle), while many rows keep whole partitions.
@@ -166,7 +162,7 @@ void decode_impl(const Problem& p, const T* q_ptr, const T* kv_ptr, T* out_ptr) 
           }
           loaded_row = item.row;
         }
-        attend_item<T, D, G>(p, item, queries.data(), kv_ptr, scores.data(), &best[it * heads],
+        attend_item<C, D, G>(p, item, queries.data(), kv_ptr, scores.data(), &best[it * heads],
                              &sums[it * heads], &acc[it * heads * D]);
       }
     }
@@ -194,24 +190,26 @@ void decode_impl(const Problem& p, const T* q_ptr, const T* kv_ptr, T* out_ptr) 
   });
 }
 
-// Calls decode_impl<T, D, G> for the runtime group size (1..8); false when unsupported.
-template <typename T, int64_t D, int64_t G = 1>
-bool dispatch_group(int64_t group, const Problem& p, const T* q, const T* kv, T* out) {
+// Calls decode_impl<T, C, D, G> for the runtime group size (1..8); false when unsupported.
+template <typename T, typename C, int64_t D, int64_t G = 1>
+bool dispatch_group(int64_t group, const Problem& p, const T* q, const typename C::Elem* kv,
+                    T* out) {
   if constexpr (G > 8) {
     return false;
   } else {
-    if (group != G) return dispatch_group<T, D, G + 1>(group, p, q, kv, out);
-    decode_impl<T, D, G>(p, q, kv, out);
+    if (group != G) return dispatch_group<T, C, D, G + 1>(group, p, q, kv, out);
+    decode_impl<T, C, D, G>(p, q, kv, out);
     return true;
   }
 }
 
-template <typename T>
-bool dispatch(int64_t d, int64_t group, const Problem& p, const T* q, const T* kv, T* out) {
+template <typename T, typename C>
+bool dispatch(int64_t d, int64_t group, const Problem& p, const T* q, const typename C::Elem* kv,
+              T* out) {
   switch (d) {
-    case 16: return dispatch_group<T, 16>(group, p, q, kv, out);
-    case 64: return dispatch_group<T, 64>(group, p, q, kv, out);
-    case 128: return dispatch_group<T, 128>(group, p, q, kv, out);
+    case 16: return dispatch_group<T, C, 16>(group, p, q, kv, out);
+    case 64: return dispatch_group<T, C, 64>(group, p, q, kv, out);
+    case 128: return dispatch_group<T, C, 128>(group, p, q, kv, out);
     default: return false;
   }
 }
@@ -221,11 +219,13 @@ bool dispatch(int64_t d, int64_t group, const Problem& p, const T* q, const T* k
 namespace inference_kernels {
 
 at::Tensor paged_decode(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& block_tables,
-                        const at::Tensor& context_lens, double scale) {
-  TORCH_CHECK(q.dim() == 3 && kv.dim() == 5, "q must be [n, heads, d], kv [blocks, bs, 2, kv_heads, d]");
+                        const at::Tensor& context_lens, double scale, bool e5m2) {
+  TORCH_CHECK(q.dim() == 3 && kv.dim() == 5, "q must be [n, heads, d], kv [blocks, bs, 2, kv_heads, w]");
   TORCH_CHECK(q.is_contiguous() && kv.is_contiguous(), "q and kv must be contiguous");
-  TORCH_CHECK(q.scalar_type() == kv.scalar_type(), "q and kv must share a dtype");
-  TORCH_CHECK(kv.size(2) == 2 && kv.size(4) == q.size(2), "kv does not match q");
+  const bool quantized = kv.scalar_type() == at::kChar || kv.scalar_type() == at::kByte;
+  TORCH_CHECK(quantized ? q.scalar_type() == at::kFloat : q.scalar_type() == kv.scalar_type(),
+              "q and kv must share a dtype (q float32 for an int8 or float8 cache)");
+  TORCH_CHECK(kv.size(2) == 2 && kv.size(4) == q.size(2) + kv_extra(kv), "kv does not match q");
   TORCH_CHECK(q.size(1) % kv.size(3) == 0, "heads must be a multiple of kv_heads");
   TORCH_CHECK(block_tables.scalar_type() == at::kLong && context_lens.scalar_type() == at::kLong,
               "block_tables and context_lens must be int64");
@@ -246,15 +246,23 @@ at::Tensor paged_decode(const at::Tensor& q, const at::Tensor& kv, const at::Ten
   at::Tensor out = at::empty_like(q);
   if (n == 0) return out;
   const Problem problem{n,          q.size(1), kv.size(3), block_size,
-                        max_blocks, table_ptr, len_ptr,    static_cast<float>(scale)};
+                        max_blocks, table_ptr, len_ptr,    static_cast<float>(scale),
+                        fp8_table(e5m2)};
   const int64_t d = q.size(2), group = q.size(1) / kv.size(3);
   bool done = false;
-  if (q.scalar_type() == at::kFloat) {
-    done = dispatch<float>(d, group, problem, q.data_ptr<float>(), kv.data_ptr<float>(),
-                           out.data_ptr<float>());
+  if (kv.scalar_type() == at::kChar) {
+    done = dispatch<float, Int8Rows>(d, group, problem, q.data_ptr<float>(),
+                                     kv.data_ptr<int8_t>(), out.data_ptr<float>());
+  } else if (kv.scalar_type() == at::kByte) {
+    done = dispatch<float, TableRows>(d, group, problem, q.data_ptr<float>(),
+                                      kv.data_ptr<uint8_t>(), out.data_ptr<float>());
+  } else if (q.scalar_type() == at::kFloat) {
+    done = dispatch<float, PlainRows<float>>(d, group, problem, q.data_ptr<float>(),
+                                             kv.data_ptr<float>(), out.data_ptr<float>());
   } else if (q.scalar_type() == at::kBFloat16) {
-    done = dispatch<c10::BFloat16>(d, group, problem, q.data_ptr<c10::BFloat16>(),
-                                   kv.data_ptr<c10::BFloat16>(), out.data_ptr<c10::BFloat16>());
+    done = dispatch<c10::BFloat16, PlainRows<c10::BFloat16>>(
+        d, group, problem, q.data_ptr<c10::BFloat16>(), kv.data_ptr<c10::BFloat16>(),
+        out.data_ptr<c10::BFloat16>());
   }
   TORCH_CHECK(done, "paged_decode: unsupported dtype, head size or group size");
   return out;
@@ -263,7 +271,9 @@ at::Tensor paged_decode(const at::Tensor& q, const at::Tensor& kv, const at::Ten
 }  // namespace inference_kernels
 
 TORCH_LIBRARY(inference_kernels, m) {
-  m.def("paged_decode(Tensor q, Tensor kv, Tensor block_tables, Tensor context_lens, float scale) -> Tensor");
+  m.def(
+      "paged_decode(Tensor q, Tensor kv, Tensor block_tables, Tensor context_lens, float scale, "
+      "bool e5m2=False) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(inference_kernels, CPU, m) { m.impl("paged_decode", &inference_kernels::paged_decode); }

@@ -84,6 +84,17 @@ void Q8Tiles::portable(const Activations& a, int64_t r0, const Unit<Q8>& w, floa
 
 #if QUANT_SIMD
 
+// Keeps a running sum in a register, in the order written. Without VNNI the sums are plain
+// integer adds, which GCC reassociates: it computed all of a block's maddubs products first
+// (2 per row of x and lane group: 32 with 4 rows) and, with 16 vector registers, spilled them
+// to the stack and read them back to add them. Each product added as it is made needs no spill.
+// (With VNNI, dpbusd accumulates in place and nothing is reordered.)
+inline void in_order(__m256i& sum) {
+#if !QUANT_VNNI
+  asm("" : "+x"(sum));
+#endif
+}
+
 // Without VNNI a block's 8 maddubs results are summed in int16 (dot2_u8s8_add16): each is at
 // most 2 * 15 * 127 = 3810, so 8 of them stay below 32767, and one madd widens the total.
 template <>
@@ -111,6 +122,7 @@ void Q4Tiles::simd(const Activations& a, int64_t r0, const Unit<Q4>& w, float* y
         const __m256i xl = _mm256_set1_epi32(load_i32(x));
         const __m256i xh = _mm256_set1_epi32(load_i32(x + 16));
         dot[r] = dot2_u8s8_add16(dot[r], lo, xl, hi, xh);
+        in_order(dot[r]);
       }
     }
     const __m256 dw = load_half8(d + kTile * b);
@@ -146,6 +158,7 @@ void Q8Tiles::simd(const Activations& a, int64_t r0, const Unit<Q8>& w, float* y
       for (int r = 0; r < MB; ++r) {
         const __m256i x = _mm256_set1_epi32(load_i32(a.q + (r0 + r) * k + kBlock * b + 4 * j));
         dot[r] = dot_u8s8_add(dot[r], u, _mm256_sign_epi8(x, v));
+        in_order(dot[r]);
       }
     }
     const __m256 dw = load_half8(d + kTile * b);

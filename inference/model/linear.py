@@ -5,8 +5,9 @@ kernel reads it decide latency. ``DenseProjection`` is ``F.linear`` (runs everyw
 where ``inference.cpu`` says oneDNN runs the dtype, a weight reordered once into oneDNN's
 blocked layout that also fuses the residual add that follows. ``QuantProjection``
 holds 4- or 8-bit weights (``inference.model.quant``) read by the compiled kernels at small
-batches, where bytes decide, and a dense copy for large batches, where compute decides
-(the crossover is measured at load, see ``inference.quant_plan``).
+batches, where bytes decide, and for large batches, where compute decides, a float matmul:
+over a dense copy, or (``SlabProjection``) over W de-quantized slab by slab at each call, so
+that no copy is held (the crossover is measured at load, see ``inference.model.quant_loader``).
 Must not import the engine, the scheduler or Django.
 """
 
@@ -30,6 +31,7 @@ from inference.model.quant import (
     cat_rows,
     tile_rows,
 )
+from inference.model.row_buckets import in_fixed_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +41,15 @@ class QuantizedWeights:
     """Which linears are served quantized: HF module name -> weight, and how.
 
     ``max_rows``: the largest batch the kernels take (measured at load); larger batches use
-    a dense copy of the same values when ``keep_dense``, else the kernels take every batch.
-    ``label``: what ``/info`` reports as ``quantize``.
+    a float matmul over the same values when ``keep_dense``, else the kernels take every batch.
+    ``dense_slabs``: that matmul de-quantizes W slab by slab at each call (float32 only)
+    instead of keeping a dense copy. ``label``: what ``/info`` reports as ``quantize``.
     """
 
     weights: dict[str, QuantWeight] = field(default_factory=dict)
     max_rows: int = 1 << 62
     keep_dense: bool = False
+    dense_slabs: bool = False
     label: str = ""
 
 
@@ -79,7 +83,8 @@ class DenseProjection(Projection):
 
     oneDNN's blocked layout is about 1.5x faster than ``F.linear`` for decode-sized batches
     on this project's CPUs and fuses the epilogue ops; ``F.linear`` runs every dtype on
-    every CPU.
+    every CPU. oneDNN is called on a fixed ladder of row counts (``row_buckets``), so that
+    its primitive cache holds every shape it will see.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, path: str) -> None:
@@ -93,15 +98,20 @@ class DenseProjection(Projection):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.prepacked:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+            return in_fixed_shapes(self._onednn, x)
         return F.linear(x, self.weight, self.bias)
 
     def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         if self.prepacked:
-            return torch.ops.mkldnn._linear_pointwise.binary(
-                x, other, self.weight, self.bias, "add"
-            )
+            return in_fixed_shapes(self._onednn, x, other)
         return F.linear(x, self.weight, self.bias) + other
+
+    def _onednn(self, x: torch.Tensor, other: torch.Tensor | None) -> torch.Tensor:
+        # NOTE: oneDNN builds a primitive per row count: callers go through in_fixed_shapes
+        linear = torch.ops.mkldnn._linear_pointwise
+        if other is None:
+            return linear(x, self.weight, self.bias, "none", [], "")
+        return linear.binary(x, other, self.weight, self.bias, "add")
 
 
 class QuantProjection(Projection):
@@ -110,7 +120,8 @@ class QuantProjection(Projection):
     The kernels read W in tiles of 8 rows where its rows split so (every projection of the
     usual models): 8 rows of W then share each load of x, about twice the speed of the row
     layout at any batch; only the tiles are kept then. ``dense`` holds the same values
-    de-quantized (None: the kernels take every batch).
+    de-quantized; ``dense_slabs`` de-quantizes the tiles per call instead (``SlabProjection``);
+    with neither, the kernels take every batch.
     """
 
     reads_tiles = True
@@ -121,6 +132,7 @@ class QuantProjection(Projection):
         bias: torch.Tensor | None,
         dense: DenseProjection | None,
         max_rows: int,
+        dense_slabs: bool = False,
     ) -> None:
         self.out_features = weight.out_features
         self.tiled: TiledWeight | None = None
@@ -129,8 +141,10 @@ class QuantProjection(Projection):
         # The kernels read one layout: the row one is kept only where W is not tiled.
         self.weight: QuantWeight | None = weight if self.tiled is None else None
         self.bias = bias
-        self.dense = dense
-        self.max_rows = max_rows if dense is not None else 1 << 62
+        self.dense: Projection | None = dense
+        if dense is None and dense_slabs and self.tiled is not None:
+            self.dense = SlabProjection(self.tiled, bias)
+        self.max_rows = max_rows if self.dense is not None else 1 << 62
 
     @property
     def tensors(self) -> list[torch.Tensor]:
@@ -167,6 +181,27 @@ class QuantProjection(Projection):
         return self._quantized(x).add_(other)
 
 
+class SlabProjection(Projection):
+    """The tiles' values as a float32 matmul, W de-quantized one slab (about 1 MB) at a time
+    per call (quant_dense.cpp): the batches where the float matmul beats the int8 kernels
+    (prefill chunks on a CPU without VNNI), without a float copy of W held beside its bytes."""
+
+    def __init__(self, tiled: TiledWeight, bias: torch.Tensor | None) -> None:
+        self.tiled = tiled
+        self.bias = bias
+        self.out_features = tiled.qs.shape[0] * 8
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        ops, t = torch.ops.inference_kernels, self.tiled
+        x32 = x.float()
+        if t.m is not None:
+            out = ops.q4_linear_slabs(x32, t.qs, t.d, t.m)
+        else:
+            out = ops.q8_linear_slabs(x32, t.qs, t.d)
+        out = out if self.bias is None else out + self.bias
+        return out.to(x.dtype)
+
+
 class PortableQuantProjection(QuantProjection):
     """Quantized weights de-quantized at every call: where the kernels could not be built,
     the weights still take their quantized bytes in memory, and every batch still runs."""
@@ -200,14 +235,17 @@ def build_projection(
         )
     if quantized is not None and all(name in quantized.weights for name, _ in linears):
         qweight = cat_rows([quantized.weights[name] for name, _ in linears])
+        runs_kernels = device.type == "cpu" and kernels.available()
+        slabs = quantized.keep_dense and quantized.dense_slabs and runs_kernels
+        slabs = slabs and can_tile(qweight)  # SlabProjection reads the tiles
         dense = None
-        if quantized.keep_dense:
+        if quantized.keep_dense and not slabs:
             dense = _dense(modules, bias, device, dtype, release_dense)
         elif release_dense:
             _free_weights(modules)  # the quantized bytes are all that is kept
-        if device.type != "cpu" or not kernels.available():
+        if not runs_kernels:
             return PortableQuantProjection(qweight, bias, dense, quantized.max_rows)
-        return QuantProjection(qweight, bias, dense, quantized.max_rows)
+        return QuantProjection(qweight, bias, dense, quantized.max_rows, dense_slabs=slabs)
     return _dense(modules, bias, device, dtype, release_dense)
 
 

@@ -1,4 +1,5 @@
 """A batched Llama-family forward over the paged KV cache, reusing the HF module's weights.
+NOTE: a line over 400: the forward, its weight set-up and its cache writes read as one unit.
 
 All new tokens of a step (decodes and prefill chunks of several sequences) are packed into
 one [T, hidden] tensor, so every projection is one matmul for the whole batch; Q/K/V are
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inference import kernels
+from inference.model.kv_format import kv_format
 from inference.model.linear import Projection, QuantizedWeights, QuantProjection, build_projection
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
@@ -50,11 +52,6 @@ def unsupported_reason(model: nn.Module) -> str | None:
     if any(layer.self_attn.k_proj.out_features != kv_width for layer in model.model.layers):
         return "its layers differ in KV heads"
     return None
-
-
-def is_supported(model: nn.Module) -> bool:
-    """True when ``model`` is a causal LM this module runs exactly (else use the HF forward)."""
-    return unsupported_reason(model) is None
 
 
 @dataclass
@@ -152,6 +149,7 @@ class LlamaPagedModel:
         self.eps = config.rms_norm_eps
         self.dtype = inner.embed_tokens.weight.dtype
         self.device = inner.embed_tokens.weight.device
+        self.kv_format = kv_format("auto", self.dtype)  # how the cache stores K/V (the runner's)
         self.decode_kernel = kernels.supports(
             self.device, self.dtype, self.head_dim, self.num_heads // self.num_kv_heads
         )
@@ -258,7 +256,7 @@ class LlamaPagedModel:
             q = qk[:, :hq]
             kv = torch.stack((qk[:, hq:], qkv[:, hq + hkv :]), dim=1)  # [T, 2, kv_heads, d]
             kv_layer = kv_cache[i]
-            kv_layer.view(-1, 2, hkv, d).index_copy_(0, meta.slot_mapping, kv)
+            self.kv_format.write(kv_layer, meta.slot_mapping, kv)
             attn = self.attention(q, kv, kv_layer, meta)
             h = layer.o.add(attn, h)
             x = self.rms_norm(h, layer.post_norm)
@@ -288,6 +286,7 @@ class LlamaPagedModel:
                 layer.qkv.tensors, layer.qkv.bias, layer.o.tensors, layer.gate_up.tensors,
                 layer.down.tensors, fused.cos, fused.sin, positions, self.num_heads,
                 self.num_kv_heads, kv_cache[i], meta.slot_mapping, table, lens, scale,
+                self.kv_format.is_e5m2,
             )  # fmt: skip
         h = F.rms_norm(h, fused.final_norm.shape, fused.final_norm, fused.eps)
         return h if isinstance(self.lm_head, QuantProjection) else h.to(self.dtype)
@@ -310,6 +309,7 @@ class LlamaPagedModel:
             else:
                 n = chunk.start + chunk.row_end - chunk.row_start
                 context = kv_layer.index_select(0, chunk.context_blocks).flatten(0, 1)[:n]
+                context = self.kv_format.decode(context, self.head_dim)
             kc, vc = context.unbind(1)  # [n, kv_heads, d] each
             outputs.append(
                 self.prefill_attention(q[rows], kc.transpose(0, 1), vc.transpose(0, 1), chunk.start)
@@ -318,7 +318,8 @@ class LlamaPagedModel:
 
     def _gather(self, kv_layer: torch.Tensor, blocks: torch.Tensor, n: int):
         """The blocks' K and V as [n, kv_heads, L, d] strided views of one gathered copy."""
-        kv = kv_layer.index_select(0, blocks).view(n, -1, 2, self.num_kv_heads, self.head_dim)
+        kv = self.kv_format.decode(kv_layer.index_select(0, blocks), self.head_dim)
+        kv = kv.view(n, -1, 2, self.num_kv_heads, self.head_dim)
         return kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
 
     def decode_attention(
@@ -340,6 +341,7 @@ class LlamaPagedModel:
                 group.blocks.view(n, -1),
                 group.context_lens,
                 d**-0.5,
+                e5m2=self.kv_format.is_e5m2,
             )
             return out.view(n, hq * d)
         qd = q[group.row_start : group.row_end].reshape(n, hkv, hq // hkv, d)

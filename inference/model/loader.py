@@ -47,6 +47,10 @@ class LoadedModel:
     # that serves it (None before one is built).
     runner: str | None = None
     runner_reason: str | None = None
+    # ``--kv-cache-dtype`` as asked ("auto", "int8", "fp8", ...); the runner that builds the
+    # paged cache replaces it with the format it serves ("bfloat16", "int8", "fp8_e4m3fn", ...).
+    kv_cache_dtype: str = "auto"
+    kv_cache_tokens: int | None = None  # tokens the paged cache holds (None: no paged cache)
 
     @property
     def quantize(self) -> str | None:
@@ -163,10 +167,11 @@ def load_model(model_config: ModelConfig) -> LoadedModel:
             )
     if quantized is not None:
         logger.info(
-            "Serving quantized weights (%s): %.0f MB, kernels up to batch %s",
+            "Serving quantized weights (%s): %.0f MB, kernels up to batch %s%s",
             quantized.label,
             sum(w.num_bytes for w in quantized.weights.values()) / 1e6,
             quantized.max_rows if quantized.keep_dense else "any",
+            " (beyond: de-quantized per slab)" if quantized.dense_slabs else "",
         )
     return LoadedModel(
         model=model,
@@ -179,4 +184,5 @@ def load_model(model_config: ModelConfig) -> LoadedModel:
         eos_token_ids=eos_token_ids_of(model, tokenizer),
         quantized=quantized,
         frees_hf_weights=True,
+        kv_cache_dtype=model_config.kv_cache_dtype,
     )

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inference.model.kv_format import KVFormat
+
 ATTENTION_NAME = "inference_paged"
 QUERY_BLOCK = 256  # a prompt chunk's queries attended per call (bounds the mask and scores)
 NOT_PASSED = -1  # a family that passes no ``sliding_window`` keeps it on the module, if any
@@ -51,7 +53,7 @@ class PromptRows:
 class PagedStep:
     """What every layer's attention reads in one forward: set by the runner per step.
 
-    layers: layer index -> that layer's cache, [blocks, block_size, 2, kv_heads, width].
+    layers: layer index -> that layer's cache, [blocks, block_size, 2, kv_heads, stored width].
     """
 
     layers: dict[int, torch.Tensor]
@@ -59,6 +61,7 @@ class PagedStep:
     slots: torch.Tensor  # [T] slot (block * block_size + offset) written by each token
     decodes: list[DecodeRows]
     prompts: list[PromptRows]
+    kv_format: KVFormat  # how the caches store rows (``--kv-cache-dtype``)
     masks: dict[tuple, torch.Tensor] = field(default_factory=dict)  # shared by the layers
 
     def mask(self, key: tuple, build) -> torch.Tensor:
@@ -147,12 +150,13 @@ def paged_attention(
     if sinks is not None:
         sinks = sinks.view(hkv, hq // hkv)
 
-    cache = step.layers[module.layer_idx]  # [blocks, block_size, 2, kv_heads, width]
-    width = cache.shape[-1]
+    cache = step.layers[module.layer_idx]  # [blocks, block_size, 2, kv_heads, stored width]
+    fmt = step.kv_format
+    width = fmt.head_dim(cache.shape[-1])  # K and V are padded to the wider of the two
     new = torch.stack(
         (F.pad(key[0], (0, width - d)), F.pad(value[0], (0, width - dv))), dim=2
     )  # [kv_heads, T, 2, width]
-    cache.view(-1, 2, hkv, width).index_copy_(0, step.slots, new.permute(1, 2, 0, 3).to(cache))
+    fmt.write(cache, step.slots, new.permute(1, 2, 0, 3))
 
     group = hq // hkv
     q = query[0].transpose(0, 1)  # [T, heads, d]
@@ -160,7 +164,8 @@ def paged_attention(
     attention = (scaling, softcap)
     for rows in step.decodes:
         n = rows.row_end - rows.row_start
-        kv = cache.index_select(0, rows.blocks).view(n, -1, 2, hkv, width)  # [n, L, 2, hkv, w]
+        kv = fmt.decode(cache.index_select(0, rows.blocks), width)
+        kv = kv.view(n, -1, 2, hkv, width)  # [n, L, 2, hkv, w]
         k = kv[:, :, 0, :, :d].transpose(1, 2)  # [n, kv_heads, L, d]
         v = kv[:, :, 1, :, :dv].transpose(1, 2)
         mask = step.mask(
@@ -202,6 +207,7 @@ def _prompt_attention(
         v = value[0, :, rows.row_start : rows.row_end]
     else:
         context = cache.index_select(0, rows.blocks).flatten(0, 1)[: start + n]
+        context = step.kv_format.decode(context, step.kv_format.head_dim(cache.shape[-1]))
         k = context[:, 0, :, :d].transpose(0, 1)  # [kv_heads, start + n, d]
         v = context[:, 1, :, :dv].transpose(0, 1)
     out = q.new_empty(n, hq, dv)

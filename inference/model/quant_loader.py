@@ -3,8 +3,9 @@
 ``--quantize`` (TGI's flag name):
 - ``auto``: a GGUF source is served at the precision it ships in (Q4_0, Q4_1, Q4_K, Q8_0
   byte for byte) when the kernels beat the dense path at batch 1 on this CPU (measured here),
-  with a dense copy for the batches where dense is faster (none when the kernels win up to a
-  prefill chunk's 256 rows); any other source stays dense.
+  with a float matmul for the batches where it is faster (none when the kernels win up to a
+  prefill chunk's 256 rows). In float32 that matmul reads W de-quantized slab by slab per
+  call, so no float copy is held (a dense copy in other dtypes); any other source stays dense.
 - ``int8`` / ``int4``: every layer's linears quantized at load (blocks of 32, ``int4`` keeps
   the output head at 8 bits as llama.cpp's 4-bit types do); only the quantized bytes are
   kept, and the kernels take every batch.
@@ -24,7 +25,13 @@ import torch
 from torch import nn
 
 from inference import kernels
-from inference.model.linear import DenseProjection, QuantizedWeights, QuantProjection, linear_path
+from inference.model.linear import (
+    DenseProjection,
+    QuantizedWeights,
+    QuantProjection,
+    SlabProjection,
+    linear_path,
+)
 from inference.model.quant import QuantWeight, from_gguf_blocks, quantizable, quantize
 
 logger = logging.getLogger(__name__)
@@ -118,42 +125,54 @@ def quantize_linears(
     return out
 
 
-def _pass_ms(projections: list, inputs: list[torch.Tensor], repeats: int) -> float:
-    """The fastest of ``repeats`` passes that apply every projection once in turn (after one
-    unmeasured pass). Each weight is then read from memory, as a decode step reads it: one
-    projection timed alone sits in the cache and flatters the path that reads more bytes (on
-    a 2-core Xeon it picked bf16 at 8 rows, which then ran 2x slower than the 4-bit kernels).
-    Other work on the machine only ever slows a pass down, so the minimum is the paths' own
-    speed."""
+def _race_ms(
+    paths: tuple[list, list], inputs: list[torch.Tensor], repeats: int
+) -> tuple[float, float]:
+    """The fastest of ``repeats`` passes of each path, a pass applying every projection once
+    in turn (after one unmeasured pass each). Each weight is then read from memory, as a
+    decode step reads it: one projection timed alone sits in the cache and flatters the path
+    that reads more bytes (on a 2-core Xeon it picked bf16 at 8 rows, which then ran 2x slower
+    than the 4-bit kernels). The two paths' passes alternate, so that other work on the
+    machine falls on both alike (timed one path after the other, a burst of it once cut the
+    kernels off at 16 rows on a shared 2-core host where they win at every size); it only
+    ever slows a pass down, so the minimum is each path's own speed."""
 
-    def one_pass() -> None:
+    def one_pass(projections: list) -> float:
+        started = time.perf_counter()
         for projection, x in zip(projections, inputs, strict=True):
             projection(x)
+        return time.perf_counter() - started
 
-    one_pass()
-    times = []
+    for projections in paths:
+        one_pass(projections)
+    best = [float("inf"), float("inf")]
     for _ in range(repeats):
-        started = time.perf_counter()
-        one_pass()
-        times.append(time.perf_counter() - started)
-    return min(times) * 1e3
+        for i, projections in enumerate(paths):
+            best[i] = min(best[i], one_pass(projections))
+    return best[0] * 1e3, best[1] * 1e3
 
 
 def measure_max_rows(
-    weights: list[tuple[QuantWeight, torch.Tensor]], dtype: torch.dtype
+    weights: list[tuple[QuantWeight, torch.Tensor]], dtype: torch.dtype, slabs: bool = False
 ) -> tuple[int, dict[int, tuple[float, float]]]:
     """The largest batch for which the kernels beat the dense path over ``weights`` (every
-    decoder layer's linears: see ``_pass_ms``; 0: dense is faster even at batch 1), and the
-    (quantized, dense) ms of one pass per batch size."""
+    decoder layer's linears: see ``_race_ms``; 0: dense is faster even at batch 1), and the
+    (quantized, dense) ms of one pass per batch size. ``slabs``: the dense path is the one
+    served then, W de-quantized slab by slab (``SlabProjection``), not a dense copy."""
     quant = [QuantProjection(q, None, None, 0) for q, _ in weights]
-    dense = [DenseProjection(w, None, linear_path(w.device, dtype)) for _, w in weights]
+    dense = [
+        SlabProjection(p.tiled, None)
+        if slabs and p.tiled is not None
+        else DenseProjection(w, None, linear_path(w.device, dtype))
+        for p, (_, w) in zip(quant, weights, strict=True)
+    ]
     timings: dict[int, tuple[float, float]] = {}
     best = 0
     with torch.inference_mode():
         for rows in CROSSOVER_ROWS:
             inputs = [torch.randn(rows, q.in_features, dtype=dtype) for q, _ in weights]
-            repeats = 5 if rows <= 64 else 1  # a pass at 256 rows takes ~0.4 s on AVX2
-            timings[rows] = (_pass_ms(quant, inputs, repeats), _pass_ms(dense, inputs, repeats))
+            repeats = 5 if rows <= 64 else 2  # a pass at 256 rows takes ~0.4 s on AVX2
+            timings[rows] = _race_ms((quant, dense), inputs, repeats)
             if timings[rows][0] >= timings[rows][1]:
                 break
             best = rows
@@ -187,8 +206,9 @@ def plan(
         weights |= quantize_linears(model, 8, rest)  # the file's other types, at 8 bits
         layers = [n for n in weights if n.startswith("model.layers.")]
         modules = dict(model.named_modules())
+        slabs = dtype == torch.float32  # the slab matmul runs float32 only
         max_rows, timings = measure_max_rows(
-            [(weights[n], modules[n].weight.data) for n in layers], dtype
+            [(weights[n], modules[n].weight.data) for n in layers], dtype, slabs
         )
         logger.info(
             "Quantized vs dense ms for the decoder layers' linears by batch: %s",
@@ -200,6 +220,12 @@ def plan(
         label = gguf_label(weights)
         # Faster at every size measured, prefill chunks included: no dense copy is kept.
         keep_dense = max_rows < CROSSOVER_ROWS[-1]
-        return QuantizedWeights(weights, max_rows=max_rows, keep_dense=keep_dense, label=label)
+        return QuantizedWeights(
+            weights,
+            max_rows=max_rows,
+            keep_dense=keep_dense,
+            dense_slabs=slabs and keep_dense,
+            label=label,
+        )
     bits = 4 if mode == "int4" else 8
     return QuantizedWeights(quantize_linears(model, bits), label=mode)

@@ -4,7 +4,9 @@
 ``inference.model.llama`` over one shared paged KV cache. ``HFModelRunner`` is the fallback
 for every other architecture: the plain transformers forward, one sequence at a time, each
 with its own ``DynamicCache`` (no prefix reuse). Both take the scheduler's chunks and return
-the logits of the sequences that reached their last token, in chunk order.
+the logits of the sequences that reached their last token, in chunk order. The paged
+Llama runner also verifies draft tokens (speculative decoding): a decode chunk's drafts are
+extra single-token rows, each with its own logits row.
 Must not import the engine or Django.
 """
 
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Iterable
 
 import torch
 
 from inference.batch import ScheduledChunk
 from inference.model import llama
+from inference.model.kv_format import blocks_in_same_memory, kv_format
 from inference.model.kv_tensors import KVCache
 from inference.model.loader import LoadedModel
 from inference.model.runner_base import (
@@ -24,11 +28,16 @@ from inference.model.runner_base import (
     RunnerOutput,
     chunk_prompt_logprobs,
     length_groups,
+    log_cache,
 )
 from inference.model.transformers_backend import TransformersPagedRunner, probe
 
 logger = logging.getLogger(__name__)
 
+KV_DTYPE_NEEDS_PAGED = (
+    "--kv-cache-dtype {name} needs the paged KV cache, which this model cannot use ({reason}): "
+    "serve it with --kv-cache-dtype auto"
+)
 GROUPED_PREFILL_MAX_CONTEXT = 512  # a prompt chunk seeing more positions is attended alone
 GROUPED_PREFILL_MAX_SCORES = 1 << 19  # padded queries x keys of one batch (bounds its memory)
 GROUPED_PREFILL_SLACK = 64  # positions a batch's longest context may exceed twice its shortest
@@ -56,6 +65,19 @@ def _prefill_batches(prefills: list[ScheduledChunk]) -> list[list[ScheduledChunk
     return batches
 
 
+_DecodeRow = tuple[ScheduledChunk, int, int]  # (decode chunk, position, input token)
+
+
+def _decode_rows(decodes: Iterable[ScheduledChunk]) -> list[_DecodeRow]:
+    """Each decode chunk's token and drafts as single-token rows, sorted by position."""
+    rows = [
+        (c, c.start + i, token)
+        for c in decodes
+        for i, token in enumerate((c.seq.token_ids[c.start], *c.draft_token_ids))
+    ]
+    return sorted(rows, key=lambda row: row[1])
+
+
 def _padded(values: list[int], width: int) -> list[int]:
     values = values[:width]
     return values + [0] * (width - len(values))
@@ -65,6 +87,7 @@ class PagedModelRunner(ModelRunner):
     """Llama-family forward over the shared paged cache, all sequences in one packed batch."""
 
     supports_prefix_caching = True
+    supports_speculation = True
 
     def __init__(self, loaded: LoadedModel, num_blocks: int, block_size: int) -> None:
         super().__init__(loaded)
@@ -79,21 +102,27 @@ class PagedModelRunner(ModelRunner):
                 loaded.quantized.weights.clear()  # the projections hold them, in their layout
             _return_freed_memory()
         self.block_size = block_size
+        model = self.model
+        model.kv_format = fmt = kv_format(loaded.kv_cache_dtype, model.dtype)
+        shapes = [(model.num_kv_heads, model.head_dim)] * model.num_layers
+        self.num_blocks = blocks_in_same_memory(num_blocks, shapes, fmt)
         self.cache = KVCache(
-            self.model.num_layers,
-            num_blocks,
+            model.num_layers,
+            self.num_blocks,
             block_size,
-            self.model.num_kv_heads,
-            self.model.head_dim,
-            self.model.dtype,
+            model.num_kv_heads,
+            model.head_dim,
+            model.dtype,
             self.device,
+            fmt,
         )
-        logger.info(
-            "KV cache: %d blocks of %d tokens, %.0f MiB",
-            num_blocks,
-            block_size,
-            self.cache.num_bytes / 2**20,
-        )
+        loaded.kv_cache_dtype, loaded.kv_cache_tokens = fmt.name, self.num_blocks * block_size
+        log_cache(fmt.name, self.num_blocks, block_size, self.cache.num_bytes)
+
+    @property
+    def max_decode_rows(self) -> int | None:
+        """The one-call decode layer takes at most this many rows (quantized kernels)."""
+        return self.model.fused.max_rows if self.model.fused is not None else None
 
     def copy_blocks(self, pairs: list[tuple[int, int]]) -> None:
         sources = self._tensor([a for a, _ in pairs])
@@ -104,17 +133,19 @@ class PagedModelRunner(ModelRunner):
     def _tensor(self, values, dtype=torch.long) -> torch.Tensor:
         return torch.tensor(values, dtype=dtype, device=self.device)
 
-    def _decode_group(self, decodes: list[ScheduledChunk], row_start: int) -> llama.DecodeGroup:
-        max_blocks = max(c.start // self.block_size + 1 for c in decodes)
-        n = len(decodes)
+    def _decode_group(self, rows: list[_DecodeRow], row_start: int) -> llama.DecodeGroup:
+        """Single-token rows (decodes and their drafts) attended together."""
+        max_blocks = max(pos // self.block_size + 1 for _, pos, _ in rows)
+        n = len(rows)
         bias = None
         if not self.model.decode_kernel:  # the kernel reads each row's own length instead
-            bias = self._causal_bias([c.start for c in decodes], n, max_blocks).view(n, 1, 1, -1)
+            bias = self._causal_bias([pos for _, pos, _ in rows], n, max_blocks).view(n, 1, 1, -1)
+        tables = [b for c, _, _ in rows for b in _padded(c.seq.block_table, max_blocks)]
         return llama.DecodeGroup(
             row_start,
             row_start + n,
-            self._block_tables(decodes, max_blocks),
-            self._tensor([c.start + 1 for c in decodes]),
+            self._tensor(tables),
+            self._tensor([pos + 1 for _, pos, _ in rows]),
             bias,
         )
 
@@ -165,31 +196,42 @@ class PagedModelRunner(ModelRunner):
 
     def execute(self, chunks: list[ScheduledChunk], prompt_logprob_ids: set[str]) -> RunnerOutput:
         bs = self.block_size
-        # Decode rows sorted by context length, so that each group pads to a similar length.
-        decodes = sorted((c for c in chunks if c.num_new_tokens == 1), key=lambda c: c.start)
+        # Decode rows (each decode's token, then its drafts at the next positions) sorted by
+        # context length, so that each group pads to a similar length. A draft row attends
+        # like a decode at its position: this step writes every row's K/V before attending.
+        decodes = _decode_rows(c for c in chunks if c.num_new_tokens == 1)
         batches = _prefill_batches(
             sorted((c for c in chunks if c.num_new_tokens > 1), key=lambda c: c.end)
         )
-        ordered = decodes + [c for batch in batches for c in batch]
-
-        input_ids: list[int] = [c.seq.token_ids[c.start] for c in decodes]
-        positions: list[int] = [c.start for c in decodes]
+        input_ids: list[int] = [token for _, _, token in decodes]
+        positions: list[int] = [pos for _, pos, _ in decodes]
         slot_parts: list[torch.Tensor] = []
         groups: list[llama.DecodeGroup] = []
+        # Packed rows of `hidden` per chunk: its first, and its drafts' (decodes are sorted).
+        starts: dict[int, int] = {}
+        draft_rows: dict[int, list[int]] = {}
         if decodes:
-            slots = [c.seq.block_table[c.start // bs] * bs + c.start % bs for c in decodes]
+            slots = [c.seq.block_table[pos // bs] * bs + pos % bs for c, pos, _ in decodes]
             slot_parts.append(self._tensor(slots))
             if self.model.decode_kernel:  # it attends each row over its own length
                 ranges = [(0, len(decodes))]
             else:
-                ranges = length_groups([c.start // bs + 1 for c in decodes])
+                ranges = length_groups([pos // bs + 1 for _, pos, _ in decodes])
             for first, last in ranges:
                 groups.append(self._decode_group(decodes[first:last], first))
+            for row, (c, pos, _) in enumerate(decodes):
+                if pos == c.start:
+                    starts[id(c)] = row
+                else:
+                    draft_rows.setdefault(id(c), []).append(row)
 
         prefill_meta: list[llama.PrefillChunk | llama.PrefillGroup] = []
         row = len(decodes)
         for batch in batches:
+            offset = row
             for c in batch:
+                starts[id(c)] = offset
+                offset += c.num_new_tokens
                 input_ids.extend(c.seq.token_ids[c.start : c.end])
                 positions.extend(range(c.start, c.end))
                 slot_parts.append(self._slots(c.seq.block_table, c.start, c.end))
@@ -203,7 +245,7 @@ class PagedModelRunner(ModelRunner):
                 prefill_meta.append(
                     llama.PrefillChunk(row, row + c.num_new_tokens, c.start, blocks)
                 )
-            row += sum(c.num_new_tokens for c in batch)
+            row = offset
 
         meta = llama.AttentionMetadata(
             slot_mapping=torch.cat(slot_parts), decode_groups=groups, prefills=prefill_meta
@@ -212,19 +254,19 @@ class PagedModelRunner(ModelRunner):
             self._tensor(input_ids), self._tensor(positions), meta, self.cache.kv
         )
 
-        # Rows of `hidden` per chunk, in packed order.
-        starts, offset = {}, 0
-        for c in ordered:
-            starts[id(c)] = offset
-            offset += c.num_new_tokens
-        sample_rows = [starts[id(c)] + c.num_new_tokens - 1 for c in chunks if c.is_last_chunk]
+        sample_rows: list[int] = []
+        for c in chunks:
+            if c.is_last_chunk:
+                sample_rows.append(starts[id(c)] + c.num_new_tokens - 1)
+                sample_rows += draft_rows.get(id(c), [])
         logits = self.model.logits(hidden[self._tensor(sample_rows)]) if sample_rows else None
 
         prompt_logprobs: dict[str, tuple[int, list[float]]] = {}
         for c in chunks:
             if c.seq.seq_id not in prompt_logprob_ids:
                 continue
-            rows = hidden[starts[id(c)] : starts[id(c)] + c.num_new_tokens]
+            first = starts[id(c)]
+            rows = hidden[first : first + c.num_new_tokens]
             found = chunk_prompt_logprobs(c, rows, self.model.logits)
             if found is not None:
                 prompt_logprobs[c.seq.seq_id] = found
@@ -311,7 +353,10 @@ def build_runner(
             loaded.runner_reason,
         )
         return TransformersPagedRunner(loaded, num_blocks, block_size, layer_shapes)
+    if kv_format(loaded.kv_cache_dtype, loaded.dtype).is_quantized:
+        raise ValueError(KV_DTYPE_NEEDS_PAGED.format(name=loaded.kv_cache_dtype, reason=reason))
     loaded.runner, loaded.runner_reason = "fallback", reason
+    loaded.kv_cache_dtype = kv_format("auto", loaded.dtype).name  # its own DynamicCache
     logger.info("Serving %s with the transformers fallback, one sequence at a time: %s",
                 name, reason)  # fmt: skip
     if loaded.quantized is not None:

@@ -6,6 +6,7 @@ Must not import the engine or Django.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,10 +16,13 @@ import torch
 from inference.batch import ScheduledChunk
 from inference.model.loader import LoadedModel
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class RunnerOutput:
-    """logits: [S, V] fp32, one row per chunk whose ``is_last_chunk`` is true, in chunk order.
+    """logits: [S, V] fp32, in chunk order, for each chunk whose ``is_last_chunk`` is true:
+    the row after its last token, then one row after each of its draft tokens.
 
     prompt_logprobs: seq_id -> (position of the first token scored, raw logprobs of the
     prompt tokens at that position onwards), for the sequences that asked for them.
@@ -65,10 +69,26 @@ def length_groups(num_blocks: list[int], slack: int = 2) -> list[tuple[int, int]
     return groups
 
 
+def log_cache(dtype: str, num_blocks: int, block_size: int, num_bytes: int) -> None:
+    """The start-up line that says what the KV cache holds and in what."""
+    logger.info(
+        "KV cache: %s, %d blocks of %d tokens (%d tokens), %.0f MiB",
+        dtype,
+        num_blocks,
+        block_size,
+        num_blocks * block_size,
+        num_bytes / 2**20,
+    )
+
+
 class ModelRunner(ABC):
     """Runs one step's chunks; owns whatever per-sequence device state it needs."""
 
     supports_prefix_caching: bool = False
+    supports_speculation: bool = False  # verifies a decode chunk's draft tokens
+    # Blocks of the shared paged cache (None: no shared cache). A quantized KV dtype fits more
+    # blocks in the memory the engine's block count takes in the model's dtype.
+    num_blocks: int | None = None
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
@@ -77,6 +97,11 @@ class ModelRunner(ABC):
     @abstractmethod
     def execute(self, chunks: list[ScheduledChunk], prompt_logprob_ids: set[str]) -> RunnerOutput:
         """Compute the chunks' KV (and the logits needed) in one step."""
+
+    @property
+    def max_decode_rows(self) -> int | None:
+        """Decode rows a step may have and stay on this runner's fastest path (None: any)."""
+        return None
 
     def release(self, seq_id: str) -> None:  # noqa: B027 - optional hook
         """Forget per-sequence device state (the paged cache is freed by the block manager)."""

@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from inference.batch import ScheduledChunk
+from inference.model.backend_linears import serve_prepacked, serve_quantized
+from inference.model.kv_format import blocks_in_same_memory, kv_format
 from inference.model.kv_tensors import KVCache
-from inference.model.linear import Projection, QuantizedWeights, build_projection
 from inference.model.loader import LoadedModel
 from inference.model.paged_attention import (
     ATTENTION_NAME,
@@ -38,6 +39,7 @@ from inference.model.runner_base import (
     RunnerOutput,
     chunk_prompt_logprobs,
     length_groups,
+    log_cache,
 )
 
 logger = logging.getLogger(__name__)
@@ -111,45 +113,6 @@ def probe(model: nn.Module) -> tuple[LayerShapes | None, str]:
     return recorder.shapes, f"{name} calls the attention interface once per layer"
 
 
-class ProjectionLinear(nn.Module):
-    """Takes an ``nn.Linear``'s place with a projection of ``inference.model.linear`` (4/8-bit
-    weights read by the compiled kernels), so the modeling code serves quantized weights."""
-
-    def __init__(self, projection: Projection, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.projection = projection
-        self.in_features = in_features
-        self.out_features = out_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: [..., in_features]
-        out = self.projection(x.reshape(-1, self.in_features).contiguous())
-        return out.view(*x.shape[:-1], self.out_features)
-
-
-def serve_quantized(model: nn.Module, quantized: QuantizedWeights, release: bool) -> int:
-    """Swap every linear ``quantized`` has weights for; returns how many. The weights are
-    given away (a second runner must not take them); ``release`` frees the float ones."""
-    if not quantized.weights:
-        raise ValueError("these quantized weights were already given to another runner")
-    embedding = model.get_input_embeddings().weight
-    device, dtype = embedding.device, embedding.dtype
-    swapped = 0
-    for name, module in list(model.named_modules()):
-        if not isinstance(module, nn.Linear) or name not in quantized.weights:
-            continue
-        is_shared = module.weight is embedding  # tied head: the embedding still reads it
-        projection = build_projection(
-            [(name, module)], device, dtype, quantized, release and not is_shared
-        )
-        model.set_submodule(
-            name, ProjectionLinear(projection, module.in_features, module.out_features)
-        )
-        swapped += 1
-    quantized.weights.clear()
-    return swapped
-
-
 class TransformersPagedRunner(ModelRunner):
     """The model's own forward, attention over the shared paged cache, one packed batch."""
 
@@ -172,23 +135,29 @@ class TransformersPagedRunner(ModelRunner):
         if loaded.quantized is not None:
             swapped = serve_quantized(loaded.model, loaded.quantized, loaded.frees_hf_weights)
             logger.info("Quantized weights (%s) in %d linears", loaded.quantized.label, swapped)
+        if prepacked := serve_prepacked(loaded.model, loaded.frees_hf_weights):
+            logger.info("oneDNN-prepacked weights in %d dense linears", prepacked)
         self.block_size = block_size
         by_shape: dict[tuple[int, int], list[int]] = {}
         for layer, (num_kv_heads, key_dim, value_dim) in sorted(layer_shapes.items()):
             by_shape.setdefault((num_kv_heads, max(key_dim, value_dim)), []).append(layer)
+        fmt = kv_format(loaded.kv_cache_dtype, loaded.dtype)
+        shapes = [shape for shape, layers in by_shape.items() for _ in layers]
+        self.num_blocks = num_blocks = blocks_in_same_memory(num_blocks, shapes, fmt)
         self.caches: list[KVCache] = []
         self.layer_caches: dict[int, torch.Tensor] = {}
         for (num_kv_heads, width), layers in by_shape.items():
             cache = KVCache(
-                len(layers), num_blocks, block_size, num_kv_heads, width, loaded.dtype, self.device
-            )
+                len(layers), num_blocks, block_size, num_kv_heads, width, loaded.dtype,
+                self.device, fmt,
+            )  # fmt: skip
             self.caches.append(cache)
             self.layer_caches.update((layer, cache.kv[j]) for j, layer in enumerate(layers))
+        self.kv_format = fmt
+        loaded.kv_cache_dtype, loaded.kv_cache_tokens = fmt.name, num_blocks * block_size
+        log_cache(fmt.name, num_blocks, block_size, sum(c.num_bytes for c in self.caches))
         logger.info(
-            "KV cache: %d blocks of %d tokens, %.0f MiB (%s)",
-            num_blocks,
-            block_size,
-            sum(c.num_bytes for c in self.caches) / 2**20,
+            "KV cache layers: %s",
             ", ".join(f"{len(v)} layers of {h} kv heads x {w}" for (h, w), v in by_shape.items()),
         )
 
@@ -221,7 +190,9 @@ class TransformersPagedRunner(ModelRunner):
             prompt_rows.append(PromptRows(row, row + c.num_new_tokens, c.start, blocks))
             row += c.num_new_tokens
         slots = [s for c in decodes + prompts for s in self._slots(c)]
-        return PagedStep(self.layer_caches, bs, self._tensor(slots), decode_rows, prompt_rows)
+        return PagedStep(
+            self.layer_caches, bs, self._tensor(slots), decode_rows, prompt_rows, self.kv_format
+        )
 
     def execute(self, chunks: list[ScheduledChunk], prompt_logprob_ids: set[str]) -> RunnerOutput:
         decodes = sorted((c for c in chunks if c.num_new_tokens == 1), key=lambda c: c.start)

@@ -11,6 +11,7 @@ import bench.real_model
 from bench.__main__ import main, parse_args
 from bench.load import LoadSummary
 from bench.real_model import QWEN25_1_5B, RealModel
+from bench.servers import ServerSpec
 from bench.sizes import SizeResult, parse_sizes, side_by_side, size_args
 
 
@@ -34,7 +35,7 @@ def test_the_bundled_size_keeps_every_row_and_level() -> None:
     one = size_args(args, "135m")
     assert one.concurrency == "1,8,32,64" and one.extra_rows
     assert (one.model_dir, one.gguf, one.our_model) == (args.model_dir, args.gguf, "bundled")
-    assert one.transformers_cache_tokens is None
+    assert one.transformers_cache_tokens is None and one.ready_timeout_s is None
 
 
 def test_the_real_size_serves_its_own_gguf_to_every_server(
@@ -48,6 +49,7 @@ def test_the_real_size_serves_its_own_gguf_to_every_server(
     assert (one.model_dir, one.gguf, one.our_model) == (built.hf_dir, built.gguf, str(built.gguf))
     assert one.concurrency == "1,32" and not one.extra_rows
     assert one.transformers_cache_tokens
+    assert one.ready_timeout_s > ServerSpec("x", [], 0, "x").ready_timeout_s  # a GGUF to convert
     assert args.gguf == Path("bundled.gguf")  # the other sizes' arguments are untouched
     explicit = parse_args(["--model-size", "1.5b", "--concurrency", "1"])
     explicit.model_dir, explicit.gguf = args.model_dir, args.gguf

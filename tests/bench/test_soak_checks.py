@@ -1,10 +1,13 @@
-"""The soak's judges (`bench.soak_checks.compare`, `bench.soak.rss_growth`): a message lost,
+"""The soak's judges (`bench.soak_checks.compare`, `bench.soak.rss_slopes`): a message lost,
 changed, never shown or left generating is caught, and so is memory that keeps growing."""
 
 from __future__ import annotations
 
-from bench.soak import Sample, rss_growth
+import pytest
+
+from bench.soak import Sample, rss_slopes
 from bench.soak_checks import Stored, compare
+from bench.soak_memory import steep
 from bench.soak_visitor import Seen
 
 CID = "c1"
@@ -57,7 +60,15 @@ def samples(web: list[float], inference: list[float]) -> list[Sample]:
 
 
 def test_memory_that_keeps_growing_is_reported_and_a_flat_run_is_not():
-    assert rss_growth(samples([100, 150, 151, 151, 152, 151], [2000] * 6)) == []
-    grown = rss_growth(samples([100, 110, 120, 160, 200, 240], [2000] * 6))
+    assert steep(rss_slopes(samples([100, 150, 151, 151, 152, 151], [2000] * 6))) == []
+    slopes = rss_slopes(samples([100, 110, 120, 160, 200, 240], [2000] * 6))
+    assert slopes["web 0"] == pytest.approx(40.0) and slopes["inference"] == 0.0
+    grown = steep(slopes)
     assert len(grown) == 1 and grown[0].startswith("web 0")
-    assert rss_growth(samples([100, 400], [2000, 9000])) == []  # too few samples to judge
+    assert rss_slopes(samples([100, 400], [2000, 9000])) == {"web 0": None, "inference": None}
+
+
+def test_the_idle_row_at_the_end_is_not_in_the_slope():
+    rows = samples([100] * 6, [2000, 2000, 2000, 2000, 2000, 2000])
+    rows.append(Sample(5, [100], 1500, 0, 0, 100, 10, 0, label="end, idle"))
+    assert rss_slopes(rows)["inference"] == 0.0

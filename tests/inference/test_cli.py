@@ -11,6 +11,7 @@ import pytest
 
 from bench.processes import free_port
 from inference.cli import engine_config_for, parse_args
+from inference.config import EngineConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,8 +22,9 @@ def test_defaults():
     assert config.model.model_id == "bundled"
     model = config.model
     assert (model.dtype, model.device, model.quantize) == ("auto", "auto", "auto")
-    assert config.engine.max_total_tokens == 4096
-    assert config.engine.max_input_tokens == 4095
+    # before the model is read: EngineConfig's defaults stand in (for /info only)
+    assert config.engine.max_total_tokens == EngineConfig.max_total_tokens
+    assert config.engine.max_input_tokens == EngineConfig.max_total_tokens - 1
 
 
 def test_environment_as_tgi_launcher_reads_it_and_flags_win():
@@ -62,12 +64,44 @@ def test_every_flag_is_accepted():
     assert (engine.max_batch_size, engine.max_waiting_tokens) == (8, 10)
 
 
-def test_limits_follow_the_model_positions():
+def test_speculate_comes_from_the_flag_or_tgi_environment_variable():
+    assert parse_args([], environ={})[0].engine.speculate == 0
+    assert parse_args([], environ={"SPECULATE": "3"})[0].engine.speculate == 3
+    assert parse_args(["--speculate", "5"], environ={"SPECULATE": "3"})[0].engine.speculate == 5
+
+
+@pytest.mark.parametrize("positions", [2048, 8192, 32768, 131072])
+def test_limits_follow_the_model_context(positions):
     _, args = parse_args([], environ={})
-    small = engine_config_for(args, max_position_embeddings=2048)
-    assert (small.max_total_tokens, small.max_input_tokens) == (2048, 2047)
-    large = engine_config_for(args, max_position_embeddings=8192)
-    assert (large.max_total_tokens, large.max_input_tokens) == (4096, 4095)
+    limits = engine_config_for(args, max_position_embeddings=positions)
+    assert (limits.max_total_tokens, limits.max_input_tokens) == (positions, positions - 1)
+    # one full-context sequence fits the KV cache, and a whole prompt fits one prefill budget
+    assert limits.max_batch_total_tokens >= max(positions, EngineConfig.max_batch_total_tokens)
+    assert limits.max_batch_prefill_tokens >= positions - 1
+
+
+def test_limits_follow_the_bundled_model_config():
+    from transformers import AutoConfig
+
+    from inference.model.source import ensure_bundled_model
+
+    config = AutoConfig.from_pretrained(ensure_bundled_model())
+    _, args = parse_args([], environ={})
+    limits = engine_config_for(args, config.max_position_embeddings)
+    assert config.max_position_embeddings == 8192
+    assert (limits.max_total_tokens, limits.max_input_tokens) == (8192, 8191)
+
+
+def test_an_explicit_input_limit_past_the_default_is_accepted_before_the_model_is_read():
+    config, args = parse_args(["--max-input-tokens", "6000"], environ={})
+    assert config.engine.max_input_tokens == 6000
+    assert engine_config_for(args, 8192).max_total_tokens == 8192
+
+
+def test_explicit_limits_win_over_the_model_context():
+    _, args = parse_args(["--max-total-tokens", "1024"], environ={})
+    limits = engine_config_for(args, 8192)
+    assert (limits.max_total_tokens, limits.max_input_tokens) == (1024, 1023)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +112,7 @@ def test_limits_follow_the_model_positions():
         (["--dtype", "int3"], {}, "invalid choice"),
         (["--max-input-tokens", "10", "--max-total-tokens", "10"], {}, "max_input_tokens"),
         ([], {"PREFIX_CACHING": "maybe"}, "PREFIX_CACHING"),
+        (["--speculate", "-1"], {}, "speculate"),
     ],
 )
 def test_bad_values_are_one_line_usage_errors(argv, environ, needle, capsys):

@@ -63,6 +63,7 @@ from inference.api.schemas import (
 )
 from inference.api.sse import DONE, EventStreamResponse
 from inference.api.state import ServerState, get_state
+from inference.api.stream_frames import ChatChunkFrames
 from inference.api.tools import ToolCallStream, ToolOutput, parse_tool_output, plan_tools
 from inference.api.validation import (
     MAX_COMPLETION_TOKENS,
@@ -145,6 +146,7 @@ def chat_parameters(state: ServerState, body: ChatRequest) -> GenerateParameters
         frequency_penalty=body.frequency_penalty,
         top_n_tokens=top_logprobs if body.logprobs else None,
         grammar=grammar,
+        ignore_eos=body.ignore_eos,
     )
 
 
@@ -227,24 +229,26 @@ async def chat_events(
         return meta.chunk(ChatCompletionChunk, choices, usage)
 
     async def text_chunks() -> AsyncIterator[bytes]:
+        frames = ChatChunkFrames(meta.fields())
         async for event in engine_events(state.attached, valid, permit):
             sequence.add(event)
-            logprobs = None
-            if body.logprobs:
-                step = Generated(tokens=sequence.tokens[-1:], top_tokens=sequence.top_tokens[-1:])
-                logprobs = chat_logprobs(step, valid.params.top_n_tokens)
             content = "" if event.token.special else event.text
             finish = openai_finish_reason(sequence.finish_reason) if event.is_final else None
-            yield chunk(
-                [
-                    ChatCompletionChoice(
-                        index=0,
-                        delta=ChatCompletionDelta(role="assistant", content=content),
-                        logprobs=logprobs,
-                        finish_reason=finish,
-                    )
-                ]
-            )
+            if not body.logprobs:
+                yield frames.content(content, finish)
+            else:
+                step = Generated(tokens=sequence.tokens[-1:], top_tokens=sequence.top_tokens[-1:])
+                logprobs = chat_logprobs(step, valid.params.top_n_tokens)
+                yield chunk(
+                    [
+                        ChatCompletionChoice(
+                            index=0,
+                            delta=ChatCompletionDelta(role="assistant", content=content),
+                            logprobs=logprobs,
+                            finish_reason=finish,
+                        )
+                    ]
+                )
             if event.is_final:
                 record_success(state, start, sequence)
                 return

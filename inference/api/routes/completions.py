@@ -77,6 +77,7 @@ async def prepare_completions(state: ServerState, body: CompletionRequest) -> li
         stop=body.stop,
         frequency_penalty=body.frequency_penalty,
         repetition_penalty=body.repetition_penalty,
+        ignore_eos=body.ignore_eos,
     )
     return [
         await validate(

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from inference.api.contract import event_stream
 from inference.api.errors import ApiError, IncompleteGeneration
-from inference.api.generation import Generated, engine_events, generate_best_of, wire_token
+from inference.api.generation import Generated, engine_events, generate_best_of
 from inference.api.json_body import StrictJsonRoute
 from inference.api.routes.common import (
     ERROR_RESPONSES,
@@ -39,6 +39,7 @@ from inference.api.schemas import (
 )
 from inference.api.sse import EventStreamResponse, frame
 from inference.api.state import ServerState, get_state
+from inference.api.stream_frames import tgi_token_frame
 from inference.api.validation import ValidRequest
 from inference.types import Permit, TokenInfo
 
@@ -139,15 +140,11 @@ async def tgi_events(
         async for event in engine_events(state.attached, valid, permit):
             index += 1
             sequence.add(event)
-            token = to_token(wire_token(event))
-            top_tokens = [to_token(t) for t in event.top_tokens]
             if not event.is_final:
-                yield frame(
-                    StreamResponse(
-                        index=index, token=token, top_tokens=top_tokens
-                    ).model_dump_json()
-                )
+                yield tgi_token_frame(index, sequence.tokens[-1], event.top_tokens)
                 continue
+            token = to_token(sequence.tokens[-1])
+            top_tokens = [to_token(t) for t in event.top_tokens]
             seed = sequence.seed if valid.params.do_sample else None
             # NOTE: sent whether or not `details` was asked: the stream's reader learns why it
             # ended without a second request (TGI sends null here unless asked).

@@ -77,6 +77,7 @@ async def get_model_info(request: Request) -> Info:
     state = get_state(request)
     limits = state.limits or state.config.engine
     runner, runner_reason = state.model_runner
+    kv_cache_dtype, kv_cache_tokens = state.kv_cache
     return Info(
         model_id=state.model_id,
         model_sha=state.config.model.revision,
@@ -96,6 +97,7 @@ async def get_model_info(request: Request) -> Info:
         max_top_n_tokens=limits.max_top_n_tokens,
         waiting_served_ratio=limits.waiting_served_ratio,
         max_waiting_tokens=limits.max_waiting_tokens,
+        speculate=state.engine.load().speculate if state.is_ready else limits.speculate,
         validation_workers=VALIDATION_WORKERS,
         max_client_batch_size=MAX_CLIENT_BATCH_SIZE,
         router=state.router,
@@ -105,6 +107,8 @@ async def get_model_info(request: Request) -> Info:
         chat_template=chat_template(state),
         model_runner=runner,
         model_runner_reason=runner_reason,
+        kv_cache_dtype=kv_cache_dtype,
+        kv_cache_tokens=kv_cache_tokens,
     )
 
 

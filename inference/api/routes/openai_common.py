@@ -62,6 +62,7 @@ def sampling_parameters(
     repetition_penalty: float | None = None,
     top_n_tokens: int | None = None,
     grammar: Any = None,
+    ignore_eos: bool = False,
 ) -> GenerateParameters:
     """OpenAI knobs as TGI parameters: sampling unless temperature is 0, always details."""
     greedy = temperature == 0.0
@@ -77,6 +78,7 @@ def sampling_parameters(
         top_n_tokens=top_n_tokens,
         details=True,
         grammar=grammar,
+        ignore_eos=ignore_eos,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from inference.api.schemas.common import (
+    IGNORE_EOS,
     GrammarJson,
     GrammarJsonSchema,
     GrammarRegex,
@@ -119,6 +120,7 @@ class ChatRequest(StrictBody):
     tool_choice: ToolChoice | None = Field(
         default=None, description="`auto` (default), `none`, `required`, or one function."
     )
+    ignore_eos: bool = Field(default=False, description=IGNORE_EOS)
     tool_prompt: str | None = Field(
         default=None, description="A prompt to be appended before the tools"
     )

@@ -39,6 +39,14 @@ def _integral(value: Any) -> Any:
 Integer = Annotated[int, BeforeValidator(_integral)]
 
 
+# An extension of this server (vLLM's name; neither TGI nor OpenAI has it), so that a benchmark
+# can ask every request for a fixed token count.
+IGNORE_EOS = (
+    "Keep generating past the end-of-sequence token, up to the token limit or a stop "
+    "sequence (an extension: vLLM's name)."
+)
+
+
 class StrictBody(BaseModel):
     """A request model read as TGI's serde reads JSON: no coercion (`0` is not `false`, `"1.5"`
     is not a number) and no NaN or infinity, so the OpenAPI document's types are the truth."""

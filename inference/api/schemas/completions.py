@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from inference.api.schemas.common import Integer, StrictBody
+from inference.api.schemas.common import IGNORE_EOS, Integer, StrictBody
 from inference.api.schemas.openai import StreamOptions, Usage
 
 
@@ -29,6 +29,7 @@ class CompletionRequest(StrictBody):
     temperature: float | None = None
     top_p: float | None = None
     logprobs: int | None = None
+    ignore_eos: bool = Field(default=False, description=IGNORE_EOS)
 
 
 class CompletionComplete(BaseModel):

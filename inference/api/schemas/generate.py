@@ -10,7 +10,13 @@ import enum
 
 from pydantic import BaseModel, Field
 
-from inference.api.schemas.common import GrammarType, Integer, OmitEmpty, StrictBody
+from inference.api.schemas.common import (
+    IGNORE_EOS,
+    GrammarType,
+    Integer,
+    OmitEmpty,
+    StrictBody,
+)
 
 
 class GenerateParameters(StrictBody):
@@ -32,6 +38,7 @@ class GenerateParameters(StrictBody):
     grammar: GrammarType | None = Field(
         default=None, description="Constrain the output to a JSON Schema or a regex."
     )
+    ignore_eos: bool = Field(default=False, description=IGNORE_EOS)
     max_new_tokens: Integer | None = Field(
         default=None,
         description="Maximum number of tokens to generate "

@@ -29,6 +29,7 @@ class Info(BaseModel):
     max_top_n_tokens: int
     waiting_served_ratio: float
     max_waiting_tokens: int
+    speculate: int = 0  # TGI's: draft tokens verified per decoding step (0: off)
     validation_workers: int
     max_client_batch_size: int
     router: str
@@ -43,6 +44,10 @@ class Info(BaseModel):
     # why; None while the model loads.
     model_runner: Literal["fused", "transformers", "fallback"] | None = None
     model_runner_reason: str | None = None
+    # Not TGI's: how the KV cache stores keys and values (`--kv-cache-dtype`: the model's
+    # dtype, "int8" or a float8 format) and how many tokens it holds; None while loading.
+    kv_cache_dtype: str | None = None
+    kv_cache_tokens: int | None = None
 
 
 class SimpleToken(BaseModel):

@@ -56,7 +56,8 @@ def test_without_models_the_bundled_model_runs_on_the_local_server() -> None:
     assert model.description
     assert 3 <= len(model.prompt_examples) <= 4
     assert model.parameters["stop"] == ["<|im_end|>"]
-    assert model.parameters["truncate"] + model.parameters["max_new_tokens"] <= 4096
+    # the bundled server's context: SmolLM2's max_position_embeddings
+    assert model.parameters["truncate"] + model.parameters["max_new_tokens"] <= 8192
     assert [(e.type, e.url) for e in model.endpoints] == [("tgi", DEFAULT_INFERENCE_URL)]
     assert config.task_model == model
     assert config.app_name == DEFAULT_APP_NAME

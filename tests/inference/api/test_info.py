@@ -76,6 +76,7 @@ def test_info_has_tgi_fields_and_the_limits(url):
     assert info["max_total_tokens"] == LIMITS.max_total_tokens
     assert info["max_batch_total_tokens"] == LIMITS.max_batch_total_tokens
     assert info["model_pipeline_tag"] == "text-generation"
+    assert info["speculate"] == LIMITS.speculate  # TGI's field (0: no speculative decoding)
 
 
 def metric(text: str, name: str, labels: str = "") -> float:
@@ -93,6 +94,8 @@ def test_metrics_use_tgi_names_and_count(url):
         "tgi_batch_current_size",
         "tgi_batch_current_max_tokens",
         "tgi_batch_total_tokens",
+        "speculative_draft_tokens",
+        "speculative_accepted_tokens",
     ):
         assert f"\n{name} " in "\n" + before
     for name in (

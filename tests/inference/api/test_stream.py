@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -10,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from inference.api.sse import KEEPALIVE, with_keepalive
+from inference.api.sse import KEEPALIVE, EventStreamResponse
 from tests.inference.api.conftest import LONG_ANSWER, serve, tiny_engine
 
 EVENT = re.compile(rb"data: (\{.*?\})\n\n", re.DOTALL)
@@ -104,19 +105,45 @@ def test_disconnect_cancels_the_request(server):
     assert metrics.request_success._value.get() == successes
 
 
+async def sent_messages(source, interval: float) -> tuple[list[dict], asyncio.Task]:
+    """Run an EventStreamResponse of `source` against a recording `send`."""
+    messages: list[dict] = []
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    response = EventStreamResponse(source, keepalive_interval=interval)
+    task = asyncio.ensure_future(response.stream_response(send))
+    return messages, task
+
+
 async def test_keepalive_comment_is_sent_while_the_source_is_silent():
     async def slow():
         yield b"data: {}\n\n"
         await asyncio.sleep(0.3)
         yield b"data: {}\n\n"
 
-    chunks = [chunk async for chunk in with_keepalive(slow(), interval=0.05)]
-    assert chunks[0] == b"data: {}\n\n" and chunks[-1] == b"data: {}\n\n"
-    assert KEEPALIVE in chunks[1:-1]
+    messages, task = await sent_messages(slow(), interval=0.05)
+    await asyncio.wait_for(task, 5)
+    bodies = [m["body"] for m in messages if m["type"] == "http.response.body"]
+    assert bodies[0] == b"data: {}\n\n" and bodies[-2] == b"data: {}\n\n"
+    assert KEEPALIVE in bodies[1:-2]
     assert KEEPALIVE == b":\n\n"
+    assert bodies[-1] == b"" and messages[-1]["more_body"] is False  # nothing after the end
 
 
-async def test_closing_the_keepalive_stream_closes_the_source():
+async def test_no_keepalive_while_tokens_flow():
+    async def busy():
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            yield b"data: {}\n\n"
+
+    messages, task = await sent_messages(busy(), interval=0.5)
+    await asyncio.wait_for(task, 5)
+    assert KEEPALIVE not in [m.get("body") for m in messages]
+
+
+async def test_a_stream_cut_off_closes_the_source():
     closed = asyncio.Event()
 
     async def endless():
@@ -127,9 +154,12 @@ async def test_closing_the_keepalive_stream_closes_the_source():
         finally:
             closed.set()
 
-    stream = with_keepalive(endless(), interval=0.01)
-    assert await anext(stream) == KEEPALIVE
-    await stream.aclose()
+    messages, task = await sent_messages(endless(), interval=0.01)
+    while not any(m.get("body") == KEEPALIVE for m in messages):
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     assert closed.is_set()
 
 

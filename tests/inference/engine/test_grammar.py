@@ -12,6 +12,7 @@ import re
 import jsonschema
 import pytest
 
+from inference.engine import grammar
 from inference.engine.engine import Engine
 from inference.engine.grammar import GrammarCompiler
 from inference.types import (
@@ -167,3 +168,30 @@ def test_properties_come_in_the_schema_order(tiny) -> None:
         ids = tiny.tokenizer.encode(document)
         accepted = all(matcher.consume_token(t) for t in ids) and matcher.is_accepting()
         assert accepted is expected, document
+
+
+def test_grammar_cache_drops_the_least_recently_used(tiny) -> None:
+    compiler = GrammarCompiler(tiny.tokenizer, cache_size=3)
+    specs = [regex_grammar(f"{letter}+") for letter in "abcdef"]
+    for spec in specs[:3]:
+        compiler.compile(spec)
+    compiler.compile(specs[0])  # used again: now the most recent
+    for spec in specs[3:]:
+        compiler.compile(spec)
+        assert compiler.num_cached <= compiler.cache_size == 3
+    assert [compiler.is_cached(s) for s in specs] == [False, False, False, True, True, True]
+    compiler.compile(specs[4])
+    compiler.compile(specs[0])  # evicts specs[3], the least recently used
+    assert [compiler.is_cached(s) for s in specs] == [True, False, False, False, True, True]
+
+
+def test_llguidance_vocabularies_are_bounded(tiny, monkeypatch) -> None:
+    monkeypatch.setattr(grammar, "LLTOKENIZER_CACHE_SIZE", 2)
+    monkeypatch.setattr(grammar, "_LLTOKENIZERS", type(grammar._LLTOKENIZERS)())
+    sizes = [len(tiny.tokenizer) + extra for extra in range(3)]
+    built = [grammar.llg_tokenizer(tiny.tokenizer, size) for size in sizes[:2]]
+    assert grammar.llg_tokenizer(tiny.tokenizer, sizes[0]) is built[0]  # kept, now most recent
+    grammar.llg_tokenizer(tiny.tokenizer, sizes[2])
+    assert len(grammar._LLTOKENIZERS) == 2
+    assert (id(tiny.tokenizer), sizes[1]) not in grammar._LLTOKENIZERS  # the oldest went
+    assert grammar.llg_tokenizer(tiny.tokenizer, sizes[0]) is built[0]

@@ -58,3 +58,35 @@ def test_an_end_of_sequence_id_is_special_even_when_the_tokenizer_says_not(token
     assert outputs.is_special(plain) and outputs.token_info(plain, None).special
     assert outputs.is_special(tokenizer.eos_token_id)
     assert not outputs.is_special(plain + 1)
+
+
+def half_a_character(tokenizer) -> list[int]:
+    """Tokens for " ma" and the first bytes of an emoji (its bytes span two tokens)."""
+    ids = tokenizer.encode(" ma🤗", add_special_tokens=False)[:-1]
+    assert tokenizer.decode(ids) == " ma\ufffd"
+    return ids
+
+
+def test_an_answer_that_ends_inside_a_character_streams_what_it_says(tokenizer):
+    """The model's end-of-sequence right after half of a character: the half is dropped, so a
+    client that joins the streamed token texts gets the same text as the final one."""
+    outputs = OutputProcessor(tokenizer, {tokenizer.eos_token_id}, max_total_tokens=100)
+    prompt = tokenizer.encode("Say:")
+    state = outputs.new_state(Request("r", prompt, SamplingParams(max_new_tokens=10)), seed=None)
+    half = half_a_character(tokenizer)
+    ids = [*half, tokenizer.eos_token_id]
+    events = [outputs.process(state, token(t), len(prompt) + i + 1) for i, t in enumerate(ids)]
+    streamed = "".join(e.token.text for e in events if not e.token.special)
+    assert "".join(e.text for e in events) == streamed == " ma"
+    assert events[-1].finish_reason == FinishReason.EOS_TOKEN
+
+
+def test_an_answer_cut_by_its_length_inside_a_character_shows_the_replacement(tokenizer):
+    outputs = OutputProcessor(tokenizer, {tokenizer.eos_token_id}, max_total_tokens=100)
+    prompt = tokenizer.encode("Say:")
+    half = half_a_character(tokenizer)
+    params = SamplingParams(max_new_tokens=len(half))
+    state = outputs.new_state(Request("r", prompt, params), seed=None)
+    events = [outputs.process(state, token(t), len(prompt) + i + 1) for i, t in enumerate(half)]
+    assert events[-1].finish_reason == FinishReason.LENGTH
+    assert "".join(e.token.text for e in events) == "".join(e.text for e in events) == " ma\ufffd"

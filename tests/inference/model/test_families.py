@@ -21,13 +21,14 @@ import pytest
 import torch
 
 from inference.config import EngineConfig
-from inference.cpu import ISA_ENV, Isa, cpu_info
+from inference.cpu import Isa, LinearPath, cpu_info
 from inference.engine.engine import Engine
 from inference.engine.scheduler import SchedulerConfig
 from inference.model import quant_loader
-from inference.model.linear import QuantizedWeights, QuantProjection
+from inference.model.backend_linears import ProjectionLinear
+from inference.model.linear import QuantizedWeights, QuantProjection, linear_path
 from inference.model.runner import HFModelRunner, PagedModelRunner
-from inference.model.transformers_backend import ProjectionLinear, TransformersPagedRunner
+from inference.model.transformers_backend import TransformersPagedRunner
 from inference.types import GenerationEvent
 from tests.inference.factories import make_request, run_to_completion
 from tests.support.tiny_families import FAMILIES, build_tiny_family
@@ -111,17 +112,6 @@ def assert_matches(events: list, model, prompt: list[int]) -> None:
     assert logprobs == pytest.approx(expected_logprobs, abs=TOLERANCE)
 
 
-@pytest.fixture
-def tier(monkeypatch, request):
-    """The CPU tier the server believes it has: the hardware's (None) or one forced lower."""
-    if request.param:
-        monkeypatch.setenv(ISA_ENV, request.param)
-    cpu_info.cache_clear()
-    yield request.param
-    monkeypatch.delenv(ISA_ENV, raising=False)
-    cpu_info.cache_clear()
-
-
 @pytest.mark.parametrize(("family", "path"), CASES, ids=[f"{f}-{p}" for f, p in CASES])
 @torch.inference_mode()
 def test_engine_matches_transformers_generate(family: str, path: str) -> None:
@@ -143,12 +133,12 @@ def check_family(family: str, path: str) -> None:
     prefix's follow-up beside a fresh prompt) against ``generate``, on runner ``path``."""
     loaded = build_tiny_family(family)
     scheduler_config = SchedulerConfig.from_engine_config(LIMITS, block_size=BLOCK_SIZE)
+    model = copy.deepcopy(loaded.model)  # transformers' own modules: the runners swap linears
     runner = None
     if path != expected_path(family):
         runner = RUNNERS[path](loaded, scheduler_config.num_blocks, BLOCK_SIZE)
     engine = Engine(loaded, LIMITS, scheduler_config, runner)
     assert type(engine.runner) is RUNNERS[path]
-    model = loaded.model
 
     # Round 1: four prompts of different lengths and one asking for prompt logprobs.
     first = [make_request(p, max_new_tokens=NEW_TOKENS, ignore_eos=True) for p in PROMPTS]
@@ -193,6 +183,7 @@ def test_layers_with_their_own_kv_shape_get_their_own_cache() -> None:
     layer = loaded.model.model.layers[1]
     torch.manual_seed(1)
     layer.self_attn = LlamaAttention(config, layer_idx=1).eval()
+    model = copy.deepcopy(loaded.model)
     scheduler_config = SchedulerConfig.from_engine_config(LIMITS, block_size=BLOCK_SIZE)
     engine = Engine(loaded, LIMITS, scheduler_config)
     assert type(engine.runner) is TransformersPagedRunner
@@ -202,7 +193,7 @@ def test_layers_with_their_own_kv_shape_get_their_own_cache() -> None:
         engine.add_request(request)
     results = run_to_completion(engine)
     for request, prompt in zip(requests, PROMPTS, strict=True):
-        assert_matches(results[request.request_id], loaded.model, prompt)
+        assert_matches(results[request.request_id], model, prompt)
 
 
 @pytest.mark.parametrize("tier", [None, "avx2"], indirect=True)
@@ -230,3 +221,27 @@ def test_quantized_weights_are_served_by_the_transformers_backend(bits: int, tie
     event = run_to_completion(engine)[request.request_id][0]
     assert event.token.id == int(expected.argmax())
     assert abs(event.token.logprob - float(expected[event.token.id])) < 0.05
+
+
+@pytest.mark.parametrize("tier", [None, "avx2"], indirect=True)
+@torch.inference_mode()
+def test_dense_linears_are_prepacked_on_the_transformers_backend(tier) -> None:
+    """Every dense linear of the family is served by a projection (oneDNN's prepacked layout
+    where oneDNN runs float32 here), and a step still gives transformers' logits."""
+    loaded = build_tiny_family("qwen3")
+    reference = copy.deepcopy(loaded.model)
+    loaded.frees_hf_weights = True
+    engine = Engine(loaded, LIMITS, SchedulerConfig.from_engine_config(LIMITS))
+    assert type(engine.runner) is TransformersPagedRunner
+    modules = list(loaded.model.modules())
+    if linear_path(torch.device("cpu"), torch.float32) == LinearPath.ONEDNN:
+        assert not any(type(m) is torch.nn.Linear for m in modules)
+        up = loaded.model.model.layers[0].mlp.up_proj
+        assert isinstance(up, ProjectionLinear) and up.projection.prepacked
+    prompt = PROMPTS[3]
+    expected = reference(torch.tensor([prompt])).logits[0, -1].log_softmax(-1)
+    request = make_request(prompt, max_new_tokens=1)
+    engine.add_request(request)
+    event = run_to_completion(engine)[request.request_id][0]
+    assert event.token.id == int(expected.argmax())
+    assert abs(event.token.logprob - float(expected[event.token.id])) < TOLERANCE
