@@ -11,7 +11,9 @@ layer:
   again and calls the `on_lost` handlers, which close this process's sockets so that their
   pages reconnect and read the conversation again (events sent meanwhile are gone);
 - makes the memberships again every half `group_expiry`, which otherwise drops a socket that
-  stays open longer than that.
+  stays open longer than that;
+- receives through one reader task per process (`chatui.layer_reader`), so that a cancelled
+  receive never loses a message of another channel.
 
 `LAYER_FAILURES` are the exceptions a layer call raises while Redis is unreachable. Every
 handler of them calls `raise_if_cancelled` first: redis-py may report a cancelled blocking
@@ -35,6 +37,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from chatui.layer_reader import ProcessReader
+
 logger = logging.getLogger(__name__)
 
 LAYER_FAILURES: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -57,7 +61,7 @@ def raise_if_cancelled(failure: BaseException) -> None:
         raise asyncio.CancelledError from failure
 
 
-class RedisChannelLayer(core.RedisChannelLayer):
+class RedisChannelLayer(ProcessReader, core.RedisChannelLayer):
     """channels_redis's layer, recovering from a Redis restart (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -92,6 +96,10 @@ class RedisChannelLayer(core.RedisChannelLayer):
     async def group_discard(self, group: str, channel: str) -> None:
         self.memberships.discard((group, channel))
         await super().group_discard(group, channel)
+
+    async def close_pools(self) -> None:
+        self.stop_readers()
+        await super().close_pools()
 
     def _ensure_watch(self) -> None:
         loop = asyncio.get_running_loop()

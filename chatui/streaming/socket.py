@@ -111,7 +111,7 @@ class ConversationSocket:
             await self.send_json(payload)
             await self._request_sync()
             return
-        if self.behind and not self._can_place(payload):
+        if not self._can_place(payload):
             if time.monotonic() - self.last_sync_request >= RESYNC_AFTER_S:
                 await self._request_sync()
             return
@@ -124,13 +124,15 @@ class ConversationSocket:
         )
 
     def _can_place(self, payload: dict[str, Any]) -> bool:
-        """False for a token past the end of the page's text (the resync brings it)."""
+        """False for a token past the end of the page's text (the resync brings it). A token
+        of an answer this socket never saw start (its `queued` status was lost on the way)
+        waits for the resync too: the page's text of it is unknown here."""
         kind = payload.get("type")
         if kind == "final":
             self.behind.pop(payload["message"]["id"], None)
-        if kind != "token" or payload["message_id"] not in self.behind:
+        if kind != "token":
             return True
-        known = self.behind[payload["message_id"]]
+        known = self.behind.setdefault(payload["message_id"], None)
         if known is None and payload["offset"] != 0:
             return False
         if known is not None and payload["offset"] > known:

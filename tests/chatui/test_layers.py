@@ -34,7 +34,7 @@ def _fresh_redis_layer(settings) -> Any:
         pytest.skip("REDIS_URL is not set")
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "chatui.layers.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
         }
     }
