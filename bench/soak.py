@@ -181,6 +181,7 @@ def idle_summary(stack: Stack, runtimes: list[dict], baseline_tasks: list[int]) 
     return (
         f"idle at the end: web processes hold {total('sockets')} sockets, "
         f"{total('generations')} answers, {total('layer_memberships')} group memberships, "
+        f"{total('layer_buffers')} channel buffers, "
         f"{total('asyncio_tasks')} asyncio tasks ({sum(baseline_tasks)} after the warm-up), "
         f"{sum(p.get('in_use', 0) for p in pools)} pooled DB connections in use; Postgres "
         f"{database_connections(server_url, stack.database)} connections (pools "

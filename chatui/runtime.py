@@ -50,6 +50,8 @@ def runtime_stats() -> dict[str, Any]:
         **get_hub().stats(),
         "layer_memberships": len(getattr(layer, "memberships", ())),
         "layer_recoveries": getattr(layer, "num_recoveries", 0),
+        # channels with messages or receivers here (those of gone sockets: until the expiry)
+        "layer_buffers": getattr(layer, "num_buffers", 0),
         "database_pool": _database_pool(),
     }
 
