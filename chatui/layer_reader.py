@@ -59,6 +59,11 @@ class ProcessReader:
         self._last_sweep = 0.0
 
     @property
+    def num_readers(self) -> int:
+        """Reader tasks popping now."""
+        return sum(not reader.done() for reader in self._readers.values())
+
+    @property
     def num_buffers(self) -> int:
         """Channels with a buffer now (each costs memory until it goes)."""
         return len(self._buffers)
@@ -123,6 +128,8 @@ class ProcessReader:
                 buffer.touched = now
             if now - self._last_sweep >= SWEEP_EVERY_S:
                 self._sweep(now)
+            await asyncio.sleep(0)  # the receivers just served run first, so the check sees
+            # only those still waiting (a probe's receive leaves no pop behind)
 
     def _sweep(self, now: float) -> None:
         """Drops the buffers of channels nobody has received on for the layer's expiry (a

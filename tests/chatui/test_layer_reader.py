@@ -91,6 +91,8 @@ async def test_buffers_go_with_their_receivers(layers, monkeypatch):
     await sender.send(probe, {"type": "probe"})
     assert (await asyncio.wait_for(receiver.receive(probe), TIMEOUT_S))["type"] == "probe"
     assert receiver.num_buffers == 0
+    await asyncio.sleep(0.05)
+    assert receiver.num_readers == 0  # no pop left blocking with nobody to serve
 
     # A consumer that went away: messages still on their way to it are dropped after the
     # layer's expiry, once the reader (kept busy by another receiver) sweeps.
