@@ -72,7 +72,8 @@ class ServerProcess:
 
     def wait_ready(self, timeout_s: float = 60.0) -> Self:
         """Until `ready_url` answers; RuntimeError if the process exits first, TimeoutError
-        after `timeout_s` (both with the log's tail)."""
+        after `timeout_s` (both with the log's tail). A process given up on is stopped: a
+        fixture that fails here never reaches its own cleanup."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.is_alive:
@@ -80,6 +81,7 @@ class ServerProcess:
             if answers(self.ready_url):
                 return self
             time.sleep(POLL_INTERVAL_S)
+        self.stop()
         raise TimeoutError(f"{self.name} did not answer in {timeout_s} s:\n{self.log()}")
 
     def kill(self) -> None:
