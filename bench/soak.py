@@ -182,7 +182,8 @@ def idle_summary(stack: Stack, runtimes: list[dict], baseline_tasks: list[int]) 
         f"idle at the end: web processes hold {total('sockets')} sockets, "
         f"{total('generations')} answers, {total('layer_memberships')} group memberships, "
         f"{total('layer_buffers')} channel buffers, "
-        f"{total('asyncio_tasks')} asyncio tasks ({sum(baseline_tasks)} after the warm-up), "
+        f"{sum(map(_own_tasks, runtimes))} asyncio tasks ({sum(baseline_tasks)} after the "
+        f"warm-up; the layer's readers apart), "
         f"{sum(p.get('in_use', 0) for p in pools)} pooled DB connections in use; Postgres "
         f"{database_connections(server_url, stack.database)} connections (pools "
         f"{sum(p.get('size', 0) for p in pools)}); model server batch "
@@ -201,10 +202,10 @@ def leaks(stack: Stack, runtimes: list[dict], baseline_tasks: list[int]) -> list
         for key in ("sockets", "generations", "unsaved_answers", "layer_memberships"):
             if runtime[key]:
                 found.append(f"{where}: {runtime[key]} {key}")
-        if runtime["asyncio_tasks"] > idle_tasks:
+        if _own_tasks(runtime) > idle_tasks:
             found.append(
-                f"{where}: {runtime['asyncio_tasks']} asyncio tasks, {idle_tasks} when idle "
-                f"before ({runtime['task_kinds']})"
+                f"{where}: {_own_tasks(runtime)} asyncio tasks, {idle_tasks} when idle "
+                f"before, the layer's reader apart ({runtime['task_kinds']})"
             )
         if runtime["database_pool"].get("in_use"):
             found.append(f"{where}: {runtime['database_pool']['in_use']} pooled DB connections")
@@ -247,7 +248,13 @@ def warm_up(stack: Stack) -> list[int]:
                 raise RuntimeError(f"the warm-up failed: {visitor.tally.problems}")
 
     asyncio.run(ask_once())
-    return [r["asyncio_tasks"] for r in wait_until_idle(stack)]
+    return [_own_tasks(r) for r in wait_until_idle(stack)]
+
+
+def _own_tasks(runtime: dict) -> int:
+    """A process's asyncio tasks but the layer's reader, which lives on after its last
+    receiver until the next message, so it is there or not whatever the traffic was."""
+    return runtime["asyncio_tasks"] - runtime.get("layer_readers", 0)
 
 
 def report(visitors: list[Visitor], stack: Stack, samples: list[Sample], runtimes: list[dict],

@@ -52,6 +52,9 @@ def runtime_stats() -> dict[str, Any]:
         "layer_recoveries": getattr(layer, "num_recoveries", 0),
         # channels with messages or receivers here (those of gone sockets: until the expiry)
         "layer_buffers": getattr(layer, "num_buffers", 0),
+        # the layer's reader tasks (one per process at most: popping, or blocked until the
+        # next message after its last receiver left), counted among `asyncio_tasks` too
+        "layer_readers": getattr(layer, "num_readers", 0),
         "database_pool": _database_pool(),
     }
 

@@ -111,7 +111,7 @@ class ConversationSocket:
             await self.send_json(payload)
             await self._request_sync()
             return
-        if not self._can_place(payload):
+        if self.behind and not self._can_place(payload):
             if time.monotonic() - self.last_sync_request >= RESYNC_AFTER_S:
                 await self._request_sync()
             return
@@ -124,15 +124,13 @@ class ConversationSocket:
         )
 
     def _can_place(self, payload: dict[str, Any]) -> bool:
-        """False for a token past the end of the page's text (the resync brings it). A token
-        of an answer this socket never saw start (its `queued` status was lost on the way)
-        waits for the resync too: the page's text of it is unknown here."""
+        """False for a token past the end of the page's text (the resync brings it)."""
         kind = payload.get("type")
         if kind == "final":
             self.behind.pop(payload["message"]["id"], None)
-        if kind != "token":
+        if kind != "token" or payload["message_id"] not in self.behind:
             return True
-        known = self.behind.setdefault(payload["message_id"], None)
+        known = self.behind[payload["message_id"]]
         if known is None and payload["offset"] != 0:
             return False
         if known is not None and payload["offset"] > known:

@@ -107,18 +107,6 @@ async def test_an_answer_starting_elsewhere_streams_from_its_resync(consumer):
     assert consumer.sent[-1] == final and consumer.behind == {}
 
 
-async def test_an_answer_whose_start_was_lost_streams_from_its_resync(consumer):
-    """Its `queued` status never came (a layer may lose a message): its tokens are not
-    forwarded at offsets the page may not have reached, and a resync is asked for."""
-    await consumer.bus_snapshot(_snapshot({"id": "m3", "content": "Old", "is_generating": False}))
-    await consumer.chat_event(_elsewhere(_token(" more", 9, "m3")))
-    assert consumer.sent[-1]["type"] == "snapshot"
-    assert len(consumer.sync_requests) == 1
-    await consumer.chat_event(_elsewhere(_token("Old text", 0, "m3")))  # the resync
-    await consumer.chat_event(_elsewhere(_token(" more", 8, "m3")))
-    assert consumer.sent[-2:] == [_token("Old text", 0, "m3"), _token(" more", 8, "m3")]
-
-
 async def test_a_lost_layer_closes_the_socket_for_a_reconnect(consumer):
     await consumer.layer_lost()
     assert consumer.closed_with == CLOSE_RECONNECT
