@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from inference.config import EngineConfig
+from inference.cpu import ISA_ENV, cpu_info
 from inference.engine.engine import Engine
 from inference.engine.scheduler import SchedulerConfig
 from inference.model.loader import LoadedModel
@@ -33,3 +34,16 @@ def engine_factory(tiny: LoadedModel) -> Callable[..., Engine]:
         return Engine(tiny, config, scheduler_config, runner)
 
     return make
+
+
+@pytest.fixture
+def tier(monkeypatch, request):
+    """The CPU tier the server believes it has: the hardware's (None) or one forced lower
+    (parametrize ``tier`` indirectly with the tier's name)."""
+    forced = getattr(request, "param", None)
+    if forced:
+        monkeypatch.setenv(ISA_ENV, forced)
+    cpu_info.cache_clear()
+    yield forced
+    monkeypatch.delenv(ISA_ENV, raising=False)
+    cpu_info.cache_clear()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from inference.config import EngineConfig, ModelConfig
-from inference.cpu import ISA_ENV, cpu_info
 from inference.engine.engine import Engine
 from inference.model.loader import load_model
 from tests.inference.factories import make_request, run_to_completion
@@ -24,25 +23,14 @@ FORMS = [  # (dtype, quantize, forced ISA)
 ]
 
 
-@pytest.fixture
-def isa(monkeypatch, request):
-    forced = request.param
-    if forced:
-        monkeypatch.setenv(ISA_ENV, forced)
-    cpu_info.cache_clear()
-    yield forced
-    monkeypatch.delenv(ISA_ENV, raising=False)
-    cpu_info.cache_clear()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("dtype", "quantize", "isa"),
+    ("dtype", "quantize", "tier"),
     FORMS,
-    indirect=["isa"],
+    indirect=["tier"],
     ids=[f"{d}-{q}" + (f"-{i}" if i else "") for d, q, i in FORMS],
 )
-def test_bundled_model_answers_a_chat_question_coherently(dtype, quantize, isa):
+def test_bundled_model_answers_a_chat_question_coherently(dtype, quantize, tier):
     loaded = load_model(ModelConfig(dtype=dtype, quantize=quantize))
     if quantize in ("int8", "int4"):
         assert loaded.quantize == quantize
