@@ -115,9 +115,8 @@ class ProcessReader:
         while self._num_waiting.get(real_channel):
             try:
                 channels, message = await self.receive_single(real_channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis away (the pool retried first) or a bad message
+            # Redis away (the pool retried first) or a bad message; a cancel is no Exception
+            except Exception:
                 logger.warning("Reading %s failed; trying again", real_channel, exc_info=True)
                 await asyncio.sleep(READ_RETRY_S)
                 continue
